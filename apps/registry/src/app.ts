@@ -1,0 +1,95 @@
+import { isValidRepositoryName } from "@minato/oci";
+import { Hono } from "hono";
+import { RegistryError } from "./errors.js";
+import { API_VERSION, API_VERSION_HEADER, type Ctx, type Env, type RegistryDeps } from "./http.js";
+import { deleteBlob, getBlob } from "./routes/blobs.js";
+import { listReferrers, listRepositories, listTags } from "./routes/listing.js";
+import { deleteManifest, getManifest, putManifest } from "./routes/manifests.js";
+import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from "./routes/uploads.js";
+
+type Handler = (c: Ctx, deps: RegistryDeps, name: string, reference: string) => Promise<Response>;
+type Route = { pattern: RegExp; methods: Record<string, Handler> };
+
+/**
+ * Repository names contain slashes, so distribution paths are matched here, longest suffix first:
+ * `/v2/<name>/<kind>/<reference>`, the name being everything before the last matching suffix.
+ */
+const ROUTES: Route[] = [
+  {
+    pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/,
+    methods: { POST: (c, deps, name) => startUpload(c, deps, name) },
+  },
+  {
+    pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
+    methods: { GET: uploadStatus, PATCH: patchUpload, PUT: finishUpload, DELETE: cancelUpload },
+  },
+  {
+    pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
+    methods: {
+      GET: (c, deps, name, ref) => getBlob(c, deps, name, ref, false),
+      HEAD: (c, deps, name, ref) => getBlob(c, deps, name, ref, true),
+      DELETE: deleteBlob,
+    },
+  },
+  {
+    pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
+    methods: {
+      GET: (c, deps, name, ref) => getManifest(c, deps, name, ref, false),
+      HEAD: (c, deps, name, ref) => getManifest(c, deps, name, ref, true),
+      PUT: putManifest,
+      DELETE: deleteManifest,
+    },
+  },
+  { pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: (c, deps, name) => listTags(c, deps, name) } },
+  { pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/, methods: { GET: listReferrers } },
+];
+
+function dispatch(c: Ctx, deps: RegistryDeps, path: string): Promise<Response> {
+  for (const route of ROUTES) {
+    const match = route.pattern.exec(path);
+    if (!match) continue;
+    const name = match[1] as string;
+    if (!isValidRepositoryName(name)) throw new RegistryError(400, "NAME_INVALID", { name: name.slice(0, 300) });
+    const handler = route.methods[c.req.method];
+    if (!handler) {
+      throw new RegistryError(405, "UNSUPPORTED", { method: c.req.method }, "method not allowed", {
+        Allow: Object.keys(route.methods).join(", "),
+      });
+    }
+    return handler(c, deps, name, match[2] ?? "");
+  }
+  throw new RegistryError(404, "NAME_UNKNOWN", undefined, "no such endpoint");
+}
+
+/** The raw request path: percent-encoded dots must not be decoded into a traversal. */
+function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const query = url.indexOf("?", start);
+  return url.slice(start, query === -1 ? undefined : query);
+}
+
+export function createApp(deps: RegistryDeps): Hono<Env> {
+  const app = new Hono<Env>();
+
+  app.use(async (c, next) => {
+    c.header(API_VERSION_HEADER, API_VERSION);
+    await next();
+  });
+
+  app.get("/v2/", (c) => c.json({}));
+  app.get("/v2/_catalog", (c) => listRepositories(c, deps));
+  app.all("/v2/*", (c) => dispatch(c, deps, rawPath(c.req.url)));
+
+  app.notFound((c) => c.json({ errors: [{ code: "UNSUPPORTED", message: "not found" }] }, 404));
+  app.onError((error, c) => {
+    if (error instanceof RegistryError) {
+      deps.logger.debug({ code: error.code, status: error.status, path: c.req.path }, error.message);
+      const headers = { ...error.headers, "Content-Type": "application/json" };
+      const status = error.status as 400;
+      return c.req.method === "HEAD" ? c.body(null, status, headers) : c.body(error.body(), status, headers);
+    }
+    deps.logger.error({ err: error, method: c.req.method, path: c.req.path }, "request failed");
+    return c.json({ errors: [{ code: "UNKNOWN", message: "internal server error" }] }, 500);
+  });
+  return app;
+}

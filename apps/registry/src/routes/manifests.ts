@@ -1,0 +1,117 @@
+import {
+  bareMediaType,
+  type Digest,
+  digestOf,
+  isValidTag,
+  ManifestError,
+  type ManifestSummary,
+  parseDigest,
+  parseManifest,
+} from "@minato/oci";
+import { errorEntry, RegistryError } from "../errors.js";
+import { type Ctx, type RegistryDeps, readBody, requireDigest } from "../http.js";
+
+/** distribution-spec end-7b: at least 10 tags per request SHOULD be accepted; past this, 414. */
+const MAX_TAGS_PER_PUSH = 100;
+
+type Reference = { kind: "digest"; digest: Digest } | { kind: "tag"; tag: string };
+
+function parseReference(reference: string): Reference {
+  if (reference.includes(":")) return { kind: "digest", digest: requireDigest(reference) };
+  if (!isValidTag(reference)) throw new RegistryError(400, "NAME_INVALID", { tag: reference.slice(0, 200) }, "invalid tag");
+  return { kind: "tag", tag: reference };
+}
+
+/**
+ * Whether an `Accept` header admits a media type. No header, or a wildcard, admits everything;
+ * Distribution likewise answers 404 when a client accepts only other manifest types.
+ */
+function accepts(header: string | undefined, mediaType: string): boolean {
+  if (!header) return true;
+  for (const entry of header.split(",")) {
+    const type = bareMediaType(entry);
+    if (type === mediaType || type === "*/*" || type === "application/*" || type === "") return true;
+  }
+  return false;
+}
+
+export async function getManifest(c: Ctx, deps: RegistryDeps, name: string, reference: string, head: boolean): Promise<Response> {
+  parseReference(reference);
+  const manifest = await deps.metadata.getManifest(name, reference);
+  if (!manifest) throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference });
+  if (!accepts(c.req.header("accept"), manifest.mediaType)) {
+    throw new RegistryError(
+      404,
+      "MANIFEST_UNKNOWN",
+      { mediaType: manifest.mediaType },
+      `manifest is ${manifest.mediaType}, which the Accept header does not allow`,
+    );
+  }
+  const headers = {
+    "Content-Type": manifest.mediaType,
+    "Content-Length": String(manifest.content.byteLength),
+    "Docker-Content-Digest": manifest.digest,
+    ETag: `"${manifest.digest}"`,
+  };
+  if (head) return c.body(null, 200, headers);
+  return c.body(manifest.content as Uint8Array<ArrayBuffer>, 200, headers);
+}
+
+export async function putManifest(c: Ctx, deps: RegistryDeps, name: string, reference: string): Promise<Response> {
+  const target = parseReference(reference);
+  const limit = deps.options.maxManifestBytes;
+  const content = await readBody(
+    c.env.incoming,
+    limit,
+    () => new RegistryError(413, "MANIFEST_INVALID", { limit }, `manifest exceeds ${limit} bytes`),
+  );
+
+  let summary: ManifestSummary;
+  try {
+    summary = parseManifest(content, c.req.header("content-type"));
+  } catch (error) {
+    if (error instanceof ManifestError) throw new RegistryError(400, "MANIFEST_INVALID", { reason: error.message });
+    throw error;
+  }
+
+  const algorithm = target.kind === "digest" ? parseDigest(target.digest).algorithm : "sha256";
+  const digest = digestOf(content, algorithm);
+  if (target.kind === "digest" && digest !== target.digest) {
+    throw new RegistryError(400, "DIGEST_INVALID", { expected: target.digest, actual: digest });
+  }
+
+  // end-7b: tags may ride along a push by digest.
+  const extraTags = target.kind === "digest" ? (c.req.queries("tag") ?? []) : [];
+  if (extraTags.length > MAX_TAGS_PER_PUSH) throw new RegistryError(414, "UNSUPPORTED", { max: MAX_TAGS_PER_PUSH }, "too many tags");
+  for (const tag of extraTags) {
+    if (!isValidTag(tag)) throw new RegistryError(400, "NAME_INVALID", { tag: tag.slice(0, 200) }, "invalid tag");
+  }
+  const tags = target.kind === "tag" ? [target.tag] : [...new Set(extraTags)];
+
+  const missing = await deps.metadata.putManifest(name, { digest, mediaType: summary.mediaType, content, summary }, tags);
+  if (missing.length > 0) {
+    throw RegistryError.many(
+      400,
+      missing.map((ref) => errorEntry("MANIFEST_BLOB_UNKNOWN", ref)),
+    );
+  }
+
+  const headers: Record<string, string> = {
+    Location: `/v2/${name}/manifests/${digest}`,
+    "Docker-Content-Digest": digest,
+    "Content-Length": "0",
+  };
+  if (summary.subject) headers["OCI-Subject"] = summary.subject.digest;
+  if (extraTags.length > 0) headers["OCI-Tag"] = tags.join(", ");
+  return c.body(null, 201, headers);
+}
+
+export async function deleteManifest(c: Ctx, deps: RegistryDeps, name: string, reference: string): Promise<Response> {
+  if (!deps.options.deletesEnabled) throw new RegistryError(405, "UNSUPPORTED", undefined, "deletes are disabled");
+  const target = parseReference(reference);
+  if (!(await deps.metadata.repositoryExists(name))) throw new RegistryError(404, "NAME_UNKNOWN", { name });
+  const deleted =
+    target.kind === "digest" ? await deps.metadata.deleteManifest(name, target.digest) : await deps.metadata.deleteTag(name, target.tag);
+  if (!deleted) throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference });
+  return c.body(null, 202, { "Content-Length": "0" });
+}

@@ -1,0 +1,199 @@
+import { randomUUID } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { type Digest, isValidRepositoryName } from "@minato/oci";
+import { assertUploadId, DigestMismatchError, UploadNotFoundError, UploadOffsetError, UploadTooLargeError } from "@minato/storage";
+import { RegistryError } from "../errors.js";
+import { type Ctx, hasBody, type RegistryDeps, requireDigest } from "../http.js";
+import type { UploadSession } from "../metadata/store.js";
+
+const CONTENT_RANGE = /^(\d+)-(\d+)$/;
+
+/** One request at a time may write to a session; a second concurrent writer would interleave bytes. */
+const busy = new Set<string>();
+
+function uploadLocation(name: string, id: string): string {
+  return `/v2/${name}/blobs/uploads/${id}`;
+}
+
+function blobLocation(name: string, digest: Digest): string {
+  return `/v2/${name}/blobs/${digest}`;
+}
+
+/** `Range: 0-<last byte>` as Distribution sends it (0-0 for an empty session). */
+function rangeHeader(size: number): string {
+  return `0-${Math.max(size - 1, 0)}`;
+}
+
+function sessionHeaders(name: string, id: string, size: number): Record<string, string> {
+  return { Location: uploadLocation(name, id), Range: rangeHeader(size), "Docker-Upload-UUID": id, "Content-Length": "0" };
+}
+
+async function findSession(deps: RegistryDeps, name: string, id: string): Promise<UploadSession> {
+  try {
+    assertUploadId(id);
+  } catch {
+    throw new RegistryError(404, "BLOB_UPLOAD_UNKNOWN", { id: id.slice(0, 64) });
+  }
+  const session = await deps.metadata.getUpload(id);
+  if (!session || session.repository !== name) throw new RegistryError(404, "BLOB_UPLOAD_UNKNOWN", { id });
+  return session;
+}
+
+async function withSession<T>(id: string, work: () => Promise<T>): Promise<T> {
+  if (busy.has(id)) throw new RegistryError(416, "BLOB_UPLOAD_INVALID", { id }, "another request is writing to this upload");
+  busy.add(id);
+  try {
+    return await work();
+  } finally {
+    busy.delete(id);
+  }
+}
+
+/**
+ * Appends the request body to a session. With `Content-Range` the chunk must start at the current
+ * offset (416 otherwise) and its length must match `Content-Length`; without it the body is streamed
+ * onto the end, as Docker's streaming upload does.
+ */
+async function appendBody(c: Ctx, deps: RegistryDeps, name: string, id: string): Promise<number> {
+  const incoming: IncomingMessage = c.env.incoming;
+  const size = await deps.storage.uploadSize(id);
+  if (size === undefined) throw new RegistryError(404, "BLOB_UPLOAD_UNKNOWN", { id });
+  let offset = size;
+  let maxBytes: number | undefined;
+  const contentRange = c.req.header("content-range");
+  if (contentRange !== undefined) {
+    const match = CONTENT_RANGE.exec(contentRange.trim().replace(/^bytes[ =]/, ""));
+    if (!match) throw new RegistryError(400, "BLOB_UPLOAD_INVALID", { contentRange }, "malformed Content-Range");
+    const start = Number(match[1]);
+    const end = Number(match[2]);
+    if (start !== size || end < start) {
+      throw new RegistryError(416, "BLOB_UPLOAD_INVALID", { expectedStart: size }, "chunk out of order", sessionHeaders(name, id, size));
+    }
+    maxBytes = end - start + 1;
+    const length = incoming.headers["content-length"];
+    if (length !== undefined && Number(length) !== maxBytes) {
+      throw new RegistryError(400, "SIZE_INVALID", { contentRange, contentLength: length }, "Content-Length does not match Content-Range");
+    }
+    offset = start;
+  }
+  try {
+    return await deps.storage.append(id, offset, incoming, maxBytes);
+  } catch (error) {
+    if (error instanceof UploadOffsetError) {
+      throw new RegistryError(
+        416,
+        "BLOB_UPLOAD_INVALID",
+        { expectedStart: error.expected },
+        "chunk out of order",
+        sessionHeaders(name, id, error.expected),
+      );
+    }
+    if (error instanceof UploadTooLargeError)
+      throw new RegistryError(400, "SIZE_INVALID", undefined, "chunk longer than its Content-Range");
+    if (error instanceof UploadNotFoundError) throw new RegistryError(404, "BLOB_UPLOAD_UNKNOWN", { id });
+    throw error;
+  }
+}
+
+/** Verifies and publishes a session's bytes; a digest mismatch discards the session (nothing is stored). */
+async function complete(c: Ctx, deps: RegistryDeps, name: string, id: string, digest: Digest): Promise<Response> {
+  let size: number;
+  try {
+    ({ size } = await deps.storage.commit(id, digest));
+  } catch (error) {
+    if (error instanceof DigestMismatchError) {
+      await discard(deps, id);
+      throw new RegistryError(400, "DIGEST_INVALID", { expected: error.expected, actual: error.actual });
+    }
+    throw error;
+  }
+  await deps.metadata.linkBlob(name, digest, size);
+  await deps.metadata.deleteUpload(id);
+  return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
+}
+
+async function discard(deps: RegistryDeps, id: string): Promise<void> {
+  await deps.storage.abort(id);
+  await deps.metadata.deleteUpload(id);
+}
+
+async function openSession(deps: RegistryDeps, name: string): Promise<string> {
+  const id = randomUUID();
+  await deps.storage.createUpload(id);
+  await deps.metadata.createUpload({ id, repository: name, createdAt: Date.now() });
+  return id;
+}
+
+/** POST /v2/<name>/blobs/uploads/ — a session, a single-request upload, or a cross-repository mount. */
+export async function startUpload(c: Ctx, deps: RegistryDeps, name: string): Promise<Response> {
+  const mount = c.req.query("mount");
+  if (mount !== undefined) {
+    const digest = requireDigest(mount);
+    const from = c.req.query("from");
+    if (from !== undefined && isValidRepositoryName(from)) {
+      const blob = await deps.metadata.linkedBlob(from, digest);
+      if (blob) {
+        await deps.metadata.linkBlob(name, digest, blob.size);
+        return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
+      }
+    }
+    // Not mountable: fall back to a fresh session (distribution-spec "Mounting a blob": 202).
+  }
+
+  const algorithm = c.req.query("digest-algorithm");
+  if (algorithm !== undefined && algorithm !== "sha256" && algorithm !== "sha512") {
+    throw new RegistryError(400, "DIGEST_INVALID", { algorithm }, "unsupported digest algorithm");
+  }
+
+  const digestParam = c.req.query("digest");
+  if (digestParam !== undefined) {
+    const digest = requireDigest(digestParam);
+    const id = await openSession(deps, name);
+    try {
+      await appendBody(c, deps, name, id);
+      return await complete(c, deps, name, id, digest);
+    } catch (error) {
+      await discard(deps, id);
+      throw error;
+    }
+  }
+
+  const id = await openSession(deps, name);
+  return c.body(null, 202, sessionHeaders(name, id, 0));
+}
+
+/** PATCH <location> — one chunk, or a stream. */
+export async function patchUpload(c: Ctx, deps: RegistryDeps, name: string, id: string): Promise<Response> {
+  await findSession(deps, name, id);
+  return withSession(id, async () => {
+    const size = await appendBody(c, deps, name, id);
+    return c.body(null, 202, sessionHeaders(name, id, size));
+  });
+}
+
+/** PUT <location>?digest= — optional last chunk, then verify and publish. */
+export async function finishUpload(c: Ctx, deps: RegistryDeps, name: string, id: string): Promise<Response> {
+  const digest = requireDigest(c.req.query("digest"));
+  await findSession(deps, name, id);
+  return withSession(id, async () => {
+    if (hasBody(c.env.incoming)) await appendBody(c, deps, name, id);
+    return complete(c, deps, name, id, digest);
+  });
+}
+
+/** GET <location> — where to resume. */
+export async function uploadStatus(c: Ctx, deps: RegistryDeps, name: string, id: string): Promise<Response> {
+  await findSession(deps, name, id);
+  const size = await deps.storage.uploadSize(id);
+  if (size === undefined) throw new RegistryError(404, "BLOB_UPLOAD_UNKNOWN", { id });
+  return c.body(null, 204, sessionHeaders(name, id, size));
+}
+
+/** DELETE <location> — cancel. */
+export async function cancelUpload(c: Ctx, deps: RegistryDeps, name: string, id: string): Promise<Response> {
+  await findSession(deps, name, id);
+  return withSession(id, async () => {
+    await discard(deps, id);
+    return c.body(null, 204);
+  });
+}
