@@ -13,7 +13,10 @@ const quiet = args.has("--quiet");
 /** Debian packages by purpose; each entry is [package, command it provides]. */
 const SYSTEM_PACKAGES = {
   // skopeo is the real client the registry interop tests drive.
-  test: [["skopeo", "skopeo"]],
+  test: [
+    ["skopeo", "skopeo"],
+    ["openssl", "openssl"],
+  ],
   // CNCF Distribution and a load generator, for side-by-side benchmarks.
   bench: [
     ["docker-registry", "docker-registry"],
@@ -51,7 +54,9 @@ function systemPackages(purposes) {
   const missing = wanted.filter(([, command]) => !hasCommand(command)).map(([pkg]) => pkg);
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
-    process.stderr.write(`setup: missing Debian packages: ${missing.join(" ")} — install them with: sudo apt-get install -y ${missing.join(" ")}\n`);
+    process.stderr.write(
+      `setup: missing Debian packages: ${missing.join(" ")} — install them with: sudo apt-get install -y ${missing.join(" ")}\n`,
+    );
     return;
   }
   log(`installing Debian packages: ${missing.join(" ")}`);

@@ -61,11 +61,13 @@ function dispatch(c: Ctx, deps: RegistryDeps, path: string): Promise<Response> {
   throw new RegistryError(404, "NAME_UNKNOWN", undefined, "no such endpoint");
 }
 
-/** The raw request path: percent-encoded dots must not be decoded into a traversal. */
-function rawPath(url: string): string {
-  const start = url.indexOf("/", url.indexOf("//") + 2);
-  const query = url.indexOf("?", start);
-  return url.slice(start, query === -1 ? undefined : query);
+/**
+ * The request target exactly as sent. The URL Hono sees is WHATWG-normalised, which would turn
+ * `/v2/a/../b/...` or `%2e%2e` into another repository's path instead of an invalid name.
+ */
+function rawPath(target: string): string {
+  const query = target.indexOf("?");
+  return query === -1 ? target : target.slice(0, query);
 }
 
 export function createApp(deps: RegistryDeps): Hono<Env> {
@@ -78,7 +80,7 @@ export function createApp(deps: RegistryDeps): Hono<Env> {
 
   app.get("/v2/", (c) => c.json({}));
   app.get("/v2/_catalog", (c) => listRepositories(c, deps));
-  app.all("/v2/*", (c) => dispatch(c, deps, rawPath(c.req.url)));
+  app.all("/v2/*", (c) => dispatch(c, deps, rawPath(c.env.incoming.url ?? c.req.path)));
 
   app.notFound((c) => c.json({ errors: [{ code: "UNSUPPORTED", message: "not found" }] }, 404));
   app.onError((error, c) => {
