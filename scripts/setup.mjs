@@ -12,9 +12,12 @@ const quiet = args.has("--quiet");
 
 /** Debian packages by purpose; each entry is [package, command it provides]. */
 const SYSTEM_PACKAGES = {
-  // skopeo is the real client the registry interop tests drive.
+  // Real peers the tests drive: skopeo as a client, CNCF Distribution as a registry, busybox-static
+  // for a base image without internet, openssl for test certificates.
   test: [
     ["skopeo", "skopeo"],
+    ["docker-registry", "docker-registry"],
+    ["busybox-static", "busybox"],
     ["openssl", "openssl"],
   ],
   // CNCF Distribution and a load generator, for side-by-side benchmarks.
