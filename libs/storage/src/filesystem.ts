@@ -76,7 +76,10 @@ export class FilesystemBlobStore implements BlobStore {
     const handle = await open(path, "r").catch((error) => {
       throw isMissing(error) ? new BlobNotFoundError(`blob ${digest} not found`) : error;
     });
-    return createReadStream("", { fd: handle.fd, start: range?.start, end: range?.end, highWaterMark: 256 * 1024, autoClose: true });
+    // The stream must own the FileHandle itself: given only handle.fd it closes the descriptor while the
+    // FileHandle still holds it, and collecting that FileHandle later closes the (possibly reused)
+    // descriptor again — EBADF thrown from the garbage collector crashes the process.
+    return handle.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 256 * 1024, autoClose: true });
   }
 
   async delete(digest: Digest): Promise<boolean> {
