@@ -22,15 +22,17 @@ export interface Distribution {
 export async function startDistribution(options: { users?: Record<string, string> } = {}): Promise<Distribution> {
   const dir = await mkdtemp(join(tmpdir(), "minato-distribution-"));
   const port = await freePort();
-  const auth = options.users
-    ? (await writeFile(
-        join(dir, "htpasswd"),
-        Object.entries(options.users)
-          .map(([u, p]) => `${u}:${bcrypt(p)}\n`)
-          .join(""),
-      ),
-      `auth:\n  htpasswd:\n    realm: minato-test\n    path: ${join(dir, "htpasswd")}\n`)
-    : "";
+  let auth = "";
+  if (options.users) {
+    const htpasswd = join(dir, "htpasswd");
+    await writeFile(
+      htpasswd,
+      Object.entries(options.users)
+        .map(([user, password]) => `${user}:${bcrypt(password)}\n`)
+        .join(""),
+    );
+    auth = `auth:\n  htpasswd:\n    realm: minato-test\n    path: ${htpasswd}\n`;
+  }
   const config = join(dir, "config.yml");
   await writeFile(
     config,

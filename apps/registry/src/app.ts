@@ -1,5 +1,6 @@
 import { isValidRepositoryName } from "@minato/oci";
 import { Hono } from "hono";
+import { type Action, CATALOG, DELETE, PULL, PUSH } from "./auth/scope.js";
 import { RegistryError } from "./errors.js";
 import { API_VERSION, API_VERSION_HEADER, type Ctx, type Env, type RegistryDeps } from "./http.js";
 import { deleteBlob, getBlob } from "./routes/blobs.js";
@@ -8,7 +9,8 @@ import { deleteManifest, getManifest, putManifest } from "./routes/manifests.js"
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from "./routes/uploads.js";
 
 type Handler = (c: Ctx, deps: RegistryDeps, name: string, reference: string) => Promise<Response>;
-type Route = { pattern: RegExp; methods: Record<string, Handler> };
+/** `access`: the actions each method needs on the repository when token authentication is on. */
+type Route = { pattern: RegExp; methods: Record<string, Handler>; access: Record<string, readonly Action[]> };
 
 /**
  * Repository names contain slashes, so distribution paths are matched here, longest suffix first:
@@ -18,10 +20,12 @@ const ROUTES: Route[] = [
   {
     pattern: /^\/v2\/(.+)\/blobs\/uploads\/?$/,
     methods: { POST: (c, deps, name) => startUpload(c, deps, name) },
+    access: { POST: PUSH },
   },
   {
     pattern: /^\/v2\/(.+)\/blobs\/uploads\/([^/]+)$/,
     methods: { GET: uploadStatus, PATCH: patchUpload, PUT: finishUpload, DELETE: cancelUpload },
+    access: { GET: PUSH, PATCH: PUSH, PUT: PUSH, DELETE: PUSH },
   },
   {
     pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
@@ -30,6 +34,7 @@ const ROUTES: Route[] = [
       HEAD: (c, deps, name, ref) => getBlob(c, deps, name, ref, true),
       DELETE: deleteBlob,
     },
+    access: { GET: PULL, HEAD: PULL, DELETE },
   },
   {
     pattern: /^\/v2\/(.+)\/manifests\/([^/]+)$/,
@@ -39,12 +44,13 @@ const ROUTES: Route[] = [
       PUT: putManifest,
       DELETE: deleteManifest,
     },
+    access: { GET: PULL, HEAD: PULL, PUT: PUSH, DELETE },
   },
-  { pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: (c, deps, name) => listTags(c, deps, name) } },
-  { pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/, methods: { GET: listReferrers } },
+  { pattern: /^\/v2\/(.+)\/tags\/list$/, methods: { GET: (c, deps, name) => listTags(c, deps, name) }, access: { GET: PULL } },
+  { pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/, methods: { GET: listReferrers }, access: { GET: PULL } },
 ];
 
-function dispatch(c: Ctx, deps: RegistryDeps, path: string): Promise<Response> {
+async function dispatch(c: Ctx, deps: RegistryDeps, path: string): Promise<Response> {
   for (const route of ROUTES) {
     const match = route.pattern.exec(path);
     if (!match) continue;
@@ -56,6 +62,7 @@ function dispatch(c: Ctx, deps: RegistryDeps, path: string): Promise<Response> {
         Allow: Object.keys(route.methods).join(", "),
       });
     }
+    await deps.auth?.require(c, { type: "repository", name, actions: [...(route.access[c.req.method] ?? PUSH)] });
     return handler(c, deps, name, match[2] ?? "");
   }
   throw new RegistryError(404, "NAME_UNKNOWN", undefined, "no such endpoint");
@@ -78,15 +85,29 @@ export function createApp(deps: RegistryDeps): Hono<Env> {
     await next();
   });
 
-  app.get("/v2/", (c) => c.json({}));
-  app.get("/v2/_catalog", (c) => listRepositories(c, deps));
+  app.get("/v2/", async (c) => {
+    await deps.auth?.require(c);
+    return c.json({});
+  });
+  app.get("/v2/_catalog", async (c) => {
+    await deps.auth?.require(c, CATALOG);
+    return listRepositories(c, deps, deps.auth?.visibleRepositories(c));
+  });
   app.all("/v2/*", (c) => dispatch(c, deps, rawPath(c.env.incoming.url ?? c.req.path)));
 
-  app.notFound((c) => c.json({ errors: [{ code: "UNSUPPORTED", message: "not found" }] }, 404));
+  app.notFound((c) => {
+    // `/v2/../x` was resolved out of /v2/ before routing; as sent it names the repository `..`: NAME_INVALID.
+    const path = rawPath(c.env.incoming.url ?? c.req.path);
+    if (path.startsWith("/v2/")) return dispatch(c, deps, path);
+    return c.json({ errors: [{ code: "UNSUPPORTED", message: "not found" }] }, 404);
+  });
   app.onError((error, c) => {
     if (error instanceof RegistryError) {
       deps.logger.debug({ code: error.code, status: error.status, path: c.req.path }, error.message);
-      const headers = { ...error.headers, "Content-Type": "application/json" };
+      // The error body sets its own length: a Content-Length among the error's headers (an upload
+      // session's "0") would frame the response wrongly and desynchronise a keep-alive connection.
+      const headers = Object.fromEntries(Object.entries(error.headers).filter(([key]) => key.toLowerCase() !== "content-length"));
+      headers["Content-Type"] = "application/json";
       const status = error.status as 400;
       return c.req.method === "HEAD" ? c.body(null, status, headers) : c.body(error.body(), status, headers);
     }

@@ -1,6 +1,8 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { type AuthConfig, resolveAuthConfig } from "./auth/config.js";
 import type { LogLevel } from "./logger.js";
+import { loadStorageConfig, type StorageConfig } from "./storage.js";
 
 export interface RegistryConfig {
   host: string;
@@ -13,6 +15,11 @@ export interface RegistryConfig {
   /** Upload sessions untouched for this long are cancelled (ms). */
   uploadTtlMs: number;
   maxManifestBytes: number;
+  /** Token authentication; absent means none (allowed on loopback, or with insecureAllowAnonymous). */
+  auth?: AuthConfig;
+  insecureAllowAnonymous?: boolean;
+  /** Blob storage; absent means the filesystem under dataDir. */
+  storage?: StorageConfig;
 }
 
 /** Every setting: its flag, environment variable, default and meaning (rendered by --help). */
@@ -25,6 +32,83 @@ export const SETTINGS = [
   { flag: "log-level", env: "MINATO_REGISTRY_LOG_LEVEL", default: "info", help: "trace|debug|info|warn|error|silent" },
   { flag: "upload-ttl", env: "MINATO_REGISTRY_UPLOAD_TTL", default: "24h", help: "cancel upload sessions idle this long (s, m, h, d)" },
   { flag: "max-manifest-size", env: "MINATO_REGISTRY_MAX_MANIFEST_SIZE", default: "4194304", help: "largest manifest accepted, bytes" },
+  { flag: "storage", env: "MINATO_REGISTRY_STORAGE", default: "filesystem", help: "blob storage: filesystem (under --data) or s3" },
+  { flag: "s3-bucket", env: "MINATO_REGISTRY_S3_BUCKET", default: "", help: "S3 bucket for blobs and upload sessions (--storage s3)" },
+  { flag: "s3-prefix", env: "MINATO_REGISTRY_S3_PREFIX", default: "", help: "key prefix inside the bucket" },
+  {
+    flag: "s3-region",
+    env: "MINATO_REGISTRY_S3_REGION",
+    default: "",
+    help: "region; unset: AWS_REGION or AWS config, us-east-1 with an endpoint",
+  },
+  {
+    flag: "s3-endpoint",
+    env: "MINATO_REGISTRY_S3_ENDPOINT",
+    default: "",
+    help: "URL of an S3-compatible server (MinIO, Ceph, R2…); unset: AWS",
+  },
+  {
+    flag: "s3-force-path-style",
+    env: "MINATO_REGISTRY_S3_FORCE_PATH_STYLE",
+    default: "false",
+    help: "path-style URLs (endpoint/bucket/key)",
+  },
+  {
+    flag: "s3-access-key-id",
+    env: "MINATO_REGISTRY_S3_ACCESS_KEY_ID",
+    default: "",
+    help: "access key; unset: the standard AWS credential chain",
+  },
+  { flag: "s3-secret-access-key", env: "MINATO_REGISTRY_S3_SECRET_ACCESS_KEY", default: "", help: "its secret (prefer the env var)" },
+  { flag: "s3-redirect", env: "MINATO_REGISTRY_S3_REDIRECT", default: "false", help: "answer blob GETs with 307 to a presigned S3 URL" },
+  {
+    flag: "s3-part-size",
+    env: "MINATO_REGISTRY_S3_PART_SIZE",
+    default: "8",
+    help: "multipart part size, MiB (5-5120); blobs ≤ 10000 parts",
+  },
+  { flag: "auth", env: "MINATO_REGISTRY_AUTH", default: "", help: "none|token; unset: none on loopback, token on any other address" },
+  {
+    flag: "insecure-allow-anonymous",
+    env: "MINATO_REGISTRY_INSECURE_ALLOW_ANONYMOUS",
+    default: "false",
+    switch: true,
+    help: "allow --auth none on a non-loopback address (anyone can push)",
+  },
+  {
+    flag: "public-url",
+    env: "MINATO_REGISTRY_PUBLIC_URL",
+    default: "",
+    help: "external base URL, e.g. https://registry.example.com (token realm)",
+  },
+  {
+    flag: "trust-proxy",
+    env: "MINATO_REGISTRY_TRUST_PROXY",
+    default: "false",
+    help: "honour X-Forwarded-Proto/-Host/-For from a TLS proxy",
+  },
+  { flag: "auth-service", env: "MINATO_REGISTRY_AUTH_SERVICE", default: "minato-registry", help: "service name: token audience (aud)" },
+  { flag: "auth-issuer", env: "MINATO_REGISTRY_AUTH_ISSUER", default: "", help: "token issuer (iss); default minato-registry (built-in)" },
+  { flag: "auth-realm", env: "MINATO_REGISTRY_AUTH_REALM", default: "", help: "external issuer: URL of its token service" },
+  { flag: "auth-jwks-url", env: "MINATO_REGISTRY_AUTH_JWKS_URL", default: "", help: "external issuer: trust the keys of this JWKS URL" },
+  { flag: "auth-keys", env: "MINATO_REGISTRY_AUTH_KEYS", default: "", help: "external issuer: trust these PEM public keys/certs (a,b)" },
+  { flag: "token-path", env: "MINATO_REGISTRY_TOKEN_PATH", default: "/token", help: "path of the built-in token service" },
+  { flag: "token-ttl", env: "MINATO_REGISTRY_TOKEN_TTL", default: "5m", help: "lifetime of access tokens (60s to 24h)" },
+  { flag: "admin-user", env: "MINATO_REGISTRY_ADMIN_USER", default: "admin", help: "first admin, created when there are no users" },
+  {
+    flag: "admin-password",
+    env: "MINATO_REGISTRY_ADMIN_PASSWORD",
+    default: "",
+    help: "its password (use the env var); else generated, printed once",
+  },
+  { flag: "login-limit", env: "MINATO_REGISTRY_LOGIN_LIMIT", default: "10", help: "failed logins per user per window, then 429" },
+  {
+    flag: "login-limit-addr",
+    env: "MINATO_REGISTRY_LOGIN_LIMIT_ADDR",
+    default: "50",
+    help: "failed logins per client address per window, then 429",
+  },
+  { flag: "login-window", env: "MINATO_REGISTRY_LOGIN_WINDOW", default: "15m", help: "window of the login limits" },
 ] as const;
 
 type SettingName = (typeof SETTINGS)[number]["flag"];
@@ -55,18 +139,19 @@ export function parseListen(value: string): { host: string; port: number } {
 
 /** Flags win over environment variables, which win over defaults. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): RegistryConfig {
-  const options = Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: "string" as const }]));
-  let values: Record<string, string | undefined>;
+  const options = Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: "switch" in s ? ("boolean" as const) : ("string" as const) }]));
+  let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as {
-      values: Record<string, string | undefined>;
+      values: Record<string, string | boolean | undefined>;
     });
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
   const get = (flag: SettingName): string => {
     const setting = SETTINGS.find((s) => s.flag === flag) as (typeof SETTINGS)[number];
-    return values[flag] ?? env[setting.env] ?? setting.default;
+    // An empty environment value (as copied from .env.example) means unset.
+    return String(values[flag] ?? (env[setting.env] || undefined) ?? setting.default);
   };
 
   const { host, port } = parseListen(get("listen"));
@@ -79,6 +164,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (!Number.isSafeInteger(maxManifestBytes) || maxManifestBytes < 1024)
     throw new ConfigError("--max-manifest-size must be an integer ≥ 1024");
 
+  let auth: ReturnType<typeof resolveAuthConfig>;
+  try {
+    auth = resolveAuthConfig(host, get, parseDuration);
+  } catch (error) {
+    throw error instanceof ConfigError ? error : new ConfigError((error as Error).message);
+  }
+
   return {
     host,
     port,
@@ -88,5 +180,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     logLevel,
     uploadTtlMs: parseDuration(get("upload-ttl")),
     maxManifestBytes,
+    ...auth,
+    storage: loadStorageConfig((flag) => get(flag as SettingName)),
   };
 }

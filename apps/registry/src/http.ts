@@ -3,6 +3,7 @@ import type { HttpBindings } from "@hono/node-server";
 import { type Digest, type DigestError, parseDigest } from "@minato/oci";
 import type { BlobStore } from "@minato/storage";
 import type { Context } from "hono";
+import type { Authorizer } from "./auth/middleware.js";
 import { RegistryError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import type { MetadataStore } from "./metadata/store.js";
@@ -25,6 +26,8 @@ export interface RegistryDeps {
   metadata: MetadataStore;
   options: RegistryOptions;
   logger: Logger;
+  /** Token authentication; undefined when the registry runs without (loopback development). */
+  auth?: Authorizer;
 }
 
 export type Env = { Bindings: HttpBindings };

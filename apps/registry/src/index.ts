@@ -1,4 +1,7 @@
 export { createApp } from "./app.js";
+export { type AuthConfig, defaultAuthConfig } from "./auth/config.js";
+export type { AuthRuntime } from "./auth/index.js";
+export { UserStore } from "./auth/users.js";
 export { loadConfig, type RegistryConfig } from "./config.js";
 export { RegistryError } from "./errors.js";
 export type { RegistryDeps, RegistryOptions } from "./http.js";

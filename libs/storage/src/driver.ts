@@ -53,6 +53,11 @@ export interface BlobStore {
   staleUploads(olderThan: number): Promise<string[]>;
   /** Whether the backend answers (for readiness probes). */
   healthy(): Promise<boolean>;
+  /**
+   * Optional: a short-lived URL a client may fetch the committed blob from directly (an object
+   * store's presigned GET, which also honours Range), or undefined to serve it through the registry.
+   */
+  redirectUrl?(digest: Digest): Promise<string | undefined>;
 }
 
 export class StorageError extends Error {

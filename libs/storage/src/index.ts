@@ -1,2 +1,3 @@
 export * from "./driver.js";
 export * from "./filesystem.js";
+export * from "./s3.js";

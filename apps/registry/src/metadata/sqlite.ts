@@ -61,6 +61,67 @@ const MIGRATIONS: string[] = [
     created_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // 2: users and access control (src/auth/users.ts). Secrets are stored only as hashes.
+  `
+  CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    password_hash TEXT,  -- scrypt; NULL: no password login (robot accounts use access tokens)
+    admin INTEGER NOT NULL DEFAULT 0,
+    robot INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE groups (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE group_members (
+    group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    PRIMARY KEY (group_id, user_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX group_members_by_user ON group_members(user_id);
+  -- Actions (pull,push,delete) on repositories matching a pattern, for one user or one group.
+  CREATE TABLE grants (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    group_id INTEGER REFERENCES groups(id) ON DELETE CASCADE,
+    pattern TEXT NOT NULL,
+    actions TEXT NOT NULL,
+    CHECK ((user_id IS NULL) <> (group_id IS NULL))
+  );
+  CREATE UNIQUE INDEX grants_unique ON grants(ifnull(user_id, 0), ifnull(group_id, 0), pattern);
+  CREATE INDEX grants_by_group ON grants(group_id) WHERE group_id IS NOT NULL;
+  -- Repository patterns anyone, anonymous included, may pull.
+  CREATE TABLE public_repositories (
+    pattern TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  -- Personal access tokens: usable as a password, limited to their scopes (JSON rules).
+  CREATE TABLE access_tokens (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+  ) WITHOUT ROWID;
+  CREATE TABLE refresh_tokens (
+    id TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    access_token_id TEXT REFERENCES access_tokens(id) ON DELETE CASCADE,
+    service TEXT NOT NULL,
+    client_id TEXT,
+    secret_hash TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -162,15 +223,21 @@ export class SqliteMetadataStore implements MetadataStore {
     const { summary } = manifest;
     const now = Date.now();
     return this.#db.transaction((): MissingReference[] => {
-      const id = this.#ensureRepository(repository);
+      // A rejected manifest must not create its repository (it would then be listed and have tags/list).
+      const existing = this.#q.repositoryId.get(repository) as number | undefined;
       const missing: MissingReference[] = [];
       for (const blob of summary.blobs) {
-        if (this.#q.blobLinked.get(id, blob.digest) === undefined) missing.push({ digest: blob.digest, kind: "blob" });
+        if (existing === undefined || this.#q.blobLinked.get(existing, blob.digest) === undefined) {
+          missing.push({ digest: blob.digest, kind: "blob" });
+        }
       }
       for (const child of summary.manifests) {
-        if (this.#q.manifestExists.get(id, child.digest) === undefined) missing.push({ digest: child.digest, kind: "manifest" });
+        if (existing === undefined || this.#q.manifestExists.get(existing, child.digest) === undefined) {
+          missing.push({ digest: child.digest, kind: "manifest" });
+        }
       }
       if (missing.length > 0) return missing;
+      const id = existing ?? this.#ensureRepository(repository);
       this.#q.insertManifest.run(
         id,
         manifest.digest,
@@ -247,7 +314,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 }
 
-function migrate(db: Database.Database): void {
+export function migrate(db: Database.Database): void {
   const current = db.pragma("user_version", { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new Error(`metadata database schema v${current} is newer than this registry (v${MIGRATIONS.length}); upgrade minato-registry`);

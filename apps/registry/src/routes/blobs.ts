@@ -51,6 +51,9 @@ export async function getBlob(c: Ctx, deps: RegistryDeps, name: string, referenc
   headers["Content-Length"] = String(range ? range.end - range.start + 1 : blob.size);
   const status = range ? 206 : 200;
   if (head) return c.body(null, status, headers);
+  // Object storage may serve the bytes itself (a presigned URL; the client sends its Range there).
+  const redirect = await deps.storage.redirectUrl?.(digest);
+  if (redirect) return c.body(null, 307, { Location: redirect, "Docker-Content-Digest": digest, "Content-Length": "0" });
   return streamBlob(c, deps, digest, status, headers, range);
 }
 

@@ -1,6 +1,7 @@
 import { MediaType } from "@minato/oci";
 import { RegistryError } from "../errors.js";
 import { type Ctx, nextLink, pageSize, type RegistryDeps, requireDigest } from "../http.js";
+import type { Page } from "../metadata/store.js";
 
 /** GET /v2/<name>/tags/list — ASCII order, `n`/`last` pagination, `Link` to the next page. */
 export async function listTags(c: Ctx, deps: RegistryDeps, name: string): Promise<Response> {
@@ -13,12 +14,29 @@ export async function listTags(c: Ctx, deps: RegistryDeps, name: string): Promis
   return c.json({ name, tags: page.items });
 }
 
-/** GET /v2/_catalog — every repository, paginated like tags. */
-export async function listRepositories(c: Ctx, deps: RegistryDeps): Promise<Response> {
+/** GET /v2/_catalog — every repository (with authentication, those the caller may pull), paginated like tags. */
+export async function listRepositories(c: Ctx, deps: RegistryDeps, visible?: (name: string) => boolean): Promise<Response> {
   const n = pageSize(c, deps.options.maxPageSize);
-  const page = await deps.metadata.listRepositories(n, c.req.query("last") ?? "");
+  const last = c.req.query("last") ?? "";
+  const page = visible ? await visiblePage(deps, n, last, visible) : await deps.metadata.listRepositories(n, last);
   if (page.more && n > 0) c.header("Link", nextLink("/v2/_catalog", n, page.items.at(-1) as string));
   return c.json({ repositories: page.items });
+}
+
+/** Reads the catalog in batches until `n` visible names are found, so pages stay full and `Link` stays right. */
+async function visiblePage(deps: RegistryDeps, n: number, last: string, visible: (name: string) => boolean): Promise<Page<string>> {
+  const items: string[] = [];
+  let after = last;
+  for (;;) {
+    const batch = await deps.metadata.listRepositories(Math.max(n, 100), after);
+    for (const name of batch.items) {
+      if (!visible(name)) continue;
+      if (items.length === n) return { items, more: true };
+      items.push(name);
+    }
+    if (!batch.more || batch.items.length === 0) return { items, more: false };
+    after = batch.items.at(-1) as string;
+  }
 }
 
 /**

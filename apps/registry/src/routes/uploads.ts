@@ -130,7 +130,8 @@ export async function startUpload(c: Ctx, deps: RegistryDeps, name: string): Pro
   if (mount !== undefined) {
     const digest = requireDigest(mount);
     const from = c.req.query("from");
-    if (from !== undefined && isValidRepositoryName(from)) {
+    // With authentication, mounting needs pull on `from`; without it the blob is not revealed.
+    if (from !== undefined && isValidRepositoryName(from) && (deps.auth?.permits(c, from, "pull") ?? true)) {
       const blob = await deps.metadata.linkedBlob(from, digest);
       if (blob) {
         await deps.metadata.linkBlob(name, digest, blob.size);
