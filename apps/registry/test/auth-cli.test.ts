@@ -1,7 +1,7 @@
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { adminCommand } from "../src/auth/admin-cli.js";
+import { adminCommand, adminHelp } from "../src/auth/admin-cli.js";
 import { keysDir } from "../src/auth/index.js";
 import { ADMIN, claimsOf, requestToken, startAuthRegistry, statusWith, tokenFor } from "./auth-helpers.js";
 import type { TestRegistry } from "./harness.js";
@@ -125,5 +125,11 @@ describe("admin commands", () => {
     await expect(admin("key", "rm", rotated)).rejects.toThrow(/only signing key/);
     // The running registry keeps the keys it loaded until it restarts.
     expect(await statusWith(registry, "GET", "/v2/", await tokenFor(registry, ADMIN))).toBe(200);
+  });
+
+  it("explains each command with --help", () => {
+    expect(adminHelp("token")).toContain("token create --user NAME --name LABEL --scope PATTERN:ACTIONS");
+    expect(adminHelp("token")).not.toContain("grant (--user");
+    expect(adminHelp("grant")).toContain("matching PATTERN");
   });
 });

@@ -92,7 +92,22 @@ async function newPassword(values: Parsed["values"], out: Out, user: string): Pr
   return password;
 }
 
+/** The part of {@link ADMIN_USAGE} about one command: its lines and their continuation lines. */
+export function adminHelp(command: string): string {
+  const lines: string[] = [];
+  let inside = false;
+  for (const line of ADMIN_USAGE.split("\n").slice(1)) {
+    if (/^ {2}\S/.test(line)) inside = line.startsWith(`  ${command} `) || line.trim() === command;
+    if (inside && line.trim() !== "") lines.push(line);
+  }
+  return `Usage: minato-registry ${command} … (each takes --data DIR)\n${lines.join("\n")}\n`;
+}
+
 export async function adminCommand(command: string, argv: string[], out: Out = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    process.stdout.write(adminHelp(command));
+    return;
+  }
   switch (command) {
     case "user":
       return userCommand(argv, out);
