@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "layers_native",
+      "sources": ["native/layers_native.c"],
+      "cflags": ["-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}
