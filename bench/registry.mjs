@@ -1,0 +1,788 @@
+#!/usr/bin/env node
+// Side-by-side benchmark of the Minato registry against CNCF Distribution (Debian `docker-registry`).
+//
+//   npm run bench:registry                  full run (builds first)
+//   node bench/registry.mjs --quick         small sizes, no 4 GiB step, short wrk runs
+//   node bench/registry.mjs --runs 5        repetitions per throughput metric (median is reported)
+//   node bench/registry.mjs --minato-only   skip Distribution even when it is installed
+//   node bench/registry.mjs --cpu-prof      run Minato under `node --cpu-prof` (profiles in bench/results/prof/)
+//   node bench/registry.mjs --calibrate     also drive manifest GET with bench/http-load.mjs, to compare it with wrk
+//
+// Both servers listen on 127.0.0.1 only, store blobs on the filesystem in fresh temp dirs, and are
+// killed (temp dirs removed) on exit, error or SIGINT. The table is printed and written to
+// bench/results/latest.md.
+
+import { spawn, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
+import { Agent, request as httpRequest } from "node:http";
+import { createServer } from "node:net";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+
+const HOST = "127.0.0.1";
+const MiB = 1024 * 1024;
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const RESULTS = join(ROOT, "bench", "results");
+const LOADER = join(ROOT, "bench", "http-load.mjs");
+const MINATO_BIN = join(ROOT, "apps", "registry", "bin", "minato-registry.js");
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER = "application/vnd.oci.image.layer.v1.tar";
+/** Bytes at the end of each pushed blob that change per push, so every push stores new content. */
+const TAIL = 32;
+const IDLE_TIMEOUT_MS = 120_000;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    runs: { type: "string", default: "3" },
+    "minato-only": { type: "boolean", default: false },
+    "cpu-prof": { type: "boolean", default: false },
+    calibrate: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  },
+  strict: true,
+});
+if (args.help) {
+  process.stdout.write("usage: node bench/registry.mjs [--quick] [--runs N] [--minato-only] [--cpu-prof] [--calibrate]\n");
+  process.exit(0);
+}
+const QUICK = args.quick;
+const RUNS = Number(args.runs);
+if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20) throw new Error("--runs must be an integer from 1 to 20");
+
+const SIZES = QUICK
+  ? { single: 32 * MiB, concurrent: 4 * MiB, streams: 8, big: 0, wrkSeconds: 3 }
+  : { single: 256 * MiB, concurrent: 32 * MiB, streams: 8, big: 4096 * MiB, wrkSeconds: 10 };
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: every child process and temp dir is registered here and torn down exactly once.
+
+const children = new Set();
+/** Running registries, so a failure can show what they logged. */
+const running = new Set();
+const tempDirs = new Set();
+let cleaningUp;
+let interrupted = false;
+
+function cleanup() {
+  cleaningUp ??= (async () => {
+    await Promise.all([...children].map((child) => stopProcess(child)));
+    await Promise.all([...tempDirs].map((dir) => rm(dir, { recursive: true, force: true })));
+    tempDirs.clear();
+  })();
+  return cleaningUp;
+}
+
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    interrupted = true;
+    process.stderr.write(`\n${signal}: stopping servers and removing temp dirs\n`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+async function tempDir(prefix) {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  return dir;
+}
+
+async function removeTempDir(dir) {
+  await rm(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
+
+/** SIGTERM, then SIGKILL if the process has not exited within 5 s. */
+async function stopProcess(child) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    children.delete(child);
+    return;
+  }
+  const exited = new Promise((resolveExit) => child.once("exit", resolveExit));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
+  await exited;
+  clearTimeout(timer);
+  children.delete(child);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+const sha256 = (data) => `sha256:${createHash("sha256").update(data).digest("hex")}`;
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, HOST, () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function commandOutput(command, argv) {
+  const result = spawnSync(command, argv, { encoding: "utf8" });
+  if (result.error || result.status !== 0) return undefined;
+  return `${result.stdout}${result.stderr}`.trim();
+}
+
+/** Resident set size of a process in bytes (VmRSS), and its lifetime peak (VmHWM). */
+async function memoryOf(pid) {
+  const status = await readFile(`/proc/${pid}/status`, "utf8");
+  const field = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? Number.NaN) * 1024;
+  return { rss: field("VmRSS"), hwm: field("VmHWM") };
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP client (node:http, keep-alive, bodies streamed)
+
+/**
+ * One request. `body` is a Buffer, a Readable or undefined. Resolves with status, headers and
+ * byte count; the response body is kept only when `keep` is set, otherwise counted and dropped.
+ */
+function send(agent, method, url, { headers = {}, body, keep = false } = {}) {
+  return new Promise((resolveResponse, reject) => {
+    const target = new URL(url);
+    if (target.hostname !== HOST) throw new Error(`refusing non-loopback URL ${url}`);
+    const req = httpRequest(
+      { agent, method, hostname: HOST, port: target.port, path: `${target.pathname}${target.search}`, headers },
+      (res) => {
+        const chunks = [];
+        let bytes = 0;
+        res.on("data", (chunk) => {
+          bytes += chunk.length;
+          if (keep) chunks.push(chunk);
+        });
+        res.once("error", (error) => reject(new Error(`${method} ${target.pathname} response: ${error.message}`, { cause: error })));
+        res.once("end", () => resolveResponse({ status: res.statusCode, headers: res.headers, bytes, body: Buffer.concat(chunks) }));
+      },
+    );
+    req.once("error", (error) => reject(new Error(`${method} ${target.pathname}: ${error.message}`, { cause: error })));
+    // Nothing moving for two minutes means a stuck server: give up rather than wait forever.
+    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`no progress for ${IDLE_TIMEOUT_MS / 1000} s`)));
+    if (body instanceof Readable) {
+      body.once("error", (error) => req.destroy(error));
+      body.pipe(req);
+    } else {
+      req.end(body);
+    }
+  });
+}
+
+function expectStatus(response, wanted, what) {
+  if (response.status !== wanted) {
+    throw new Error(`${what}: expected HTTP ${wanted}, got ${response.status} ${response.body.toString("utf8").slice(0, 300)}`);
+  }
+}
+
+/**
+ * The blob upload flow: POST a session, PATCH the whole body as one stream, PUT ?digest=.
+ * `digest` may be a function, called once the PATCH has consumed the body (for bodies hashed as sent).
+ */
+async function pushStreamed(server, repo, digest, size, body) {
+  const agent = server.agent;
+  const start = await send(agent, "POST", `${server.url}/v2/${repo}/blobs/uploads/`, { headers: { "Content-Length": "0" }, keep: true });
+  expectStatus(start, 202, "POST upload");
+  const patch = await send(agent, "PATCH", new URL(start.headers.location, server.url).href, {
+    headers: { "Content-Type": "application/octet-stream", "Content-Length": String(size) },
+    body,
+    keep: true,
+  });
+  expectStatus(patch, 202, "PATCH upload");
+  const finish = new URL(patch.headers.location, server.url);
+  finish.searchParams.set("digest", typeof digest === "function" ? digest() : digest);
+  const put = await send(agent, "PUT", finish.href, { headers: { "Content-Length": "0" }, keep: true });
+  expectStatus(put, 201, "PUT upload");
+}
+
+/** Monolithic upload: POST a session, then one PUT ?digest= carrying the whole body. */
+async function pushMonolithic(server, repo, digest, size, body) {
+  const agent = server.agent;
+  const start = await send(agent, "POST", `${server.url}/v2/${repo}/blobs/uploads/`, { headers: { "Content-Length": "0" }, keep: true });
+  expectStatus(start, 202, "POST upload");
+  const finish = new URL(start.headers.location, server.url);
+  finish.searchParams.set("digest", digest);
+  const put = await send(agent, "PUT", finish.href, {
+    headers: { "Content-Type": "application/octet-stream", "Content-Length": String(size) },
+    body,
+    keep: true,
+  });
+  expectStatus(put, 201, "PUT upload");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Payloads. One random file on disk; each pushed blob is a byte range of it whose last TAIL
+// bytes are replaced with fresh random bytes, so the digest costs one hash of the tail only
+// (the range's prefix hash is computed once and copied).
+
+class FileSlice {
+  constructor(path, offset, size) {
+    this.path = path;
+    this.offset = offset;
+    this.size = size;
+    this.prefixHash = undefined;
+  }
+
+  async prepare() {
+    const hash = createHash("sha256");
+    const stream = createReadStream(this.path, { start: this.offset, end: this.offset + this.size - TAIL - 1, highWaterMark: MiB });
+    for await (const chunk of stream) hash.update(chunk);
+    this.prefixHash = hash;
+    return this;
+  }
+
+  /** A fresh variant of this slice: its digest and a factory for its body stream. */
+  variant() {
+    const tail = randomBytes(TAIL);
+    const digest = `sha256:${this.prefixHash.copy().update(tail).digest("hex")}`;
+    const body = () => {
+      const prefix = createReadStream(this.path, { start: this.offset, end: this.offset + this.size - TAIL - 1, highWaterMark: MiB });
+      return Readable.from(
+        (async function* () {
+          yield* prefix;
+          yield tail;
+        })(),
+        { objectMode: false, highWaterMark: MiB },
+      );
+    };
+    return { digest, size: this.size, body };
+  }
+}
+
+async function writeRandomFile(path, size) {
+  const handle = await open(path, "w");
+  try {
+    for (let written = 0; written < size; written += MiB) await handle.write(randomBytes(Math.min(MiB, size - written)));
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * `size` bytes cycling through 16 random 1 MiB blocks, generated on demand and hashed as it is
+ * read. `digest()` is valid once the stream has ended.
+ */
+function patternStream(size) {
+  const blocks = Array.from({ length: 16 }, () => randomBytes(MiB));
+  const hash = createHash("sha256");
+  let sent = 0;
+  let index = 0;
+  let digest;
+  const stream = new Readable({
+    highWaterMark: MiB,
+    read() {
+      if (sent >= size) {
+        digest = `sha256:${hash.digest("hex")}`;
+        this.push(null);
+        return;
+      }
+      const block = blocks[(index * 7 + (index >> 4)) % blocks.length];
+      const chunk = size - sent >= MiB ? block : block.subarray(0, size - sent);
+      index += 1;
+      sent += chunk.length;
+      hash.update(chunk);
+      this.push(chunk);
+    },
+  });
+  return {
+    stream,
+    digest: () => {
+      if (!digest) throw new Error("pattern stream not finished");
+      return digest;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Servers
+
+async function waitReady(server, child, stderrTail) {
+  for (let attempt = 0; attempt < 150; attempt++) {
+    if (child.exitCode !== null) throw new Error(`${server.name} exited with ${child.exitCode}: ${stderrTail()}`);
+    const ok = await send(server.agent, "GET", `${server.url}/v2/`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) return;
+    await sleep(100);
+  }
+  throw new Error(`${server.name} did not answer GET /v2/ within 15 s: ${stderrTail()}`);
+}
+
+async function startServer(kind) {
+  const port = await freePort();
+  const dataDir = await tempDir(`minato-bench-${kind}-`);
+  let command;
+  let argv;
+  if (kind === "minato") {
+    const profile = args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${join(RESULTS, "prof")}`] : [];
+    if (profile.length) await mkdir(join(RESULTS, "prof"), { recursive: true });
+    command = process.execPath;
+    argv = [...profile, MINATO_BIN, "serve", "--listen", `${HOST}:${port}`, "--data", join(dataDir, "data"), "--log-level", "warn"];
+  } else {
+    const config = join(dataDir, "config.yml");
+    await writeFile(
+      config,
+      [
+        "version: 0.1",
+        "log:",
+        "  level: warn",
+        "  accesslog:",
+        "    disabled: true",
+        "storage:",
+        // As in upstream's example config and Debian's /etc/docker/registry/config.yml.
+        "  cache:",
+        "    blobdescriptor: inmemory",
+        "  filesystem:",
+        `    rootdirectory: ${join(dataDir, "data")}`,
+        "  delete:",
+        "    enabled: true",
+        "http:",
+        `  addr: ${HOST}:${port}`,
+        `  secret: ${randomBytes(16).toString("hex")}`,
+        "",
+      ].join("\n"),
+    );
+    command = "docker-registry";
+    argv = ["serve", config];
+  }
+  const child = spawn(command, argv, { stdio: ["ignore", "ignore", "pipe"], cwd: dataDir, env: { ...process.env } });
+  children.add(child);
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (text) => {
+    stderr = (stderr + text).slice(-8192);
+  });
+  const server = {
+    kind,
+    name: kind === "minato" ? "Minato" : "Distribution",
+    url: `http://${HOST}:${port}`,
+    port,
+    pid: child.pid,
+    dataDir,
+    agent: new Agent({ keepAlive: true, maxSockets: 64 }),
+    stderrTail: () => stderr.trim().slice(-2000),
+    async stop() {
+      running.delete(this);
+      this.agent.destroy();
+      await stopProcess(child);
+      await removeTempDir(dataDir);
+    },
+  };
+  running.add(server);
+  await waitReady(server, child, server.stderrTail);
+  return server;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+
+const MB = 1e6;
+/** Tries per run for a pull whose response breaks off. */
+const PULL_ATTEMPTS = 3;
+
+async function measurePush(server, slice, upload) {
+  const blob = slice.variant();
+  const t0 = performance.now();
+  await upload(server, "bench/push", blob.digest, blob.size, blob.body());
+  const seconds = (performance.now() - t0) / 1000;
+  return { value: blob.size / MB / seconds, digest: blob.digest };
+}
+
+async function measurePull(server, repo, digest, size) {
+  const t0 = performance.now();
+  const response = await send(server.agent, "GET", `${server.url}/v2/${repo}/blobs/${digest}`);
+  const seconds = (performance.now() - t0) / 1000;
+  if (response.status !== 200 || response.bytes !== size) {
+    throw new Error(`${server.name} pull: HTTP ${response.status}, ${response.bytes} of ${size} bytes`);
+  }
+  return size / MB / seconds;
+}
+
+async function measureConcurrentPush(server, slices) {
+  const blobs = slices.map((slice) => slice.variant());
+  const t0 = performance.now();
+  await Promise.all(blobs.map((blob) => pushStreamed(server, "bench/concurrent", blob.digest, blob.size, blob.body())));
+  const seconds = (performance.now() - t0) / 1000;
+  return blobs.reduce((sum, blob) => sum + blob.size, 0) / MB / seconds;
+}
+
+/**
+ * The machine's own ceiling for the push path: copying the payload into a new file on the same
+ * filesystem with 1 MiB writes, no server involved. Returns MB/s without and with a final fsync.
+ */
+async function measureFileWrite(source, dir, size) {
+  const target = join(dir, `copy-${randomBytes(4).toString("hex")}`);
+  const t0 = performance.now();
+  await pipeline(createReadStream(source, { end: size - 1, highWaterMark: MiB }), createWriteStream(target, { highWaterMark: MiB }));
+  const t1 = performance.now();
+  const handle = await open(target, "r+");
+  await handle.sync();
+  await handle.close();
+  const t2 = performance.now();
+  await rm(target);
+  return { plain: size / MB / ((t1 - t0) / 1000), synced: size / MB / ((t2 - t0) / 1000) };
+}
+
+/** A small OCI image (config + one layer + manifest, tagged `latest`); returns the layer digest. */
+async function pushSmallImage(server) {
+  const repo = "bench/small";
+  const layer = randomBytes(4096);
+  const layerDigest = sha256(layer);
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      rootfs: { type: "layers", diff_ids: [layerDigest] },
+      config: {},
+    }),
+  );
+  for (const blob of [config, layer]) await pushMonolithic(server, repo, sha256(blob), blob.length, blob);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: OCI_CONFIG, digest: sha256(config), size: config.length },
+      layers: [{ mediaType: OCI_LAYER, digest: layerDigest, size: layer.length }],
+    }),
+  );
+  const put = await send(server.agent, "PUT", `${server.url}/v2/${repo}/manifests/latest`, {
+    headers: { "Content-Type": OCI_MANIFEST, "Content-Length": String(manifest.length) },
+    body: manifest,
+    keep: true,
+  });
+  expectStatus(put, 201, "PUT manifest");
+  const check = await send(server.agent, "GET", `${server.url}/v2/${repo}/manifests/latest`, {
+    headers: { Accept: OCI_MANIFEST },
+    keep: true,
+  });
+  expectStatus(check, 200, "GET manifest");
+  if (!check.body.equals(manifest)) throw new Error(`${server.name} returned a different manifest than was pushed`);
+  const head = await send(server.agent, "HEAD", `${server.url}/v2/${repo}/blobs/${layerDigest}`);
+  expectStatus({ ...head, body: Buffer.alloc(0) }, 200, "HEAD blob");
+  return { manifestUrl: `${server.url}/v2/${repo}/manifests/latest`, blobUrl: `${server.url}/v2/${repo}/blobs/${layerDigest}` };
+}
+
+/** Runs a command to completion (tracked for cleanup); resolves with its exit code and stdout+stderr. */
+async function capture(command, argv) {
+  const child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"] });
+  children.add(child);
+  let output = "";
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.setEncoding("utf8");
+    stream.on("data", (text) => {
+      output += text;
+    });
+  }
+  const [code] = await Promise.all([
+    new Promise((r) => child.once("exit", r)),
+    new Promise((r) => child.stdout.once("close", r)),
+    new Promise((r) => child.stderr.once("close", r)),
+  ]);
+  children.delete(child);
+  return { code, output };
+}
+
+/** `wrk -c32 -t1 -d<s>s`; returns requests/s and p50/p99 latency, refusing runs with errors. */
+async function runWrk(url, { headers = [] } = {}) {
+  const argv = ["-c32", "-t1", `-d${SIZES.wrkSeconds}s`, "--latency"];
+  for (const header of headers) argv.push("-H", header);
+  argv.push(url);
+  const { code, output } = await capture("wrk", argv);
+  if (code !== 0) throw new Error(`wrk exited with ${code}: ${output}`);
+  const rate = /Requests\/sec:\s+([\d.]+)/.exec(output);
+  if (!rate) throw new Error(`could not parse wrk output: ${output}`);
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(output) ?? /Socket errors: (.*)/.exec(output);
+  if (errors) throw new Error(`wrk saw errors (${errors[0]}): ${output}`);
+  const latency = (pct) => [...output.matchAll(/^\s+(\d+)%\s+(\S+)/gm)].find((m) => m[1] === pct)?.[2] ?? "?";
+  return { value: Number(rate[1]), p50: latency("50"), p99: latency("99") };
+}
+
+/**
+ * bench/http-load.mjs (raw keep-alive sockets, 32 connections, closed loop) for requests wrk cannot
+ * drive: wrk 4.1 waits for a body after a HEAD response that carries Content-Length.
+ */
+async function runLoad(url, { method = "GET", headers = [] } = {}) {
+  const argv = [LOADER, "--url", url, "--method", method, "--connections", "32", "--duration", String(SIZES.wrkSeconds)];
+  for (const header of headers) argv.push("--header", header);
+  const { code, output } = await capture(process.execPath, argv);
+  if (code !== 0) throw new Error(`http-load exited with ${code}: ${output}`);
+  const result = JSON.parse(output.trim().split("\n").at(-1));
+  if (result.non2xx || result.errors) throw new Error(`http-load saw ${result.non2xx} non-2xx responses and ${result.errors} errors`);
+  return { value: result.rps, p50: `${result.p50Ms.toFixed(2)}ms`, p99: `${result.p99Ms.toFixed(2)}ms` };
+}
+
+/** Pushes `size` generated bytes in one streamed PATCH while sampling VmRSS every 100 ms. */
+async function measureRssDuringBigPush(server) {
+  const baseline = await memoryOf(server.pid);
+  let peak = baseline.rss;
+  let sampling = true;
+  const sampler = (async () => {
+    // At most an hour of samples; the push itself is bounded by the client's idle timeout.
+    for (let i = 0; sampling && i < 36_000; i++) {
+      const { rss } = await memoryOf(server.pid).catch(() => ({ rss: 0 }));
+      peak = Math.max(peak, rss);
+      await sleep(100);
+    }
+  })();
+  const pattern = patternStream(SIZES.big);
+  const t0 = performance.now();
+  try {
+    await pushStreamed(server, "bench/big", pattern.digest, SIZES.big, pattern.stream);
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const after = await memoryOf(server.pid);
+  return { peak, baseline: baseline.rss, hwm: after.hwm, mbps: SIZES.big / MB / seconds };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const fmt = (value, digits = 0) =>
+  value === undefined || Number.isNaN(value)
+    ? "—"
+    : value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const mib = (bytes) => (bytes === undefined ? undefined : bytes / MiB);
+
+/** A table row; `notes` adds text to a server's cell (e.g. failed attempts). */
+function row(metric, minato, distribution, target, notes = {}) {
+  const ratio = minato !== undefined && distribution !== undefined && distribution > 0 ? minato / distribution : undefined;
+  let verdict = "";
+  if (target) {
+    const met = target.check(minato, ratio);
+    verdict = met === undefined ? `${target.text} (not measured)` : `${target.text} ${met ? "✅ met" : "❌ missed"}`;
+  }
+  const cell = (value, note) => [value === undefined && note ? "" : fmt(value), note ?? ""].filter(Boolean).join(" ");
+  const ratioText = ratio === undefined ? "—" : `${ratio.toFixed(2)}×`;
+  return `| ${metric} | ${cell(minato, notes.minato)} | ${cell(distribution, notes.distribution)} | ${ratioText} | ${verdict} |`;
+}
+
+const atLeast = (x) => ({ text: `≥ ${x}×`, check: (_m, ratio) => (ratio === undefined ? undefined : ratio >= x) });
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  const distributionVersion = args["minato-only"] ? undefined : commandOutput("docker-registry", ["--version"]);
+  // wrk --version exits 1, so its output is read directly.
+  const wrkProbe = spawnSync("wrk", ["--version"], { encoding: "utf8" });
+  const haveWrk = wrkProbe.error === undefined;
+  const wrkVersion = `${wrkProbe.stdout ?? ""}${wrkProbe.stderr ?? ""}`.split("\n")[0].trim();
+  const loadBefore = loadavg();
+  const kinds = distributionVersion ? ["minato", "distribution"] : ["minato"];
+  const nproc = commandOutput("nproc", []) ?? String(availableParallelism());
+  const startedAt = new Date();
+
+  const log = (message) => process.stderr.write(`${message}\n`);
+  log(`mode: ${QUICK ? "quick" : "full"}, ${RUNS} run(s) per metric; servers: ${kinds.join(", ")}`);
+
+  const work = await tempDir("minato-bench-client-");
+  const payload = join(work, "payload.bin");
+  const payloadSize = Math.max(SIZES.single, SIZES.concurrent * SIZES.streams);
+  log(`writing ${payloadSize / MiB} MiB of random data to ${payload}`);
+  await writeRandomFile(payload, payloadSize);
+  const single = await new FileSlice(payload, 0, SIZES.single).prepare();
+  const concurrent = await Promise.all(
+    Array.from({ length: SIZES.streams }, (_, i) => new FileSlice(payload, i * SIZES.concurrent, SIZES.concurrent).prepare()),
+  );
+
+  /** results[metric][kind] = values from each run */
+  const results = {};
+  const record = (metric, kind, value) => {
+    results[metric] ??= {};
+    results[metric][kind] ??= [];
+    results[metric][kind].push(value);
+  };
+  const extra = [];
+  /** failures[metric][kind] = error messages */
+  const failures = {};
+  const failure = (metric, kind, message) => {
+    failures[metric] ??= {};
+    failures[metric][kind] ??= [];
+    failures[metric][kind].push(message);
+    log(`  ${metric} failed on ${kind}: ${message}`);
+  };
+
+  // Steps 1–4: both servers up side by side, measurements interleaved run by run (the order
+  // alternates) so background noise on the machine hits both alike.
+  const servers = {};
+  for (const kind of kinds) servers[kind] = await startServer(kind);
+  const small = {};
+  for (const kind of kinds) small[kind] = await pushSmallImage(servers[kind]);
+
+  for (let run = 0; run < RUNS; run++) {
+    const copy = await measureFileWrite(payload, work, SIZES.single);
+    record("fileWrite", "machine", copy.plain);
+    record("fileWriteSync", "machine", copy.synced);
+    const order = run % 2 ? [...kinds].reverse() : kinds;
+    for (const kind of order) {
+      const server = servers[kind];
+      log(`run ${run + 1}/${RUNS}: ${server.name}`);
+      const push = await measurePush(server, single, pushStreamed);
+      record("push", kind, push.value);
+      // A pull that breaks off is a finding, not a reason to abandon the run: retried, and counted.
+      for (let attempt = 0; attempt < PULL_ATTEMPTS; attempt++) {
+        try {
+          record("pull", kind, await measurePull(server, "bench/push", push.digest, SIZES.single));
+          break;
+        } catch (error) {
+          failure("pull", kind, error.message);
+        }
+      }
+      record("monolithic", kind, (await measurePush(server, single, pushMonolithic)).value);
+      record("concurrent", kind, await measureConcurrentPush(server, concurrent));
+      if (haveWrk) {
+        const manifest = await runWrk(small[kind].manifestUrl, { headers: [`Accept: ${OCI_MANIFEST}`] });
+        record("manifest", kind, manifest.value);
+        extra.push(`${server.name} run ${run + 1} manifest GET: ${fmt(manifest.value)} req/s, p50 ${manifest.p50}, p99 ${manifest.p99}`);
+        if (args.calibrate) {
+          // The same manifest GET through http-load, to show how it compares with wrk.
+          const load = await runLoad(small[kind].manifestUrl, { headers: [`Accept: ${OCI_MANIFEST}`] });
+          extra.push(
+            `${server.name} run ${run + 1} manifest GET via http-load: ${fmt(load.value)} req/s, p50 ${load.p50}, p99 ${load.p99}`,
+          );
+        }
+      }
+      const head = await runLoad(small[kind].blobUrl, { method: "HEAD" });
+      record("head", kind, head.value);
+      extra.push(`${server.name} run ${run + 1} blob HEAD: ${fmt(head.value)} req/s, p50 ${head.p50}, p99 ${head.p99}`);
+    }
+  }
+  for (const kind of kinds) await servers[kind].stop();
+
+  // Step 5: each server started fresh on its own, RSS sampled during one 4 GiB streamed PATCH.
+  const rss = {};
+  if (SIZES.big > 0) {
+    for (const kind of kinds) {
+      const server = await startServer(kind);
+      log(`${server.name}: pushing ${SIZES.big / MiB} MiB in one PATCH, sampling RSS`);
+      rss[kind] = await measureRssDuringBigPush(server);
+      extra.push(
+        `${server.name} 4 GiB push: RSS baseline ${fmt(mib(rss[kind].baseline), 1)} MiB, sampled peak ${fmt(mib(rss[kind].peak), 1)} MiB, ` +
+          `VmHWM ${fmt(mib(rss[kind].hwm), 1)} MiB, ${fmt(rss[kind].mbps)} MB/s`,
+      );
+      await server.stop();
+    }
+  }
+
+  // Table
+  const med = (metric, kind) => (results[metric]?.[kind] ? median(results[metric][kind]) : undefined);
+  const dist = kinds.includes("distribution");
+  const d = (metric) => (dist ? med(metric, "distribution") : undefined);
+  const s = (n) => `${n / MiB} MiB`;
+  const lines = [];
+  lines.push(`# Minato registry benchmark`);
+  lines.push("");
+  lines.push(`- date: ${startedAt.toISOString()}`);
+  lines.push(`- nproc: ${nproc}`);
+  lines.push(`- node: ${process.version}`);
+  const load = (l) => l.map((x) => x.toFixed(2)).join(" ");
+  lines.push(`- load average (1/5/15 min): ${load(loadBefore)} before, ${load(loadavg())} after (other work on the machine skews results)`);
+  lines.push(
+    `- distribution: ${distributionVersion ?? (args["minato-only"] ? "skipped (--minato-only)" : "not installed — Minato ran alone")}`,
+  );
+  lines.push(`- wrk: ${haveWrk ? wrkVersion : "not installed — manifest GET row skipped"}`);
+  lines.push(
+    `- mode: ${QUICK ? "quick" : "full"}; median of ${RUNS} run(s), servers interleaved; loopback ${HOST}, filesystem storage in fresh temp dirs`,
+  );
+  lines.push(
+    "- servers: Minato `--log-level warn`; Distribution log level warn, access log off, delete enabled, " +
+      "`cache: blobdescriptor: inmemory` (as in its stock config)",
+  );
+  lines.push(
+    `- load: manifest GET with \`wrk -c32 -t1 -d${SIZES.wrkSeconds}s\`; blob HEAD with bench/http-load.mjs ` +
+      "(32 keep-alive connections, one process) because wrk 4.1 waits for a body after a HEAD response with Content-Length",
+  );
+  lines.push("");
+  lines.push("| metric | Minato | Distribution | ratio (Minato/Distribution) | target |");
+  lines.push("|---|---:|---:|---:|---|");
+  lines.push(row(`push ${s(SIZES.single)}, POST+PATCH+PUT (MB/s)`, med("push", "minato"), d("push"), atLeast(4)));
+  const failNote = (metric, kind) => {
+    const failed = failures[metric]?.[kind]?.length ?? 0;
+    if (!failed) return undefined;
+    return `(${failed} of ${failed + (results[metric]?.[kind]?.length ?? 0)} attempts failed)`;
+  };
+  lines.push(
+    row(`pull ${s(SIZES.single)}, GET (MB/s)`, med("pull", "minato"), d("pull"), atLeast(1), {
+      minato: failNote("pull", "minato"),
+      distribution: failNote("pull", "distribution"),
+    }),
+  );
+  lines.push(row(`manifest GET, 32 conns, wrk (req/s)`, med("manifest", "minato"), d("manifest"), atLeast(3)));
+  lines.push(row(`blob HEAD, 32 conns, http-load (req/s)`, med("head", "minato"), d("head"), atLeast(3)));
+  lines.push(
+    row(`${SIZES.streams} concurrent pushes × ${s(SIZES.concurrent)} (aggregate MB/s)`, med("concurrent", "minato"), d("concurrent")),
+  );
+  lines.push(row(`push ${s(SIZES.single)}, monolithic POST+PUT (MB/s)`, med("monolithic", "minato"), d("monolithic")));
+  const copyPlain = med("fileWrite", "machine");
+  const copySynced = med("fileWriteSync", "machine");
+  lines.push(
+    `| reference: plain file copy of ${s(SIZES.single)} on the same filesystem, no server (MB/s) | ` +
+      `${fmt(copyPlain)}; ${fmt(copySynced)} with fsync | — | — | the push path's ceiling on this machine |`,
+  );
+  if (SIZES.big > 0) {
+    lines.push(
+      row(`peak RSS during ${s(SIZES.big)} streamed push (MiB)`, mib(rss.minato?.peak), dist ? mib(rss.distribution?.peak) : undefined, {
+        text: "Minato < 200 MiB",
+        check: (m) => (m === undefined ? undefined : m < 200),
+      }),
+    );
+    lines.push(row(`${s(SIZES.big)} streamed push (MB/s)`, rss.minato?.mbps, dist ? rss.distribution?.mbps : undefined));
+  } else {
+    lines.push(`| peak RSS during 4 GiB streamed push (MiB) | skipped (--quick) | skipped | — | Minato < 200 MiB |`);
+  }
+  if (!dist) lines.push(`| (Distribution) | — | ${args["minato-only"] ? "skipped" : "not installed"} | — | ratios not computed |`);
+  lines.push("");
+  lines.push("Per-run values (MB/s or req/s):");
+  lines.push("");
+  for (const [metric, byKind] of Object.entries(results)) {
+    for (const [kind, values] of Object.entries(byKind)) lines.push(`- ${metric} ${kind}: ${values.map((v) => fmt(v)).join(", ")}`);
+  }
+  for (const line of extra) lines.push(`- ${line}`);
+  for (const [metric, byKind] of Object.entries(failures)) {
+    for (const [kind, messages] of Object.entries(byKind)) {
+      const distinct = [...new Set(messages.map((m) => m.replace(/sha256:[0-9a-f]{64}/g, "<digest>")))];
+      lines.push(`- ${metric} ${kind}: ${messages.length} failed attempt(s): ${distinct.join("; ")}`);
+    }
+  }
+  const report = `${lines.join("\n")}\n`;
+
+  process.stdout.write(`\n${report}`);
+  await mkdir(RESULTS, { recursive: true });
+  await writeFile(join(RESULTS, "latest.md"), report);
+  log(`written to ${join(RESULTS, "latest.md")}`);
+}
+
+try {
+  await main();
+} catch (error) {
+  if (interrupted) await new Promise(() => {}); // the signal handler exits once cleanup is done
+  process.stderr.write(`benchmark failed: ${error.stack ?? error}\n`);
+  for (const server of running) process.stderr.write(`${server.name} stderr:\n${server.stderrTail() || "(empty)"}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
