@@ -296,6 +296,11 @@ export class RegistryClient {
     const response = await this.#send({ method: "HEAD", url: this.#url(`/v2/${repository}/blobs/${digest}`), scopes });
     await response.body.dump();
     if (response.statusCode === 404) return undefined;
+    if (response.statusCode === 401 || response.statusCode === 403) {
+      throw new AuthenticationError(
+        `${this.registry}/${repository}: ${response.statusCode === 401 ? "authentication required" : "denied: requested access to the resource is denied"}`,
+      );
+    }
     if (response.statusCode !== 200) throw new RegistryResponseError(response.statusCode, [], `blob ${digest}`);
     return Number(header(response, "content-length"));
   }
@@ -402,12 +407,12 @@ export class RegistryClient {
     }
     const query = mountFrom && mountFrom !== repository ? `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(mountFrom)}` : "";
     const start = await this.#send({ method: "POST", url: this.#url(`/v2/${repository}/blobs/uploads/${query}`), scopes });
+    if (start.statusCode !== 201 && start.statusCode !== 202) throw await errorFrom(start, `push to ${repository}`);
     await start.body.dump();
     if (start.statusCode === 201) {
       onProgress?.({ digest, current: size, total: size, status: "mounted" });
       return "mounted";
     }
-    if (start.statusCode !== 202) throw new RegistryResponseError(start.statusCode, [], `start upload of ${digest}`);
     let location = new URL(header(start, "location") as string, this.baseUrl).toString();
 
     const retries = this.#options.retries ?? 3;

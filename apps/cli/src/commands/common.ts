@@ -1,0 +1,44 @@
+import type { Dispatcher } from "undici";
+import type { Context } from "../context.js";
+import { CliError } from "../errors.js";
+import { displayJsonMessages, JsonMessageDisplay } from "../output/progress.js";
+
+/**
+ * `--filter name=value` flags as the API's `filters` query parameter: JSON of `{name: [values]}`.
+ * Undefined when there are none.
+ */
+export function filtersParam(flags: string[] | undefined, extra: Record<string, string[]> = {}): string | undefined {
+  const filters: Record<string, string[]> = {};
+  for (const flag of flags ?? []) {
+    const eq = flag.indexOf("=");
+    if (eq <= 0) throw new CliError(`bad format of filter (expected name=value)`);
+    const name = flag.slice(0, eq).trim().toLowerCase();
+    filters[name] = [...(filters[name] ?? []), flag.slice(eq + 1)];
+  }
+  for (const [name, values] of Object.entries(extra)) filters[name] = [...(filters[name] ?? []), ...values];
+  return Object.keys(filters).length ? JSON.stringify(filters) : undefined;
+}
+
+/** The API path of an image name or ID: slashes and colons stay as the docker client sends them. */
+export function imagePath(name: string, suffix = ""): string {
+  return `/images/${encodeURI(name).replace(/[?#]/g, encodeURIComponent)}${suffix}`;
+}
+
+/**
+ * Shows a JSON message stream from the daemon: progress on the terminal, plain lines elsewhere,
+ * nothing with `quiet` (but errors still end the command). Returns the `aux` values seen.
+ */
+export async function showJsonStream(context: Context, response: Dispatcher.ResponseData, call: string, quiet = false): Promise<unknown[]> {
+  const aux: unknown[] = [];
+  const out = quiet ? { write: () => true } : context.io.stdout;
+  const display = new JsonMessageDisplay(out, { terminal: !quiet && context.io.stdout.isTTY === true, onAux: (value) => aux.push(value) });
+  try {
+    await displayJsonMessages(response.body, display);
+  } catch (error) {
+    const [method = "", path = ""] = call.split(" ");
+    throw context.client.lostConnection(error, method, path);
+  } finally {
+    if (!response.body.destroyed) response.body.destroy();
+  }
+  return aux;
+}

@@ -1,0 +1,10 @@
+import type { CommandGroup } from "../command.js";
+import { imageGroup } from "./image.js";
+import { registryGroup } from "./registry.js";
+import { systemGroups } from "./system.js";
+
+/**
+ * Every command group of the CLI, in the order `--help` lists them. A new subject (container,
+ * network, volume, builder …) is one more module here.
+ */
+export const COMMAND_GROUPS: CommandGroup[] = [imageGroup, registryGroup, ...systemGroups];

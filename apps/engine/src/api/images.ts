@@ -1,0 +1,159 @@
+import { hostPlatform, parsePlatform } from "@minato/oci";
+import type { Hono } from "hono";
+import { importImage } from "../archive/import.js";
+import { loadImages } from "../archive/load.js";
+import { saveImages } from "../archive/save.js";
+import { pullImage } from "../distribution/pull.js";
+import { pushImage } from "../distribution/push.js";
+import type { Engine } from "../engine.js";
+import {
+  findImage,
+  imageHistory,
+  imageSummary,
+  inspectImage,
+  parseReferenceOrThrow,
+  pruneImages,
+  removeImage,
+  tagImage,
+} from "../images.js";
+import { registryAuthHeader } from "./auth.js";
+import { badRequest } from "./errors.js";
+import { jsonMessageStream } from "./stream.js";
+import type { EngineEnv } from "./types.js";
+
+/** Go's path.Match over `/`-separated names: `*` and `?` stay within a segment. */
+function globToRegExp(pattern: string): RegExp {
+  const body = pattern
+    .replace(/[.+^${}()|\\]/g, "\\$&")
+    .replace(/\*/g, "[^/]*")
+    .replace(/\?/g, "[^/]");
+  return new RegExp(`^${body}$`);
+}
+
+/** dockerd's `reference` filter: the pattern against `name:tag`, or against the name alone when it has no tag. */
+export function matchesReference(pattern: string, familiarTag: string): boolean {
+  const colon = familiarTag.lastIndexOf(":");
+  const name = familiarTag.slice(0, colon);
+  const hasTag = pattern.lastIndexOf(":") > pattern.lastIndexOf("/");
+  return globToRegExp(pattern).test(hasTag ? familiarTag : name);
+}
+
+function matchesLabel(labels: Record<string, string>, filter: string): boolean {
+  const eq = filter.indexOf("=");
+  return eq === -1 ? filter in labels : labels[filter.slice(0, eq)] === filter.slice(eq + 1);
+}
+
+const truthy = (value: string | undefined) => value === "1" || value === "true" || value === "True";
+
+/**
+ * Docker's `filters` query parameter: JSON of `{name: [values]}` (or the legacy `{name: {value: true}}`).
+ * Names outside `allowed` are refused, as dockerd does.
+ */
+export function parseFilters(value: string | undefined, allowed: string[]): Record<string, string[]> {
+  if (!value) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw badRequest(`invalid filters: ${value}`);
+  }
+  const filters: Record<string, string[]> = {};
+  for (const [key, values] of Object.entries(parsed as Record<string, unknown>)) {
+    if (!allowed.includes(key)) throw badRequest(`invalid filter '${key}'`);
+    filters[key] = Array.isArray(values) ? values.map(String) : Object.keys(values as object);
+  }
+  return filters;
+}
+
+export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
+  app.get("/images/json", async (c) => {
+    const filters = parseFilters(c.req.query("filters"), ["dangling", "reference", "label"]);
+    const summaries = [];
+    for (const image of engine.images.list()) {
+      if (filters.dangling?.[0] === "true" && image.tags.length > 0) continue;
+      if (filters.dangling?.[0] === "false" && image.tags.length === 0) continue;
+      const summary = await imageSummary(engine, image);
+      if (filters.label && !filters.label.every((l) => matchesLabel(summary.Labels, l))) continue;
+      if (filters.reference) {
+        // As dockerd: an image matches when one of its tags does, and only matching tags are listed.
+        summary.RepoTags = summary.RepoTags.filter((tag) => filters.reference?.some((pattern) => matchesReference(pattern, tag)));
+        if (summary.RepoTags.length === 0) continue;
+      }
+      summaries.push(summary);
+    }
+    return c.json(summaries);
+  });
+
+  app.post("/images/create", async (c) => {
+    const fromImage = c.req.query("fromImage");
+    const fromSrc = c.req.query("fromSrc");
+    if (fromSrc !== undefined) {
+      return jsonMessageStream(c.env.outgoing, (progress) =>
+        importImage(
+          engine,
+          c.env.incoming,
+          { repo: c.req.query("repo"), tag: c.req.query("tag"), changes: c.req.queries("changes") ?? [], message: c.req.query("message") },
+          progress,
+        ),
+      );
+    }
+    if (!fromImage) throw badRequest("fromImage or fromSrc is required");
+    const tag = c.req.query("tag");
+    const reference = parseReferenceOrThrow(
+      tag && !fromImage.includes("@") ? `${fromImage}${tag.startsWith("sha256:") ? "@" : ":"}${tag}` : fromImage,
+    );
+    const platformParam = c.req.query("platform");
+    const platform = platformParam ? parsePlatform(platformParam) : hostPlatform();
+    const credentials = registryAuthHeader(c.req.header("x-registry-auth"));
+    return jsonMessageStream(c.env.outgoing, async (progress) => {
+      await pullImage(engine, reference, { platform, progress, ...(credentials ? { credentials } : {}) });
+    });
+  });
+
+  app.post("/images/prune", async (c) => {
+    const filters = parseFilters(c.req.query("filters"), ["dangling", "until", "label"]);
+    return c.json(await pruneImages(engine, filters.dangling?.[0] === "false"));
+  });
+
+  app.get("/images/get", async (c) => {
+    return saveImages(engine, c.req.queries("names") ?? [], c.env.outgoing);
+  });
+
+  app.post("/images/load", async (c) => {
+    const quiet = truthy(c.req.query("quiet"));
+    return jsonMessageStream(c.env.outgoing, (progress) =>
+      loadImages(engine, c.env.incoming, quiet ? () => undefined : progress, progress),
+    );
+  });
+
+  app.get("/images/:name{.+}/json", async (c) => c.json(await inspectImage(engine, findImage(engine, c.req.param("name")))));
+  app.get("/images/:name{.+}/history", async (c) => c.json(await imageHistory(engine, findImage(engine, c.req.param("name")))));
+  app.get("/images/:name{.+}/get", async (c) => {
+    return saveImages(engine, [c.req.param("name")], c.env.outgoing);
+  });
+
+  app.post("/images/:name{.+}/tag", (c) => {
+    const repo = c.req.query("repo");
+    if (!repo) throw badRequest("repo is required");
+    tagImage(engine, findImage(engine, c.req.param("name")), repo, c.req.query("tag") || undefined);
+    return c.body(null, 201);
+  });
+
+  app.post("/images/:name{.+}/push", async (c) => {
+    const name = c.req.param("name");
+    const tagParam = c.req.query("tag");
+    const reference = parseReferenceOrThrow(tagParam ? `${name}:${tagParam}` : name, { defaultTag: false });
+    const credentials = registryAuthHeader(c.req.header("x-registry-auth"));
+    const image = findImage(engine, tagParam ? `${name}:${tagParam}` : name.includes(":") ? name : `${name}:latest`);
+    const tag = reference.tag ?? "latest";
+    return jsonMessageStream(c.env.outgoing, async (progress) => {
+      await pushImage(engine, image, { ...reference, tag }, { progress, ...(credentials ? { credentials } : {}) });
+    });
+  });
+
+  app.delete("/images/:name{.+}", async (c) =>
+    c.json(
+      await removeImage(engine, c.req.param("name"), { force: truthy(c.req.query("force")), noprune: truthy(c.req.query("noprune")) }),
+    ),
+  );
+}

@@ -1,0 +1,66 @@
+import { createReadStream, createWriteStream } from "node:fs";
+import { open } from "node:fs/promises";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip, createGzip } from "node:zlib";
+import { type Digest, Digester } from "@minato/oci";
+
+export interface LayerFile {
+  /** Digest and size of the file as stored (the blob). */
+  digest: Digest;
+  size: number;
+  /** Digest of the uncompressed tar (image-spec config.md `rootfs.diff_ids`). */
+  diffId: Digest;
+  gzip: boolean;
+}
+
+async function isGzip(path: string): Promise<boolean> {
+  const handle = await open(path, "r");
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(2), 0, 2, 0);
+    return bytesRead === 2 && buffer[0] === 0x1f && buffer[1] === 0x8b;
+  } finally {
+    await handle.close();
+  }
+}
+
+function hashing(digester: Digester): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      digester.update(chunk);
+      callback(null, chunk);
+    },
+  });
+}
+
+async function drain(source: NodeJS.ReadableStream, digester: Digester): Promise<void> {
+  for await (const chunk of source) digester.update(chunk as Buffer);
+}
+
+/** Hashes a layer file as stored and as uncompressed, in one read. */
+export async function describeLayerFile(path: string): Promise<LayerFile> {
+  const gzip = await isGzip(path);
+  const blob = new Digester();
+  const diff = new Digester();
+  if (gzip) {
+    const gunzip = createGunzip();
+    const finished = drain(gunzip, diff);
+    await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), hashing(blob), gunzip);
+    await finished;
+  } else {
+    await drain(createReadStream(path, { highWaterMark: 1024 * 1024 }), blob);
+  }
+  const digest = blob.digest();
+  return { digest, size: blob.size, diffId: gzip ? diff.digest() : digest, gzip };
+}
+
+/**
+ * Gzips a stream of tar bytes into `target`, returning the blob's digest and size and the diff ID.
+ * No name or timestamp goes into the gzip header, so the same tar always yields the same blob.
+ */
+export async function gzipToFile(source: NodeJS.ReadableStream, target: string): Promise<LayerFile> {
+  const blob = new Digester();
+  const diff = new Digester();
+  await pipeline(source, hashing(diff), createGzip({ level: 6 }), hashing(blob), createWriteStream(target));
+  return { digest: blob.digest(), size: blob.size, diffId: diff.digest(), gzip: true };
+}

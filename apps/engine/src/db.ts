@@ -1,0 +1,79 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+
+/** Engine metadata schema; index i migrates from version i to i + 1. Never edit a shipped one. */
+const MIGRATIONS: string[] = [
+  `
+  -- An image is its config (Docker's image ID is the config digest).
+  CREATE TABLE images (
+    id TEXT PRIMARY KEY,
+    manifest_digest TEXT,
+    manifest_media_type TEXT,
+    created TEXT,
+    size INTEGER NOT NULL,
+    loaded_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  -- Layers bottom-up: the uncompressed diff, the snapshot it unpacks to, the blob it ships as.
+  CREATE TABLE image_layers (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    diff_id TEXT NOT NULL,
+    chain_id TEXT NOT NULL,
+    blob_digest TEXT NOT NULL,
+    blob_size INTEGER NOT NULL,
+    media_type TEXT NOT NULL,
+    PRIMARY KEY (image_id, position)
+  ) WITHOUT ROWID;
+  CREATE INDEX image_layers_by_chain ON image_layers(chain_id);
+  CREATE INDEX image_layers_by_blob ON image_layers(blob_digest);
+  -- name:tag and name@digest references, fully qualified (docker.io/library/busybox:latest).
+  CREATE TABLE image_references (
+    reference TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL CHECK (kind IN ('tag', 'digest'))
+  ) WITHOUT ROWID;
+  CREATE INDEX image_references_by_image ON image_references(image_id);
+  -- Every layer unpacked once, keyed by chain ID.
+  CREATE TABLE snapshots (
+    chain_id TEXT PRIMARY KEY,
+    parent TEXT,
+    diff_id TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  -- Which repositories are known to hold a blob, so pushes can mount instead of upload.
+  CREATE TABLE blob_sources (
+    digest TEXT NOT NULL,
+    registry TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    PRIMARY KEY (digest, registry, repository)
+  ) WITHOUT ROWID;
+  -- Other content that must be kept: index manifests an image was pulled through.
+  CREATE TABLE image_content (
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    digest TEXT NOT NULL,
+    PRIMARY KEY (image_id, digest)
+  ) WITHOUT ROWID;
+  `,
+];
+
+export type EngineDatabase = Database.Database;
+
+export function openDatabase(path: string): EngineDatabase {
+  mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.pragma("busy_timeout = 5000");
+  db.pragma("foreign_keys = ON");
+  const current = db.pragma("user_version", { simple: true }) as number;
+  if (current > MIGRATIONS.length) throw new Error(`engine database schema v${current} is newer than this minatod`);
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version] as string);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+  return db;
+}

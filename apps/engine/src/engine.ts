@@ -1,0 +1,66 @@
+import { join } from "node:path";
+import type { Credentials } from "@minato/registry-client";
+import { RegistryClient } from "@minato/registry-client";
+import type pino from "pino";
+import type { EngineConfig } from "./config.js";
+import { ContentStore } from "./content-store.js";
+import { type EngineDatabase, openDatabase } from "./db.js";
+import { ImageStore } from "./image-store.js";
+import { SnapshotStore } from "./snapshots.js";
+
+export const ENGINE_VERSION = "0.1.0";
+
+/** The engine's state and services, shared by the API handlers. */
+export class Engine {
+  private constructor(
+    readonly config: EngineConfig,
+    readonly logger: pino.Logger,
+    readonly db: EngineDatabase,
+    readonly content: ContentStore,
+    readonly images: ImageStore,
+    readonly snapshots: SnapshotStore,
+  ) {}
+
+  static async open(config: EngineConfig, logger: pino.Logger): Promise<Engine> {
+    const db = openDatabase(join(config.dataRoot, "minato.db"));
+    const content = await ContentStore.open(join(config.dataRoot, "content"));
+    const snapshots = await SnapshotStore.open(join(config.dataRoot, "snapshots"), db);
+    return new Engine(config, logger, db, content, new ImageStore(db), snapshots);
+  }
+
+  readonly #leases = new Map<string, number>();
+
+  /**
+   * Protects content and snapshots that work in progress (a pull, a load) has written but no image
+   * record references yet from garbage collection. Returns the release function.
+   */
+  lease(keys: Iterable<string>): () => void {
+    const held = [...keys];
+    for (const key of held) this.#leases.set(key, (this.#leases.get(key) ?? 0) + 1);
+    return () => {
+      for (const key of held) {
+        const count = (this.#leases.get(key) ?? 1) - 1;
+        if (count === 0) this.#leases.delete(key);
+        else this.#leases.set(key, count);
+      }
+    };
+  }
+
+  leased(): Set<string> {
+    return new Set(this.#leases.keys());
+  }
+
+  registryClient(registry: string, credentials?: Credentials): RegistryClient {
+    const insecure = this.config.insecureRegistries.includes(registry) || undefined;
+    return new RegistryClient({
+      registry,
+      ...(credentials ? { credentials } : {}),
+      ...(insecure ? { insecure } : {}),
+      userAgent: `minato/${process.env.npm_package_version ?? "0.1.0"}`,
+    });
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
