@@ -45,7 +45,9 @@ function npmDependencies() {
   const lock = join(root, "package-lock.json");
   if (existsSync(marker) && existsSync(lock) && statSync(marker).mtimeMs >= statSync(lock).mtimeMs) return;
   log("installing npm dependencies");
-  run("npm", existsSync(lock) ? ["ci", "--no-audit", "--no-fund"] : ["install", "--no-audit", "--no-fund"]);
+  // `npm install`, not `npm ci`: it installs the locked versions all the same, but tolerates a lock
+  // that lacks other platforms' optional binaries (rollup, biome), which registry mirrors may not carry.
+  run("npm", ["install", "--no-audit", "--no-fund"]);
 }
 
 function hasCommand(command) {
