@@ -19,6 +19,8 @@ const SYSTEM_PACKAGES = {
     ["docker-registry", "docker-registry"],
     ["busybox-static", "busybox"],
     ["openssl", "openssl"],
+    // The stock docker CLI, driven against minatod (docker.io also ships dockerd, which is not started).
+    ["docker.io", "docker"],
   ],
   // CNCF Distribution and a load generator, for side-by-side benchmarks.
   bench: [

@@ -27,7 +27,21 @@ export function systemRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     c.json({
       Platform: { Name: "Minato Engine" },
       Components: [
-        { Name: "Engine", Version: ENGINE_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: "linux" } },
+        {
+          Name: "Engine",
+          Version: ENGINE_VERSION,
+          Details: {
+            ApiVersion: API_VERSION,
+            MinAPIVersion: MIN_API_VERSION,
+            Arch: GO_ARCH[process.arch] ?? process.arch,
+            Os: "linux",
+            KernelVersion: release(),
+            GoVersion: `node${process.versions.node}`,
+            GitCommit: "",
+            BuildTime: "",
+            Experimental: "false",
+          },
+        },
       ],
       Version: ENGINE_VERSION,
       ApiVersion: API_VERSION,
@@ -88,7 +102,8 @@ export function systemRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     try {
       await engine.registryClient(registry, credentials).ping();
     } catch (error) {
-      if (error instanceof AuthenticationError) throw new ApiError(401, `login attempt to ${registry} failed: ${error.message}`);
+      if (error instanceof AuthenticationError)
+        throw new ApiError(401, `login attempt to ${registry} failed: unauthorized: incorrect username or password`);
       if (error instanceof RegistryResponseError) throw new ApiError(401, error.message);
       throw new ApiError(500, `cannot reach ${registry}: ${(error as Error).message}`);
     }
