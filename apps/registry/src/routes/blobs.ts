@@ -54,7 +54,12 @@ export async function getBlob(c: Ctx, deps: RegistryDeps, name: string, referenc
   // Object storage may serve the bytes itself (a presigned URL; the client sends its Range there).
   const redirect = await deps.storage.redirectUrl?.(digest);
   if (redirect) return c.body(null, 307, { Location: redirect, "Docker-Content-Digest": digest, "Content-Length": "0" });
-  return streamBlob(c, deps, digest, status, headers, range);
+  return streamBlob(c, deps, digest, status, headers, range ?? wholeBlob(blob.size));
+}
+
+/** The whole blob as a range, so the storage driver knows how much it reads (none for an empty blob). */
+function wholeBlob(size: number): ByteRange | undefined {
+  return size > 0 ? { start: 0, end: size - 1 } : undefined;
 }
 
 /** Pipes storage straight into the socket: no Web-stream conversion on the hottest path. */
