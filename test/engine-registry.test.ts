@@ -144,7 +144,7 @@ describe("engine ⇄ registry (token auth), engine ⇄ skopeo", () => {
     expect(await layerTrees(inB)).toEqual(await layerTrees(inA));
     // The layers hold what the fixture wrote.
     const trees = await layerTrees(inB);
-    expect(Object.keys(trees.flatMap(Object.keys).reduce((s, k) => ({ ...s, [k]: 1 }), {}))).toEqual(
+    expect(trees.flatMap((tree) => Object.keys(tree))).toEqual(
       expect.arrayContaining(["one/file-0.bin", "two/file-1.bin", "three/file-3.bin"]),
     );
 

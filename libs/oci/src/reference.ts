@@ -14,10 +14,10 @@ export interface ImageReference {
   digest?: Digest;
 }
 
-export class ReferenceError extends Error {
+export class ImageReferenceError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = "ReferenceError";
+    this.name = "ImageReferenceError";
   }
 }
 
@@ -32,14 +32,14 @@ function isRegistryComponent(component: string): boolean {
 /** Parses a reference the way the docker CLI does, defaulting the registry and the `latest` tag. */
 export function parseImageReference(input: string, { defaultTag = "latest" }: { defaultTag?: string | false } = {}): ImageReference {
   let rest = input.trim();
-  if (rest === "") throw new ReferenceError("invalid reference format: empty reference");
+  if (rest === "") throw new ImageReferenceError("invalid reference format: empty reference");
   let digest: Digest | undefined;
   const at = rest.indexOf("@");
   if (at !== -1) {
     try {
       digest = parseDigest(rest.slice(at + 1)).digest;
     } catch (error) {
-      throw new ReferenceError(`invalid reference format: ${(error as Error).message}`);
+      throw new ImageReferenceError(`invalid reference format: ${(error as Error).message}`);
     }
     rest = rest.slice(0, at);
   }
@@ -48,7 +48,7 @@ export function parseImageReference(input: string, { defaultTag = "latest" }: { 
   if (lastColon > rest.lastIndexOf("/")) {
     tag = rest.slice(lastColon + 1);
     rest = rest.slice(0, lastColon);
-    if (!isValidTag(tag)) throw new ReferenceError(`invalid reference format: invalid tag ${JSON.stringify(tag)}`);
+    if (!isValidTag(tag)) throw new ImageReferenceError(`invalid reference format: invalid tag ${JSON.stringify(tag)}`);
   }
   const slash = rest.indexOf("/");
   let registry = DEFAULT_REGISTRY;
@@ -61,7 +61,7 @@ export function parseImageReference(input: string, { defaultTag = "latest" }: { 
   if (registry === DEFAULT_REGISTRY && !repository.includes("/")) repository = `library/${repository}`;
   if (!isValidRepositoryName(repository)) {
     const hint = /[A-Z]/.test(repository) ? " (repository names must be lowercase)" : "";
-    throw new ReferenceError(`invalid reference format: ${JSON.stringify(input)}${hint}`);
+    throw new ImageReferenceError(`invalid reference format: ${JSON.stringify(input)}${hint}`);
   }
   const reference: ImageReference = { registry, repository };
   if (tag !== undefined) reference.tag = tag;

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { digestOf } from "../src/digest.js";
 import type { Descriptor } from "../src/manifest.js";
 import { formatPlatform, parsePlatform, selectPlatform } from "../src/platform.js";
-import { familiarName, formatImageReference, parseImageReference, ReferenceError } from "../src/reference.js";
+import { familiarName, formatImageReference, ImageReferenceError, parseImageReference } from "../src/reference.js";
 
 describe("parseImageReference (docker reference grammar)", () => {
   it.each([
@@ -26,7 +26,7 @@ describe("parseImageReference (docker reference grammar)", () => {
   });
 
   it.each(["", "UPPER/case", "app:bad tag", "app@sha256:123", "a//b", "-app", `${"a".repeat(256)}`])("refuses %j", (input) => {
-    expect(() => parseImageReference(input)).toThrow(ReferenceError);
+    expect(() => parseImageReference(input)).toThrow(ImageReferenceError);
   });
 
   it("formats full and familiar names as docker prints them", () => {
