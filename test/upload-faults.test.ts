@@ -225,6 +225,8 @@ describe("upload faults", () => {
     // The registry is still healthy after the aborted request.
     expect((await client.request("GET", "/v2/")).status).toBe(200);
     expect(registry.running).toBe(true);
+    // A vanished client is not a server error: nothing at error level (pino's 50) was logged.
+    expect(registry.output).not.toMatch(/"level":50/);
   });
 
   test("SIGTERM while a large upload streams: the request completes, then the process exits cleanly", async () => {

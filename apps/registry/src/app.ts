@@ -111,6 +111,11 @@ export function createApp(deps: RegistryDeps): Hono<Env> {
       const status = error.status as 400;
       return c.req.method === "HEAD" ? c.body(null, status, headers) : c.body(error.body(), status, headers);
     }
+    if (c.env.incoming.destroyed && !c.env.incoming.complete) {
+      // The client went away mid-request (what it sent is kept for a resume); nobody is left to answer.
+      deps.logger.debug({ method: c.req.method, path: c.req.path }, "client disconnected mid-request");
+      return c.body(null, 499 as 400);
+    }
     deps.logger.error({ err: error, method: c.req.method, path: c.req.path }, "request failed");
     return c.json({ errors: [{ code: "UNKNOWN", message: "internal server error" }] }, 500);
   });
