@@ -1,7 +1,5 @@
-import { mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import Database from "better-sqlite3";
-import { migrate } from "../metadata/sqlite.js";
+import type Database from "better-sqlite3";
+import { openDatabase } from "../metadata/sqlite.js";
 import { isValidPattern, type Permissions, type Rule } from "./acl.js";
 import { hashSecret, randomId, randomSecret } from "./passwords.js";
 import type { Action } from "./scope.js";
@@ -95,14 +93,7 @@ export class UserStore {
   readonly #db: Database.Database;
 
   constructor(path: string) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path);
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = NORMAL");
-    db.pragma("busy_timeout = 5000");
-    db.pragma("foreign_keys = ON");
-    migrate(db);
-    this.#db = db;
+    this.#db = openDatabase(path);
   }
 
   close(): void {

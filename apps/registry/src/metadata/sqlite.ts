@@ -128,19 +128,29 @@ export const SCHEMA_VERSION = MIGRATIONS.length;
 
 type Row = Record<string, unknown>;
 
+/**
+ * Opens the registry database (the metadata tables and the auth tables share it): WAL so readers
+ * never wait for the writer, a busy timeout for the admin commands writing alongside the server,
+ * foreign keys on, schema migrated to the current version.
+ */
+export function openDatabase(path: string): Database.Database {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.pragma("busy_timeout = 5000");
+  db.pragma("foreign_keys = ON");
+  migrate(db);
+  return db;
+}
+
 /** better-sqlite3 in WAL mode: one writer, many readers, every query prepared once. */
 export class SqliteMetadataStore implements MetadataStore {
   readonly #db: Database.Database;
   readonly #q;
 
   constructor(path: string) {
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path);
-    db.pragma("journal_mode = WAL");
-    db.pragma("synchronous = NORMAL");
-    db.pragma("busy_timeout = 5000");
-    db.pragma("foreign_keys = ON");
-    migrate(db);
+    const db = openDatabase(path);
     this.#db = db;
     const repositoryId = "(SELECT id FROM repositories WHERE name = ?)";
     this.#q = {
@@ -314,7 +324,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 }
 
-export function migrate(db: Database.Database): void {
+function migrate(db: Database.Database): void {
   const current = db.pragma("user_version", { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new Error(`metadata database schema v${current} is newer than this registry (v${MIGRATIONS.length}); upgrade minato-registry`);
