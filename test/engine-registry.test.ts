@@ -310,6 +310,46 @@ describe("engine ⇄ registry (token auth), engine ⇄ skopeo", () => {
     }
   });
 
+  it("stores a shared layer once and frees blobs and snapshots only when no image uses them", async () => {
+    const shared = randomLayer("shared");
+    const first = image({ architecture: "amd64", os: "linux" }, [shared, randomLayer("first")], "first");
+    const second = image({ architecture: "amd64", os: "linux" }, [shared, randomLayer("second")], "second");
+    const layout = join(work, "shared");
+    await writeLayout(layout, [...first.blobs, first.manifest, ...second.blobs, second.manifest], {
+      first: first.manifest.descriptor,
+      second: second.manifest.descriptor,
+    });
+    const c = await EngineProcess.start();
+    try {
+      const loaded = await c.messages("POST", "/images/load?quiet=1", { body: tarDirectory(layout) });
+      expect(streamError(loaded)).toBeUndefined();
+      const blobs = () => readdir(join(c.dataRoot, "content", "blobs", "sha256"));
+      const snapshots = () => readdir(join(c.dataRoot, "snapshots"));
+      const hex = (d: string) => d.slice("sha256:".length);
+      // Two configs, two manifests, three distinct layers; three snapshots (the shared base once).
+      expect((await blobs()).sort()).toEqual(
+        [first.config, first.manifest, second.config, second.manifest, shared, first.layers[1], second.layers[1]]
+          .map((b) => hex((b as { descriptor: { digest: string } }).descriptor.digest))
+          .sort(),
+      );
+      expect(await snapshots()).toHaveLength(3);
+
+      const removed = await c.json<{ Deleted?: string }[]>("DELETE", `/images/${first.config.descriptor.digest}`);
+      expect(removed.body).toContainEqual({ Deleted: first.config.descriptor.digest });
+      const left = await blobs();
+      expect(left).toContain(hex(shared.descriptor.digest));
+      expect(left).not.toContain(hex((first.layers[1] as typeof shared).descriptor.digest));
+      expect(left).not.toContain(hex(first.manifest.descriptor.digest));
+      expect(await snapshots()).toHaveLength(2);
+
+      await c.json("DELETE", `/images/${second.config.descriptor.digest}`);
+      expect(await blobs()).toEqual([]);
+      expect(await snapshots()).toEqual([]);
+    } finally {
+      await c.dispose();
+    }
+  });
+
   it("finishes a pull that a killed daemon left half done, with verified content", async () => {
     const big = gzipLayer([{ path: "big.bin", content: randomBytes(48 * 1024 * 1024) }]);
     const fixture = image({ architecture: "amd64", os: "linux" }, [big, randomLayer("small")], "interrupted");

@@ -22,7 +22,7 @@ import type { LayerRecord } from "../image-store.js";
 import { familiarReference } from "../images.js";
 import type { ProgressSink } from "../progress.js";
 import { chainIds } from "../snapshots.js";
-import { describeLayerFile } from "./layer-file.js";
+import { describeLayerFile, type LayerFile } from "./layer-file.js";
 
 /** Archive member names: relative, no `..`, nothing but what image archives use. */
 function safeName(name: string): string | undefined {
@@ -130,21 +130,29 @@ export async function loadImages(engine: Engine, body: Readable, progress: Progr
         : error;
     });
     if (images.length === 0) throw badRequest("image archive holds no image");
-    for (const archived of images) await loadImage(engine, archived, progress, always);
+    // Each layer file is hashed once, before any is moved into the store: images may share layers.
+    const layerFiles = new Map<string, LayerFile>();
+    for (const path of new Set(images.flatMap((image) => image.layerPaths))) layerFiles.set(path, await describeLayerFile(path));
+    for (const archived of images) await loadImage(engine, archived, layerFiles, progress, always);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 }
 
-async function loadImage(engine: Engine, archived: ArchiveImage, progress: ProgressSink, always: ProgressSink): Promise<void> {
+async function loadImage(
+  engine: Engine,
+  archived: ArchiveImage,
+  layerFiles: Map<string, LayerFile>,
+  progress: ProgressSink,
+  always: ProgressSink,
+): Promise<void> {
   const config = JSON.parse(archived.config.toString("utf8")) as ImageConfig;
   const diffIds = config.rootfs?.diff_ids ?? [];
   if (diffIds.length !== archived.layerPaths.length)
     throw badRequest(`image config lists ${diffIds.length} layers, the archive ${archived.layerPaths.length}`);
   const chains = chainIds(diffIds);
   const id = digestOf(archived.config);
-  const files = [];
-  for (const path of archived.layerPaths) files.push(await describeLayerFile(path));
+  const files = archived.layerPaths.map((path) => layerFiles.get(path) as LayerFile);
   const release = engine.lease([id, ...files.map((f) => f.digest), ...chains]);
   try {
     const layers: LayerRecord[] = [];
