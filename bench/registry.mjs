@@ -9,8 +9,9 @@
 //   node bench/registry.mjs --calibrate     also drive manifest GET with bench/http-load.mjs, to compare it with wrk
 //
 // Both servers listen on 127.0.0.1 only, store blobs on the filesystem in fresh temp dirs, and are
-// killed (temp dirs removed) on exit, error or SIGINT. The table is printed and written to
-// bench/results/latest.md.
+// killed (temp dirs removed) on exit, error or SIGINT. The S3 rows run both again with S3 storage:
+// an S3-compatible server (@20minutes/s3rver, libs/storage/test/s3-server.mjs) on 127.0.0.1, a fresh
+// bucket for each registry. The table is printed and written to bench/results/latest.md.
 
 import { spawn, spawnSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
@@ -34,6 +35,12 @@ const MINATO_BIN = join(ROOT, "apps", "registry", "bin", "minato-registry.js");
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
 const OCI_LAYER = "application/vnd.oci.image.layer.v1.tar";
+const S3_LAUNCHER = join(ROOT, "libs", "storage", "test", "s3-server.mjs");
+/** s3rver's one account (as in libs/storage/test/s3-server.ts). */
+const S3_ACCESS_KEY = "S3RVER";
+const S3_SECRET_KEY = "S3RVER";
+/** Blob size of the S3 rows: s3rver stores every part and copy as a file, so these stay small. */
+const S3_BLOB = 64 * 1024 * 1024;
 /** Bytes at the end of each pushed blob that change per push, so every push stores new content. */
 const TAIL = 32;
 const IDLE_TIMEOUT_MS = 120_000;
@@ -73,6 +80,11 @@ const running = new Set();
 const tempDirs = new Set();
 let cleaningUp;
 let interrupted = false;
+
+/** The environment of the servers: ambient AWS settings (profiles, CA bundles, regions) stay out. */
+function serverEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("AWS_")));
+}
 
 function cleanup() {
   cleaningUp ??= (async () => {
@@ -329,7 +341,11 @@ async function waitReady(server, child, stderrTail) {
   throw new Error(`${server.name} did not answer GET /v2/ within 15 s: ${stderrTail()}`);
 }
 
-async function startServer(kind) {
+/**
+ * Starts Minato or Distribution on a free loopback port, with blobs on the filesystem in a fresh
+ * temp dir, or in `s3.bucket` of the S3 server at `s3.endpoint`.
+ */
+async function startServer(kind, s3) {
   const port = await freePort();
   const dataDir = await tempDir(`minato-bench-${kind}-`);
   let command;
@@ -339,7 +355,30 @@ async function startServer(kind) {
     if (profile.length) await mkdir(join(RESULTS, "prof"), { recursive: true });
     command = process.execPath;
     argv = [...profile, MINATO_BIN, "serve", "--listen", `${HOST}:${port}`, "--data", join(dataDir, "data"), "--log-level", "warn"];
+    if (s3) {
+      argv.push(
+        ...["--storage", "s3", "--s3-bucket", s3.bucket, "--s3-endpoint", s3.endpoint, "--s3-force-path-style", "true"],
+        ...["--s3-region", "us-east-1", "--s3-access-key-id", S3_ACCESS_KEY, "--s3-secret-access-key", S3_SECRET_KEY],
+      );
+    }
   } else {
+    const storage = s3
+      ? [
+          "  s3:",
+          `    accesskey: ${S3_ACCESS_KEY}`,
+          `    secretkey: ${S3_SECRET_KEY}`,
+          "    region: us-east-1",
+          `    regionendpoint: ${s3.endpoint}`,
+          // Distribution 2.8 goes path-style whenever regionendpoint is set; later versions read this.
+          "    forcepathstyle: true",
+          `    bucket: ${s3.bucket}`,
+          "    secure: false",
+          "    v4auth: true",
+          // Blob GETs served by the registry itself, as Minato does by default (no presigned redirects).
+          "  redirect:",
+          "    disable: true",
+        ]
+      : ["  filesystem:", `    rootdirectory: ${join(dataDir, "data")}`];
     const config = join(dataDir, "config.yml");
     await writeFile(
       config,
@@ -353,8 +392,7 @@ async function startServer(kind) {
         // As in upstream's example config and Debian's /etc/docker/registry/config.yml.
         "  cache:",
         "    blobdescriptor: inmemory",
-        "  filesystem:",
-        `    rootdirectory: ${join(dataDir, "data")}`,
+        ...storage,
         "  delete:",
         "    enabled: true",
         "http:",
@@ -366,7 +404,7 @@ async function startServer(kind) {
     command = "docker-registry";
     argv = ["serve", config];
   }
-  const child = spawn(command, argv, { stdio: ["ignore", "ignore", "pipe"], cwd: dataDir, env: { ...process.env } });
+  const child = spawn(command, argv, { stdio: ["ignore", "ignore", "pipe"], cwd: dataDir, env: serverEnv() });
   children.add(child);
   let stderr = "";
   child.stderr.setEncoding("utf8");
@@ -375,7 +413,7 @@ async function startServer(kind) {
   });
   const server = {
     kind,
-    name: kind === "minato" ? "Minato" : "Distribution",
+    name: `${kind === "minato" ? "Minato" : "Distribution"}${s3 ? " (S3)" : ""}`,
     url: `http://${HOST}:${port}`,
     port,
     pid: child.pid,
@@ -392,6 +430,75 @@ async function startServer(kind) {
   running.add(server);
   await waitReady(server, child, server.stderrTail);
   return server;
+}
+
+/**
+ * s3rver in its own process on a loopback port, storing objects under a fresh temp dir, with one
+ * fresh bucket per name in `buckets`. It exits with this process (its stdin is a pipe from here).
+ */
+async function startS3Server(buckets) {
+  const dir = await tempDir("minato-bench-s3-");
+  const argv = [S3_LAUNCHER, "--exit-with-stdin", "--directory", join(dir, "objects"), ...buckets.flatMap((b) => ["--bucket", b])];
+  const child = spawn(process.execPath, argv, { stdio: ["pipe", "pipe", "pipe"], cwd: dir, env: serverEnv() });
+  children.add(child);
+  let output = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (text) => {
+    output = (output + text).slice(-8192);
+  });
+  child.stdout.setEncoding("utf8");
+  const port = await new Promise((resolvePort, reject) => {
+    let line = "";
+    child.stdout.on("data", (text) => {
+      line += text;
+      if (line.includes("\n")) resolvePort(JSON.parse(line.split("\n")[0]).port);
+    });
+    child.once("exit", (code) => reject(new Error(`S3 server exited with ${code}: ${output}`)));
+  });
+  return {
+    endpoint: `http://${HOST}:${port}`,
+    async stop() {
+      await stopProcess(child);
+      await removeTempDir(dir);
+    },
+  };
+}
+
+/**
+ * Puts a blob straight into Distribution's bucket in its storage layout (the content, and the link
+ * that makes it part of `repo`), through the S3 API: a blob for its pull when its push cannot work.
+ */
+async function seedDistributionBlob(s3, repo, blob) {
+  const { S3Client, PutObjectCommand } = await import("@aws-sdk/client-s3");
+  const client = new S3Client({
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: S3_ACCESS_KEY, secretAccessKey: S3_SECRET_KEY },
+    // No trailing checksums (aws-chunked uploads), which s3rver does not take.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+  });
+  const hex = blob.digest.slice("sha256:".length);
+  const root = "docker/registry/v2";
+  try {
+    const put = (key, body, length) =>
+      client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `${root}/${key}`, Body: body, ContentLength: length }));
+    await put(`blobs/sha256/${hex.slice(0, 2)}/${hex}/data`, blob.body(), blob.size);
+    await put(`repositories/${repo}/_layers/sha256/${hex}/link`, Buffer.from(blob.digest), blob.digest.length);
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Why a server failed a request: the error, and the detail of the last error it logged (Distribution's logfmt). */
+function failureReason(server, error) {
+  const details = [...server.stderrTail().matchAll(/err\.detail="((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]);
+  // Go's AWS SDK appends "\n\tstatus code: 501, request id: , host id: ": keep the status.
+  const detail = details
+    .at(-1)
+    ?.replace(/\\n\\t/g, "; ")
+    .replace(/, request id:.*$/, "");
+  return `${error.message.replace(/ \{.*$/s, "")}${detail ? `; its log: ${detail}` : ""}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,10 +708,11 @@ async function main() {
 
   const work = await tempDir("minato-bench-client-");
   const payload = join(work, "payload.bin");
-  const payloadSize = Math.max(SIZES.single, SIZES.concurrent * SIZES.streams);
+  const payloadSize = Math.max(SIZES.single, SIZES.concurrent * SIZES.streams, S3_BLOB);
   log(`writing ${payloadSize / MiB} MiB of random data to ${payload}`);
   await writeRandomFile(payload, payloadSize);
   const single = await new FileSlice(payload, 0, SIZES.single).prepare();
+  const s3Slice = await new FileSlice(payload, 0, S3_BLOB).prepare();
   const concurrent = await Promise.all(
     Array.from({ length: SIZES.streams }, (_, i) => new FileSlice(payload, i * SIZES.concurrent, SIZES.concurrent).prepare()),
   );
@@ -673,7 +781,59 @@ async function main() {
   }
   for (const kind of kinds) await servers[kind].stop();
 
-  // Step 5: each server started fresh on its own, RSS sampled during one 4 GiB streamed PATCH.
+  // Step 5: S3 storage. One s3rver, a fresh bucket per registry, both registries up side by side,
+  // single-stream push and pull of a 64 MiB blob, interleaved run by run as above.
+  /** s3Failures[metric][kind] = why that registry's S3 push or pull could not be measured */
+  const s3Failures = { s3push: {}, s3pull: {} };
+  /** Digest of the blob put straight into Distribution's bucket, when its push failed. */
+  let seeded;
+  {
+    const s3 = await startS3Server(kinds);
+    const s3Servers = {};
+    for (const kind of kinds) s3Servers[kind] = await startServer(kind, { endpoint: s3.endpoint, bucket: kind });
+    // Only Distribution's failures are findings to report; Minato's end the benchmark.
+    const attempt = async (metric, kind, work) => {
+      try {
+        return await work();
+      } catch (error) {
+        if (kind === "minato") throw error;
+        s3Failures[metric][kind] = failureReason(s3Servers[kind], error);
+        log(`  S3 ${metric.slice(2)} failed on ${s3Servers[kind].name}: ${s3Failures[metric][kind]}`);
+        return undefined;
+      }
+    };
+    for (let run = 0; run < RUNS; run++) {
+      const order = run % 2 ? [...kinds].reverse() : kinds;
+      for (const kind of order) {
+        const server = s3Servers[kind];
+        log(`run ${run + 1}/${RUNS}: ${server.name}`);
+        let repo = "bench/push";
+        let digest;
+        if (!s3Failures.s3push[kind]) {
+          const push = await attempt("s3push", kind, () => measurePush(server, s3Slice, pushStreamed));
+          if (push) record("s3push", kind, push.value);
+          digest = push?.digest;
+        }
+        if (!digest) {
+          // No blob pushed: its pull is measured on a blob put into its bucket directly.
+          if (!seeded) {
+            const blob = s3Slice.variant();
+            await seedDistributionBlob({ endpoint: s3.endpoint, bucket: kind }, "bench/seeded", blob);
+            seeded = blob.digest;
+          }
+          repo = "bench/seeded";
+          digest = seeded;
+        }
+        if (s3Failures.s3pull[kind]) continue;
+        const pull = await attempt("s3pull", kind, () => measurePull(server, repo, digest, S3_BLOB));
+        if (pull !== undefined) record("s3pull", kind, pull);
+      }
+    }
+    for (const kind of kinds) await s3Servers[kind].stop();
+    await s3.stop();
+  }
+
+  // Step 6: each server started fresh on its own, RSS sampled during one 4 GiB streamed PATCH.
   const rss = {};
   if (SIZES.big > 0) {
     for (const kind of kinds) {
@@ -709,6 +869,11 @@ async function main() {
     `- mode: ${QUICK ? "quick" : "full"}; median of ${RUNS} run(s), servers interleaved; loopback ${HOST}, filesystem storage in fresh temp dirs`,
   );
   lines.push(
+    `- S3 rows: @20minutes/s3rver (Node, objects stored as files) on ${HOST}, a fresh bucket per registry; ` +
+      "Minato `--storage s3` (path-style, 8 MiB parts); Distribution's `s3` driver (regionendpoint, path-style, v4auth, " +
+      `not secure, redirect disabled so that both serve blobs themselves); one ${s(S3_BLOB)} blob per push`,
+  );
+  lines.push(
     "- servers: Minato `--log-level warn`; Distribution log level warn, access log off, delete enabled, " +
       "`cache: blobdescriptor: inmemory` (as in its stock config)",
   );
@@ -731,6 +896,23 @@ async function main() {
       distribution: failNote("pull", "distribution"),
     }),
   );
+  const s3Note = (metric, kind) => {
+    if (s3Failures[metric][kind]) return `fails: ${s3Failures[metric][kind]}`;
+    if (metric === "s3pull" && kind === "distribution" && seeded)
+      return "(of a blob put into its bucket through the S3 API: its push fails)";
+    return undefined;
+  };
+  for (const [metric, label] of [
+    ["s3push", `push ${s(S3_BLOB)} to S3 (s3rver on loopback), POST+PATCH+PUT (MB/s)`],
+    ["s3pull", `pull ${s(S3_BLOB)} from S3 (s3rver on loopback), GET (MB/s)`],
+  ]) {
+    lines.push(
+      row(label, med(metric, "minato"), d(metric), undefined, {
+        minato: s3Note(metric, "minato"),
+        distribution: dist ? s3Note(metric, "distribution") : undefined,
+      }),
+    );
+  }
   lines.push(row(`manifest GET, 32 conns, wrk (req/s)`, med("manifest", "minato"), d("manifest"), atLeast(3)));
   lines.push(row(`blob HEAD, 32 conns, http-load (req/s)`, med("head", "minato"), d("head"), atLeast(3)));
   lines.push(
@@ -756,6 +938,14 @@ async function main() {
   }
   if (!dist) lines.push(`| (Distribution) | — | ${args["minato-only"] ? "skipped" : "not installed"} | — | ratios not computed |`);
   lines.push("");
+  if (/NotImplemented/.test(s3Failures.s3push.distribution ?? "")) {
+    lines.push(
+      "Distribution's S3 push fails on s3rver: in every request after an upload's POST, its s3 driver finds the upload's " +
+        "multipart upload again with ListMultipartUploads (`GET /<bucket>?uploads&prefix=…`), which s3rver does not implement " +
+        "(501 NotImplemented), so no blob upload can complete. Minato keeps the part list in its own upload state and needs no listing.",
+    );
+    lines.push("");
+  }
   lines.push("Per-run values (MB/s or req/s):");
   lines.push("");
   for (const [metric, byKind] of Object.entries(results)) {

@@ -36,6 +36,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
         logger,
       }).catch(async (error) => {
         await metadata.close();
+        storage.destroy?.();
         throw error;
       })
     : undefined;
@@ -126,6 +127,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
         });
         await metadata.close();
         auth?.close();
+        storage.destroy?.();
       })();
       return closing;
     },

@@ -24,7 +24,7 @@ import {
   tokenFor,
   usersOf,
 } from "./auth-helpers.js";
-import { call, expectError, type TestRegistry } from "./harness.js";
+import { call, expectError, type TestRegistry, testStorage } from "./harness.js";
 
 const BIN = resolve(import.meta.dirname, "../bin/minato-registry.js");
 
@@ -198,6 +198,7 @@ describe("passwords", () => {
 describe("secrets never reach the logs", () => {
   it("logs at trace level hold no password, access token, refresh token or personal access token", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "minato-auth-logs-"));
+    const storage = await testStorage();
     let logs = "";
     const sink = new Writable({
       write(chunk, _encoding, callback) {
@@ -215,10 +216,11 @@ describe("secrets never reach the logs", () => {
         uploadTtlMs: 86_400_000,
         maxManifestBytes: 4 << 20,
         auth: (await import("../src/index.js")).defaultAuthConfig({ admin: { ...ADMIN } }),
+        ...(storage.config ? { storage: storage.config } : {}),
       },
       pino({ level: "trace" }, sink),
     );
-    const test = { ...registry, dataDir, destroy: async () => {} };
+    const test = { ...registry, dataDir, storage, destroy: async () => {} };
     try {
       const users = usersOf(test);
       users.addUser("logged", { passwordHash: await hashPassword("logged-user-password") });
@@ -255,6 +257,7 @@ describe("secrets never reach the logs", () => {
       }
     } finally {
       await registry.close();
+      await storage.remove();
       await rm(dataDir, { recursive: true, force: true });
     }
   });

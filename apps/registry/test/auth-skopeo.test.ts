@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type TestStorage, testStorage } from "./harness.js";
 
 /**
  * The whole flow with a real client: skopeo pushes and pulls through the built-in token service of a
@@ -121,6 +122,7 @@ describe("skopeo through the token service", () => {
   let serverLog = "";
   let host: string;
   let skopeoEnv: NodeJS.ProcessEnv;
+  let storage: TestStorage | undefined;
   const cliEnv = () => ({ PATH: process.env.PATH ?? "", HOME: work, MINATO_REGISTRY_DATA: dataDir });
   const passwords = { alice: "alice-pushes-123", reader: "reader-pulls-456" };
   let pat = "";
@@ -179,9 +181,11 @@ describe("skopeo through the token service", () => {
       CONTAINERS_REGISTRIES_CONF: join(work, "registries.conf"),
     };
 
+    // Blobs on the filesystem, or in a bucket of their own on MINATO_TEST_STORAGE=s3.
+    storage = await testStorage();
     server = spawn(
       process.execPath,
-      [BIN, "serve", "--listen", "127.0.0.1:0", "--data", dataDir, "--auth", "token", "--log-level", "debug"],
+      [BIN, "serve", "--listen", "127.0.0.1:0", "--data", dataDir, "--auth", "token", "--log-level", "debug", ...storage.args],
       {
         cwd: work,
         env: { ...cliEnv(), MINATO_REGISTRY_ADMIN_PASSWORD: ADMIN_PASSWORD },
@@ -199,6 +203,7 @@ describe("skopeo through the token service", () => {
       });
       server.once("exit", (code) => fail(new Error(`registry exited with ${code}: ${serverLog}`)));
     });
+    expect(serverLog).toContain(storage.config ? '"storage":"s3://' : '"storage":"filesystem:');
 
     // Users and grants, with the admin CLI on the live data directory.
     await admin(["user", "add", "alice", "--password-stdin"], `${passwords.alice}\n`);
@@ -222,6 +227,7 @@ describe("skopeo through the token service", () => {
       server.kill("SIGTERM");
       await exited;
     }
+    await storage?.remove();
     if (work) await rm(work, { recursive: true, force: true });
   });
 

@@ -23,6 +23,7 @@ import {
   startUpload,
   statusCodes,
   stored,
+  storedObjects,
   type TestRegistry,
   uploadId,
   withDigest,
@@ -491,6 +492,10 @@ describe("bad input", () => {
       expect(existsSync(join(registry.dataDir, "escape"))).toBe(false);
       expect(existsSync(join(registry.dataDir, "..", "escape"))).toBe(false);
       expect(await stored(registry, digestOf("data"))).toBe(false);
+      // In the blob store (files, or S3 keys), only content addresses and sessions the registry issued.
+      for (const path of await storedObjects(registry)) {
+        expect(path).toMatch(/^(blobs\/sha(256|512)\/[0-9a-f]{2}\/[0-9a-f]+|uploads\/[0-9a-f-]{36}(\/(state\.[01]|tail\.\d+|data))?)$/);
+      }
     });
 
     it("a session of repository A used through repository B", async () => {

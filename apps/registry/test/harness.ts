@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { type Digest, type DigestAlgorithm, digestOf, MediaType } from "@minato/oci";
 import { type Dispatcher, getGlobalDispatcher, request } from "undici";
-import { expect } from "vitest";
+import { expect, inject } from "vitest";
+import { createBucket, deleteBucket, listKeys, S3_CREDENTIALS, s3TestClient } from "../../../libs/storage/test/s3-server.js";
 import {
   type AuthConfig,
   createLogger,
@@ -15,10 +16,102 @@ import {
   type RunningRegistry,
   startRegistry,
 } from "../src/index.js";
+import type { StorageConfig } from "../src/storage.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Endpoint of the run's S3 server, provided by s3-setup.ts when MINATO_TEST_STORAGE=s3. */
+    minatoS3Endpoint: string;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blob storage under test
+
+/** Where test registries keep blobs: `MINATO_TEST_STORAGE=s3` puts each in a fresh bucket of the run's s3rver. */
+export const TEST_STORAGE: "filesystem" | "s3" = (() => {
+  const value = process.env.MINATO_TEST_STORAGE || "filesystem";
+  if (value !== "filesystem" && value !== "s3") throw new Error(`MINATO_TEST_STORAGE must be filesystem or s3, not ${value}`);
+  return value;
+})();
+
+/** The blob storage of one test registry, and what it takes to look into it and remove it. */
+export interface TestStorage {
+  /** The registry's `storage` setting; undefined for the filesystem under its data directory. */
+  config: StorageConfig | undefined;
+  /** The same as `minato-registry serve` flags. */
+  args: string[];
+  /** Every object the storage holds, as `blobs/…` and `uploads/…` paths (S3 keys under the prefix, or files under `dataDir`). */
+  list(dataDir: string): Promise<string[]>;
+  /** Deletes the bucket and everything in it (nothing for the filesystem: it goes with the data directory). */
+  remove(): Promise<void>;
+}
+
+async function filesUnder(root: string, dir: string): Promise<string[]> {
+  const entries = await readdir(join(root, dir), { withFileTypes: true }).catch(() => []);
+  const files: string[] = [];
+  for (const entry of entries) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) files.push(...(await filesUnder(root, path)));
+    else files.push(path);
+  }
+  return files;
+}
+
+const S3_PREFIX = "registry";
+
+/**
+ * Storage for a new test registry: on S3, a bucket of its own on the run's S3 server (with a key
+ * prefix, and the smallest part size so that MiB-sized test blobs take the multipart path).
+ */
+export async function testStorage(): Promise<TestStorage> {
+  if (TEST_STORAGE === "filesystem") {
+    return {
+      config: undefined,
+      args: [],
+      list: async (dataDir) => [...(await filesUnder(dataDir, "blobs")), ...(await filesUnder(dataDir, "uploads"))],
+      remove: async () => undefined,
+    };
+  }
+  const endpoint = inject("minatoS3Endpoint");
+  if (!endpoint) throw new Error("MINATO_TEST_STORAGE=s3, but no S3 server was started: run vitest with the root vitest.config.ts");
+  const bucket = `test-${randomBytes(8).toString("hex")}`;
+  const client = s3TestClient(endpoint);
+  await createBucket(client, bucket);
+  return {
+    config: {
+      driver: "s3",
+      s3: {
+        bucket,
+        prefix: S3_PREFIX,
+        region: "us-east-1",
+        endpoint,
+        forcePathStyle: true,
+        credentials: S3_CREDENTIALS,
+        redirect: false,
+        partSize: 5 * 1024 * 1024,
+      },
+    },
+    args: [
+      ...["--storage", "s3", "--s3-bucket", bucket, "--s3-prefix", S3_PREFIX, "--s3-region", "us-east-1"],
+      ...["--s3-endpoint", endpoint, "--s3-force-path-style", "true", "--s3-part-size", "5"],
+      ...["--s3-access-key-id", S3_CREDENTIALS.accessKeyId, "--s3-secret-access-key", S3_CREDENTIALS.secretAccessKey],
+    ],
+    list: async () => (await listKeys(client, bucket, `${S3_PREFIX}/`)).map((key) => key.slice(S3_PREFIX.length + 1)),
+    remove: async () => {
+      try {
+        await deleteBucket(client, bucket);
+      } finally {
+        client.destroy();
+      }
+    },
+  };
+}
 
 export interface TestRegistry extends RunningRegistry {
   dataDir: string;
-  /** Closes the server and removes its data directory. */
+  storage: TestStorage;
+  /** Closes the server and removes its data directory (and its bucket, on S3). */
   destroy(): Promise<void>;
 }
 
@@ -27,10 +120,18 @@ export type TestOverrides = Partial<Omit<RegistryConfig, "auth">> & {
   auth?: Partial<AuthConfig>;
 };
 
-/** A real registry on a loopback port chosen by the kernel, with its own data directory. */
+/**
+ * A real registry on a loopback port chosen by the kernel, with its own data directory, and its blobs
+ * there or (MINATO_TEST_STORAGE=s3) in a fresh bucket, unless `storage` is overridden.
+ */
 export async function startTestRegistry(testOverrides: TestOverrides = {}): Promise<TestRegistry> {
   const { auth, ...overrides } = testOverrides;
   const dataDir = await mkdtemp(join(tmpdir(), "minato-registry-test-"));
+  const removeDataDir = () => rm(dataDir, { recursive: true, force: true });
+  const storage = await testStorage().catch(async (error: unknown) => {
+    await removeDataDir();
+    throw error;
+  });
   const config: RegistryConfig = {
     host: "127.0.0.1",
     port: 0,
@@ -39,16 +140,23 @@ export async function startTestRegistry(testOverrides: TestOverrides = {}): Prom
     logLevel: "silent",
     uploadTtlMs: 86_400_000,
     maxManifestBytes: 4 * 1024 * 1024,
+    ...(storage.config ? { storage: storage.config } : {}),
     ...overrides,
     ...(auth ? { auth: defaultAuthConfig(auth) } : {}),
   };
-  const registry = await startRegistry(config, createLogger(config.logLevel));
+  const registry = await startRegistry(config, createLogger(config.logLevel)).catch(async (error: unknown) => {
+    await storage.remove();
+    await removeDataDir();
+    throw error;
+  });
   return {
     ...registry,
     dataDir,
+    storage,
     async destroy() {
       await registry.close();
-      await rm(dataDir, { recursive: true, force: true });
+      await storage.remove();
+      await removeDataDir();
     },
   };
 }
@@ -273,6 +381,11 @@ export function uploadId(uploadLocation: string): string {
 /** Whether the blob store holds `digest` at its content address (independently of any repository link). */
 export async function stored(registry: TestRegistry, digest: Digest): Promise<boolean> {
   return (await registry.deps.storage.stat(digest)) !== undefined;
+}
+
+/** Every object in the registry's blob storage (`blobs/…`, `uploads/…`), on either driver. */
+export function storedObjects(registry: TestRegistry): Promise<string[]> {
+  return registry.storage.list(registry.dataDir);
 }
 
 /** Upload sessions the registry holds for `name`. */

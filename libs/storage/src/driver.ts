@@ -58,6 +58,8 @@ export interface BlobStore {
    * store's presigned GET, which also honours Range), or undefined to serve it through the registry.
    */
   redirectUrl?(digest: Digest): Promise<string | undefined>;
+  /** Optional: releases what the store holds open (an object store's connections); it is unusable after. */
+  destroy?(): void;
 }
 
 export class StorageError extends Error {

@@ -109,6 +109,12 @@ interface Session {
   state: UploadState;
   /** Hash of every byte of the session, valid while `offset` equals its size. */
   hash?: { digester: Digester; offset: number };
+  /**
+   * While an append of this process streams into the session: its size counting the bytes that
+   * append took from its body so far, sent or still buffered. {@link S3BlobStore.uploadSize} reports
+   * it, as the filesystem driver's growing file does: they stay appended unless S3 itself fails.
+   */
+  receiving?: number;
 }
 
 function partsBytes(state: UploadState): number {
@@ -589,7 +595,8 @@ export class S3BlobStore implements BlobStore {
   async uploadSize(id: string): Promise<number | undefined> {
     try {
       assertUploadId(id);
-      return (await this.#session(id)).state.size;
+      const session = await this.#session(id);
+      return session.receiving ?? session.state.size;
     } catch (error) {
       if (error instanceof UploadNotFoundError) return undefined;
       throw error;
@@ -624,6 +631,7 @@ export class S3BlobStore implements BlobStore {
           const chunk = data as Buffer;
           if (written + chunk.byteLength > maxBytes) throw new UploadTooLargeError(`upload exceeds ${maxBytes} bytes`);
           written += chunk.byteLength;
+          session.receiving = offset + written;
           hash?.digester.update(chunk);
           for (let at = 0; at < chunk.byteLength; ) {
             const copied = chunk.copy(buffer, fill, at);
@@ -654,6 +662,8 @@ export class S3BlobStore implements BlobStore {
       } catch (error) {
         this.#sessions.delete(id);
         throw failure ?? error;
+      } finally {
+        session.receiving = undefined;
       }
       if (failure !== undefined) {
         session.hash = undefined;

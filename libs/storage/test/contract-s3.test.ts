@@ -2,11 +2,10 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { S3BlobStore, type S3BlobStoreOptions, S3StorageError } from "@minato/storage";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blobStoreContract, CONTRACT_PART_SIZE, sha256 } from "./contract.js";
-import { S3_CREDENTIALS, S3TestServer } from "./s3-server.js";
+import { listKeys, S3_CREDENTIALS, S3TestServer, s3TestClient } from "./s3-server.js";
 
 const BUCKET = "minato";
 const MiB = 1024 * 1024;
@@ -33,25 +32,11 @@ function options(prefix: string, extra: Partial<S3BlobStoreOptions> = {}): S3Blo
   };
 }
 
-function client(): S3Client {
-  return new S3Client({ endpoint: server.endpoint, region: "us-east-1", forcePathStyle: true, credentials: S3_CREDENTIALS });
-}
-
 /** Keys under `prefix`, listed through the S3 API. */
 async function keysUnder(prefix: string): Promise<string[]> {
-  const s3 = client();
+  const s3 = s3TestClient(server.endpoint);
   try {
-    // s3rver signs bucket-level paths without the SDK's trailing slash: send `/<bucket>?…`.
-    s3.middlewareStack.add(
-      (next) => async (args) => {
-        const request = args.request as { path?: string };
-        if (request.path === `/${BUCKET}/`) request.path = `/${BUCKET}`;
-        return next(args);
-      },
-      { step: "build" },
-    );
-    const page = await s3.send(new ListObjectsV2Command({ Bucket: BUCKET, Prefix: prefix }));
-    return (page.Contents ?? []).map((object) => object.Key as string);
+    return await listKeys(s3, BUCKET, prefix);
   } finally {
     s3.destroy();
   }

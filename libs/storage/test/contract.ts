@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import type { Digest } from "@minato/oci";
 import {
   BlobNotFoundError,
@@ -9,7 +9,7 @@ import {
   UploadOffsetError,
   UploadTooLargeError,
 } from "@minato/storage";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 const MiB = 1024 * 1024;
 /** The part size the S3 contract runs with (S3's minimum): sizes below are chosen around it. */
@@ -314,6 +314,22 @@ export function blobStoreContract(name: string, setup: () => Promise<ContractTar
       await appendPieces(store, id, [data.subarray(size)], size);
       expect(await store.commit(id, sha256(data))).toEqual({ digest: sha256(data), size: data.byteLength });
       expect((await readAll(await store.read(sha256(data)))).equals(data)).toBe(true);
+    });
+
+    it("counts the bytes an append has taken in its session's size while it still streams", async () => {
+      const data = randomBytes(CONTRACT_PART_SIZE + 3000);
+      const id = randomUUID();
+      await store.createUpload(id);
+      const stream = new PassThrough();
+      const pending = store.append(id, 0, stream);
+      stream.write(data.subarray(0, 1000));
+      await vi.waitFor(async () => expect(await store.uploadSize(id)).toBe(1000), { timeout: 30_000, interval: 10 });
+      stream.write(data.subarray(1000, CONTRACT_PART_SIZE + 1000));
+      await vi.waitFor(async () => expect(await store.uploadSize(id)).toBe(CONTRACT_PART_SIZE + 1000), { timeout: 30_000, interval: 10 });
+      stream.end(data.subarray(CONTRACT_PART_SIZE + 1000));
+      expect(await pending).toBe(data.byteLength);
+      expect(await store.uploadSize(id)).toBe(data.byteLength);
+      expect(await store.commit(id, sha256(data))).toEqual({ digest: sha256(data), size: data.byteLength });
     });
 
     it("bounds an append by maxBytes", async () => {

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 
 const LAUNCHER = join(dirname(fileURLToPath(import.meta.url)), "s3-server.mjs");
 
@@ -12,9 +13,49 @@ const LAUNCHER = join(dirname(fileURLToPath(import.meta.url)), "s3-server.mjs");
 export const S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 
 /**
+ * An S3 client for the server at `endpoint` (path-style, s3rver's account). s3rver signs bucket-level
+ * paths without the SDK's trailing slash: bucket requests are sent as `/<bucket>?…`.
+ */
+export function s3TestClient(endpoint: string): S3Client {
+  const client = new S3Client({ endpoint, region: "us-east-1", forcePathStyle: true, credentials: S3_CREDENTIALS, maxAttempts: 1 });
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { path?: string };
+      if (request.path && /^\/[^/]+\/$/.test(request.path)) request.path = request.path.slice(0, -1);
+      return next(args);
+    },
+    { step: "build" },
+  );
+  return client;
+}
+
+/** Every key in `bucket` that starts with `prefix`, listed through the S3 API. */
+export async function listKeys(client: S3Client, bucket: string, prefix = ""): Promise<string[]> {
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const object of page.Contents ?? []) keys.push(object.Key as string);
+    token = page.IsTruncated ? page.NextContinuationToken : undefined;
+  } while (token);
+  return keys;
+}
+
+export async function createBucket(client: S3Client, bucket: string): Promise<void> {
+  await client.send(new CreateBucketCommand({ Bucket: bucket }));
+}
+
+/** Deletes every object of `bucket`, then the bucket (s3rver drops its open multipart uploads with it). */
+export async function deleteBucket(client: S3Client, bucket: string): Promise<void> {
+  for (const key of await listKeys(client, bucket)) await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+  await client.send(new DeleteBucketCommand({ Bucket: bucket }));
+}
+
+/**
  * An S3-compatible server (@20minutes/s3rver) in its own process on 127.0.0.1, storing objects as
  * files under a fresh temporary directory. It can be stopped and started again on the same port and
- * directory, to play an S3 endpoint that goes away and comes back.
+ * directory, to play an S3 endpoint that goes away and comes back. It never outlives this process:
+ * it exits when its stdin (a pipe from here) closes.
  */
 export class S3TestServer {
   #child: ChildProcess | undefined;
@@ -47,8 +88,16 @@ export class S3TestServer {
   /** Starts the server (again, on the same port and directory once it has one). */
   async start(): Promise<void> {
     if (this.running) return;
-    const args = [LAUNCHER, "--directory", this.directory, "--port", String(this.#port), ...this.buckets.flatMap((b) => ["--bucket", b])];
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
+    const args = [
+      LAUNCHER,
+      "--exit-with-stdin",
+      "--directory",
+      this.directory,
+      "--port",
+      String(this.#port),
+      ...this.buckets.flatMap((b) => ["--bucket", b]),
+    ];
+    const child = spawn(process.execPath, args, { stdio: ["pipe", "pipe", "pipe"] });
     this.#child = child;
     child.stderr?.on("data", (chunk: Buffer) => {
       this.#output = (this.#output + chunk.toString("utf8")).slice(-8192);
