@@ -21,12 +21,17 @@ const SYSTEM_PACKAGES = {
     ["openssl", "openssl"],
     // The stock docker CLI, driven against minatod (docker.io also ships dockerd, which is not started).
     ["docker.io", "docker"],
+    // libs/runtime runs real containers: runc as the OCI runtime, conmon as their monitor.
+    ["runc", "runc"],
+    ["conmon", "conmon"],
   ],
-  // CNCF Distribution and a load generator, for side-by-side benchmarks.
+  // CNCF Distribution and a load generator, for side-by-side benchmarks; dockerd (from docker.io)
+  // is the peer bench/engine.mjs starts for its pull and push comparison.
   bench: [
     ["docker-registry", "docker-registry"],
     ["wrk", "wrk"],
     ["skopeo", "skopeo"],
+    ["docker.io", "dockerd"],
   ],
 };
 
