@@ -7,7 +7,8 @@ set -euo pipefail
 out=${1:?usage: busybox-rootfs.sh OUT.tar}
 
 busybox=/bin/busybox
-if ! [ -x "$busybox" ] || ! "$busybox" --list >/dev/null 2>&1 || ! ldd "$busybox" 2>&1 | grep -q "not a dynamic"; then
+# A here-string, not a pipe: under pipefail, grep -q exiting early can fail the pipeline with SIGPIPE.
+if ! [ -x "$busybox" ] || ! "$busybox" --list >/dev/null 2>&1 || ! grep -q "not a dynamic" <<<"$(ldd "$busybox" 2>&1)"; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "busybox-rootfs: needs the busybox-static package: sudo apt-get install -y busybox-static" >&2
     exit 1
