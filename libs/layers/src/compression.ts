@@ -76,7 +76,8 @@ export async function decompressLayer(
   if (compression === "none") return { compression, tar: rest() };
 
   let decompressor: zlib.Gunzip;
-  if (compression === "gzip") decompressor = zlib.createGunzip();
+  // 1 MiB output chunks: with zlib's 16 KiB default, handling the chunks cost ~2.5x the CPU of the inflate.
+  if (compression === "gzip") decompressor = zlib.createGunzip({ chunkSize: 1024 * 1024 });
   else if (createZstdDecompress) decompressor = createZstdDecompress();
   else throw new LayerError("UNSUPPORTED_COMPRESSION", "unsupported layer compression: zstd (needs Node.js 22.15 or later)");
   pipeline(Readable.from(rest(), { objectMode: false }), decompressor, () => {

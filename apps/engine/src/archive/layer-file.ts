@@ -43,7 +43,7 @@ export async function describeLayerFile(path: string): Promise<LayerFile> {
   const blob = new Digester();
   const diff = new Digester();
   if (gzip) {
-    const gunzip = createGunzip();
+    const gunzip = createGunzip({ chunkSize: 1024 * 1024 });
     const finished = drain(gunzip, diff);
     await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), hashing(blob), gunzip);
     await finished;

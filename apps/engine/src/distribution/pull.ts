@@ -146,9 +146,14 @@ async function fetchAndUnpack(
         return;
       }
       progress({ status: "Pulling fs layer", id });
-      await fetchBlob(engine, client, reference.repository, layer, (current) =>
-        progress({ status: "Downloading", id, progressDetail: { current, total: layer.size } }),
-      );
+      // At most ten updates a second per layer, as dockerd does: each is a JSON line to render.
+      let reported = 0;
+      await fetchBlob(engine, client, reference.repository, layer, (current) => {
+        const now = Date.now();
+        if (now - reported < 100) return;
+        reported = now;
+        progress({ status: "Downloading", id, progressDetail: { current, total: layer.size } });
+      });
       progress({ status: "Download complete", id });
     }),
   );

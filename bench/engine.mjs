@@ -1,0 +1,985 @@
+#!/usr/bin/env node
+// Pull and push of one image with the engine (`minatod`), side by side with skopeo and with Docker
+// (Debian `docker.io`, a dockerd started here), all against the Minato registry on loopback.
+//
+//   npm run bench:engine                  full run: 8 layers totalling 256 MiB, 3 runs (builds first)
+//   node bench/engine.mjs --quick         8 layers totalling 32 MiB, 1 run, for iteration
+//   node bench/engine.mjs --runs 5        repetitions (the median is reported)
+//   node bench/engine.mjs --no-docker     skip Docker even when dockerd is installed and can run
+//   node bench/engine.mjs --cpu-prof      run minatod under `node --cpu-prof` (profiles in bench/results/prof/)
+//
+// The image (random file contents, so gzip cannot shrink it) is generated once as an OCI layout and
+// copied into a source registry with skopeo. Every pull goes into an empty store: a fresh minatod
+// (empty --data-root), a fresh dockerd (empty --data-root), a fresh skopeo destination. Every push
+// goes to a fresh registry, so no blob is skipped as already there. minatod and dockerd are driven
+// through the same Docker Engine API client (POST /images/create, POST /images/{name}/push); skopeo
+// is timed as a command. Tools take turns within each run, the order rotating from run to run.
+//
+// Everything listens on 127.0.0.1 only. Child processes, temp dirs and dockerd's mounts are removed
+// on exit, error or SIGINT, as are the files dockerd creates outside its roots (/etc/docker/key.json,
+// /run/docker) when they were not there before. The table is printed and written to
+// bench/results/engine.md.
+
+import { spawn, spawnSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createWriteStream, existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { request as httpRequest } from "node:http";
+import { createServer } from "node:net";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { createGzip } from "node:zlib";
+
+const HOST = "127.0.0.1";
+const MiB = 1024 * 1024;
+const MB = 1e6;
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const RESULTS = join(ROOT, "bench", "results");
+const REGISTRY_BIN = join(ROOT, "apps", "registry", "bin", "minato-registry.js");
+const MINATOD_BIN = join(ROOT, "apps", "engine", "bin", "minatod.js");
+/** The newest Engine API version dockerd 20.10 serves; minatod accepts 1.24 and up. */
+const API = "/v1.41";
+const TAG = "bench";
+/** `X-Registry-Auth` for an anonymous registry: base64url of `{}`. */
+const NO_AUTH = Buffer.from("{}").toString("base64url");
+const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
+const OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip";
+/** A stream (pull, push) with nothing arriving for this long means a stuck daemon. */
+const IDLE_TIMEOUT_MS = 120_000;
+/** Upper bound for one skopeo command. */
+const COMMAND_TIMEOUT_MS = 600_000;
+const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout) || 100;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    runs: { type: "string" },
+    "no-docker": { type: "boolean", default: false },
+    "cpu-prof": { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  },
+  strict: true,
+});
+if (args.help) {
+  process.stdout.write("usage: node bench/engine.mjs [--quick] [--runs N] [--no-docker] [--cpu-prof]\n");
+  process.exit(0);
+}
+const QUICK = args.quick;
+const RUNS = Number(args.runs ?? (QUICK ? 1 : 3));
+if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20) throw new Error("--runs must be an integer from 1 to 20");
+if (process.getuid?.() !== 0) throw new Error("bench:engine needs root: minatod (and dockerd) refuse to run otherwise");
+
+/** Relative layer sizes (8 layers, 32 parts), scaled to the image's total file content. */
+const LAYER_PARTS = [1, 2, 3, 4, 5, 6, 7, 4];
+const IMAGE_BYTES = (QUICK ? 32 : 256) * MiB;
+const LAYER_BYTES = LAYER_PARTS.map((part) => (IMAGE_BYTES / 32) * part);
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: every child process, daemon and temp dir is registered here and torn down exactly once.
+
+const children = new Set();
+/** Running daemons and registries: stopped (and their mounts undone) before temp dirs go. */
+const services = new Set();
+const tempDirs = new Set();
+/** Undoes what dockerd created outside its roots; set before the first dockerd starts. */
+let restoreHost;
+let cleaningUp;
+let interrupted = false;
+
+const log = (message) => process.stderr.write(`${message}\n`);
+
+function cleanup() {
+  cleaningUp ??= (async () => {
+    // A few passes: work that was under way when a signal came may still register something.
+    for (let pass = 0; pass < 3 && services.size + children.size + tempDirs.size > 0; pass++) {
+      for (const service of [...services]) await service.stop().catch((error) => log(`stopping ${service.name}: ${error.message}`));
+      await Promise.all([...children].map((child) => stopProcess(child)));
+      for (const dir of [...tempDirs]) await removeTempDir(dir).catch((error) => log(error.message));
+    }
+    await restoreHost?.();
+  })();
+  return cleaningUp;
+}
+
+/** After a signal nothing new is started: the run unwinds while cleanup() tears down. */
+function checkInterrupted() {
+  if (interrupted) throw new Error("interrupted");
+}
+
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => {
+    interrupted = true;
+    log(`\n${signal}: stopping daemons and registries, removing temp dirs`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+async function tempDir(prefix) {
+  checkInterrupted();
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  tempDirs.add(dir);
+  checkInterrupted();
+  return dir;
+}
+
+/** Mount points at or below `dir`, deepest first. */
+function mountsUnder(dir) {
+  const decodePath = (path) => path.replace(/\\([0-7]{3})/g, (_, octal) => String.fromCharCode(Number.parseInt(octal, 8)));
+  return readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => decodePath(line.split(" ")[4]))
+    .filter((mount) => mount === dir || mount.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** Unmounts everything below `dir` (lazily when busy); refuses to go on while anything is left. */
+function unmountUnder(dir) {
+  for (let pass = 0; pass < 5; pass++) {
+    const mounts = mountsUnder(dir);
+    if (mounts.length === 0) return;
+    for (const mount of mounts) {
+      if (spawnSync("umount", [mount], { stdio: "ignore" }).status !== 0) spawnSync("umount", ["-l", mount], { stdio: "ignore" });
+    }
+  }
+  const left = mountsUnder(dir);
+  if (left.length > 0) throw new Error(`could not unmount ${left.join(", ")}; left ${dir} in place`);
+}
+
+async function removeTempDir(dir) {
+  unmountUnder(dir);
+  await rm(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
+
+/** SIGTERM, then SIGKILL if the process has not exited within `graceMs`. */
+async function stopProcess(child, graceMs = 5000) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    children.delete(child);
+    return;
+  }
+  const exited = new Promise((resolveExit) => child.once("exit", resolveExit));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(timer);
+  children.delete(child);
+}
+
+/**
+ * dockerd writes a few paths whatever its roots: its trust key /etc/docker/key.json and the plugin
+ * socket dir /run/docker/plugins. Those that did not exist before are removed afterwards (dirs only
+ * when empty).
+ */
+function snapshotHostPaths() {
+  const paths = ["/etc/docker", "/etc/docker/key.json", "/run/docker", "/run/docker/plugins"];
+  const existed = new Map(paths.map((path) => [path, existsSync(path)]));
+  return async () => {
+    for (const path of [...paths].reverse()) {
+      if (existed.get(path) || !existsSync(path)) continue;
+      if (path.endsWith(".json")) await rm(path, { force: true });
+      else await rmdir(path).catch(() => log(`left ${path} in place: not empty`));
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, HOST, () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function commandOutput(command, argv) {
+  const result = spawnSync(command, argv, { encoding: "utf8" });
+  if (result.error || result.status !== 0) return undefined;
+  return `${result.stdout}${result.stderr}`.trim();
+}
+
+/** The environment for children: ours without MINATO_* and DOCKER_* settings that would redirect them. */
+function childEnv(extra = {}) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(MINATO|DOCKER)_/.test(key)));
+  return { ...env, ...extra };
+}
+
+/**
+ * Flushes dirty pages before a timed step, so no step pays for the writeback of the one before it
+ * (the seeding push, the previous tool's 512 MiB of blobs and unpacked files).
+ */
+function settle() {
+  spawnSync("sync", { stdio: "ignore", timeout: 120_000 });
+}
+
+/** CPU seconds of a process (all threads) and of the children it has reaped, from /proc/<pid>/stat. */
+function cpuOf(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after "(comm) ": state is field 3, so field n is at index n - 3 (utime 14 … cstime 17).
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const [utime, stime, cutime, cstime] = fields.slice(11, 15).map(Number);
+  return { own: (utime + stime) / CLK_TCK, children: (cutime + cstime) / CLK_TCK };
+}
+
+/** CLOCK_MONOTONIC in microseconds: the clock of V8's CPU profiles, to find a step in a --cpu-prof profile. */
+const monotonicMicros = () => Number(process.hrtime.bigint() / 1000n);
+
+/** Peak resident set size of a process (VmHWM), in bytes. */
+function peakRss(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? Number.NaN) * 1024;
+}
+
+/** Runs a command to completion (tracked for cleanup, killed after `timeoutMs`); resolves with its exit code and output. */
+async function capture(command, argv, { env, timeoutMs = COMMAND_TIMEOUT_MS } = {}) {
+  checkInterrupted();
+  const child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"], env });
+  children.add(child);
+  let output = "";
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.setEncoding("utf8");
+    stream.on("data", (text) => {
+      output = (output + text).slice(-16_384);
+    });
+  }
+  const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+  const [[code, signal]] = await Promise.all([
+    new Promise((r) => child.once("exit", (...result) => r(result))),
+    new Promise((r) => child.stdout.once("close", r)),
+    new Promise((r) => child.stderr.once("close", r)),
+  ]);
+  clearTimeout(timer);
+  children.delete(child);
+  return { code, signal, output };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The image: 8 gzip layers of random file contents, written once as an OCI layout.
+
+/** A ustar header for a file or directory owned by root. */
+function tarHeader(name, { type, size = 0, mode }) {
+  const header = Buffer.alloc(512);
+  const octal = (value, length) => `${value.toString(8).padStart(length - 1, "0")}\0`;
+  header.write(name, 0, 100, "utf8");
+  header.write(octal(mode, 8), 100);
+  header.write(octal(0, 8), 108);
+  header.write(octal(0, 8), 116);
+  header.write(octal(size, 12), 124);
+  header.write(octal(1_700_000_000, 12), 136);
+  header.write("        ", 148);
+  header.write(type === "directory" ? "5" : "0", 156);
+  header.write("ustar\0", 257);
+  header.write("00", 263);
+  header.write("root", 265);
+  header.write("root", 297);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+  return header;
+}
+
+/**
+ * One layer: a directory with four files (1/2, 1/4, 1/8, 1/8 of `bytes`) of random content, as a
+ * tar, gzip level 1 (random data does not compress; a higher level would only cost time). The tar
+ * and the gzip are hashed as they stream to disk.
+ */
+async function writeLayer(blobs, index, bytes) {
+  const diffHash = createHash("sha256");
+  const blobHash = createHash("sha256");
+  let blobSize = 0;
+  const files = [bytes / 2, bytes / 4, bytes / 8, bytes / 8];
+  async function* tar() {
+    const emit = (chunk) => {
+      diffHash.update(chunk);
+      return chunk;
+    };
+    yield emit(tarHeader(`layer-${index}/`, { type: "directory", mode: 0o755 }));
+    for (const [i, size] of files.entries()) {
+      yield emit(tarHeader(`layer-${index}/file-${i}.bin`, { type: "file", size, mode: 0o644 }));
+      for (let sent = 0; sent < size; sent += MiB) yield emit(randomBytes(Math.min(MiB, size - sent)));
+      if (size % 512) yield emit(Buffer.alloc(512 - (size % 512)));
+    }
+    yield emit(Buffer.alloc(1024));
+  }
+  const temporary = join(blobs, `tmp-layer-${index}`);
+  await pipeline(
+    tar(),
+    createGzip({ level: 1 }),
+    async function* (source) {
+      for await (const chunk of source) {
+        blobHash.update(chunk);
+        blobSize += chunk.length;
+        yield chunk;
+      }
+    },
+    createWriteStream(temporary),
+  );
+  const hex = blobHash.digest("hex");
+  await rename(temporary, join(blobs, hex));
+  return { mediaType: OCI_LAYER_GZIP, digest: `sha256:${hex}`, size: blobSize, diffId: `sha256:${diffHash.digest("hex")}` };
+}
+
+async function writeBlob(blobs, bytes) {
+  const hex = createHash("sha256").update(bytes).digest("hex");
+  await writeFile(join(blobs, hex), bytes);
+  return { digest: `sha256:${hex}`, size: bytes.length };
+}
+
+/** Writes the image as an OCI layout at `dir`, tagged TAG; returns its digests and sizes. */
+async function generateImage(dir) {
+  const blobs = join(dir, "blobs", "sha256");
+  await mkdir(blobs, { recursive: true });
+  const layers = [];
+  for (const [index, bytes] of LAYER_BYTES.entries()) layers.push(await writeLayer(blobs, index, bytes));
+  const arch = { x64: "amd64", arm64: "arm64", arm: "arm", ppc64: "ppc64le", s390x: "s390x" }[process.arch] ?? process.arch;
+  const config = Buffer.from(
+    JSON.stringify({
+      created: "2023-11-14T22:13:20Z",
+      architecture: arch,
+      os: "linux",
+      config: { Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"] },
+      rootfs: { type: "layers", diff_ids: layers.map((layer) => layer.diffId) },
+      history: layers.map((_, i) => ({ created: "2023-11-14T22:13:20Z", created_by: `bench layer ${i}` })),
+    }),
+  );
+  const configBlob = await writeBlob(blobs, config);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: OCI_CONFIG, ...configBlob },
+      layers: layers.map(({ mediaType, digest, size }) => ({ mediaType, digest, size })),
+    }),
+  );
+  const manifestBlob = await writeBlob(blobs, manifest);
+  await writeFile(join(dir, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  await writeFile(
+    join(dir, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [{ mediaType: OCI_MANIFEST, ...manifestBlob, annotations: { "org.opencontainers.image.ref.name": TAG } }],
+    }),
+  );
+  const blobBytes = layers.reduce((sum, layer) => sum + layer.size, 0);
+  return { dir, layers, config: configBlob.digest, manifest: manifestBlob.digest, blobBytes };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registry
+
+/** GET a URL on 127.0.0.1; resolves with status and body. */
+function httpGet(url, headers = {}) {
+  const target = new URL(url);
+  if (target.hostname !== HOST) throw new Error(`refusing non-loopback URL ${url}`);
+  return new Promise((resolveResponse, reject) => {
+    const req = httpRequest({ method: "GET", hostname: HOST, port: target.port, path: target.pathname, headers, agent: false }, (res) => {
+      const chunks = [];
+      res.on("data", (chunk) => chunks.push(chunk));
+      res.once("error", reject);
+      res.once("end", () => resolveResponse({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.once("error", reject);
+    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`GET ${url}: no answer`)));
+    req.end();
+  });
+}
+
+/** A fresh Minato registry (empty data dir, no auth: it listens on loopback) on a free port. */
+async function startRegistry() {
+  const port = await freePort();
+  const dir = await tempDir("minato-bench-registry-");
+  checkInterrupted();
+  const child = spawn(
+    process.execPath,
+    [REGISTRY_BIN, "serve", "--listen", `${HOST}:${port}`, "--data", join(dir, "data"), "--log-level", "warn"],
+    { stdio: ["ignore", "ignore", "pipe"], cwd: dir, env: childEnv() },
+  );
+  children.add(child);
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (text) => {
+    stderr = (stderr + text).slice(-4096);
+  });
+  const registry = {
+    name: `registry :${port}`,
+    port,
+    host: `${HOST}:${port}`,
+    url: `http://${HOST}:${port}`,
+    async stop() {
+      services.delete(this);
+      await stopProcess(child);
+      await removeTempDir(dir);
+    },
+  };
+  services.add(registry);
+  for (let attempt = 0; attempt < 150; attempt++) {
+    if (child.exitCode !== null) throw new Error(`registry exited with ${child.exitCode}: ${stderr.trim()}`);
+    const ok = await httpGet(`${registry.url}/v2/`).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) return registry;
+    await sleep(100);
+  }
+  throw new Error(`registry did not answer GET /v2/ within 15 s: ${stderr.trim()}`);
+}
+
+/** Checks that `repository:TAG` on the registry is the image's manifest and that every layer is there. */
+async function verifyPushed(registry, repository, image, { sameDigest }) {
+  const accept = [OCI_MANIFEST, "application/vnd.docker.distribution.manifest.v2+json"].join(", ");
+  const response = await httpGet(`${registry.url}/v2/${repository}/manifests/${TAG}`, { Accept: accept });
+  if (response.status !== 200) throw new Error(`pushed manifest: HTTP ${response.status} ${response.body.toString("utf8").slice(0, 200)}`);
+  const digest = `sha256:${createHash("sha256").update(response.body).digest("hex")}`;
+  if (sameDigest && digest !== image.manifest) throw new Error(`pushed manifest ${digest}, expected ${image.manifest}`);
+  const manifest = JSON.parse(response.body.toString("utf8"));
+  if (manifest.layers?.length !== image.layers.length) throw new Error(`pushed manifest has ${manifest.layers?.length} layers`);
+  for (const layer of manifest.layers) {
+    const blob = await httpGet(`${registry.url}/v2/${repository}/blobs/${layer.digest}`);
+    if (blob.status !== 200 || blob.body.length !== layer.size) throw new Error(`pushed layer ${layer.digest}: HTTP ${blob.status}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Daemons (minatod, dockerd), both driven through the Docker Engine API on their unix socket
+
+/**
+ * One Engine API call. With `onMessage`, a 200 response is read as Docker's JSON message stream and
+ * each message is passed on as it arrives; otherwise the body is returned.
+ */
+function engineCall(daemon, method, path, { headers = {}, onMessage } = {}) {
+  return new Promise((resolveResponse, reject) => {
+    const req = httpRequest(
+      { socketPath: daemon.socket, method, path: `${API}${path}`, headers: { Host: "localhost", ...headers }, agent: false },
+      (res) => {
+        let pending = "";
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (text) => {
+          if (!onMessage || res.statusCode !== 200) {
+            body += text;
+            return;
+          }
+          pending += text;
+          for (let newline = pending.indexOf("\n"); newline >= 0; newline = pending.indexOf("\n")) {
+            const line = pending.slice(0, newline).trim();
+            pending = pending.slice(newline + 1);
+            if (line) onMessage(JSON.parse(line), performance.now());
+          }
+        });
+        res.once("error", reject);
+        res.once("end", () => {
+          if (onMessage && pending.trim()) onMessage(JSON.parse(pending), performance.now());
+          resolveResponse({ status: res.statusCode, body });
+        });
+      },
+    );
+    req.once("error", (error) => reject(new Error(`${daemon.name} ${method} ${path}: ${error.message}`, { cause: error })));
+    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`no progress for ${IDLE_TIMEOUT_MS / 1000} s`)));
+    req.end();
+  });
+}
+
+/** Starts a daemon process and waits for `GET /_ping`; `extraStop` runs after the process exited. */
+async function startDaemon({ name, command, argv, dir, graceMs, extraStop }) {
+  checkInterrupted();
+  const child = spawn(command, argv, { stdio: ["ignore", "ignore", "pipe"], cwd: dir, env: childEnv() });
+  children.add(child);
+  let stderr = "";
+  child.stderr.setEncoding("utf8");
+  child.stderr.on("data", (text) => {
+    stderr = (stderr + text).slice(-16_384);
+  });
+  const daemon = {
+    name,
+    pid: child.pid,
+    dir,
+    socket: join(dir, `${name}.sock`),
+    stderrTail: () => stderr.trim().slice(-2000),
+    async stop() {
+      services.delete(this);
+      await stopProcess(child, graceMs);
+      await extraStop?.();
+      await removeTempDir(dir);
+    },
+  };
+  services.add(daemon);
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  // dockerd takes a few seconds on a busy machine; a minute is a generous bound.
+  for (let attempt = 0; attempt < 600; attempt++) {
+    if (exited()) {
+      await daemon.stop();
+      throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}): ${lastLines(stderr)}`);
+    }
+    const up =
+      existsSync(daemon.socket) &&
+      (await engineCall(daemon, "GET", "/_ping").then(
+        (r) => r.status === 200,
+        () => false,
+      ));
+    if (up) return daemon;
+    await sleep(100);
+  }
+  await daemon.stop();
+  throw new Error(`${name} did not answer /_ping within 60 s: ${lastLines(stderr)}`);
+}
+
+const lastLines = (text, count = 3) => text.trim().split("\n").slice(-count).join(" | ") || "(no output)";
+
+async function startMinatod() {
+  const dir = await tempDir("minato-bench-minatod-");
+  const profile = args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${join(RESULTS, "prof")}`] : [];
+  if (profile.length) await mkdir(join(RESULTS, "prof"), { recursive: true });
+  return startDaemon({
+    name: "minatod",
+    command: process.execPath,
+    argv: [
+      ...profile,
+      MINATOD_BIN,
+      ...["--data-root", join(dir, "data"), "--exec-root", join(dir, "exec"), "-H", `unix://${join(dir, "minatod.sock")}`],
+      ...["--log-level", "warn"],
+    ],
+    dir,
+    graceMs: 10_000,
+  });
+}
+
+/**
+ * A dockerd with its own data root, exec root, socket, pid file and (empty) config file; no bridge,
+ * no iptables, and the registries it talks to declared insecure (plain HTTP on loopback).
+ */
+async function startDockerd(registries) {
+  const dir = await tempDir("minato-bench-dockerd-");
+  await writeFile(join(dir, "daemon.json"), "{}\n");
+  const exec = join(dir, "exec");
+  /** dockerd stops the containerd it started; should it be SIGKILLed, that containerd is stopped here. */
+  const stopContainerd = async () => {
+    const pid = Number(readFileSafe(join(exec, "containerd", "containerd.pid")));
+    if (!pid) return;
+    const cmdline = readFileSafe(`/proc/${pid}/cmdline`);
+    if (!cmdline.includes(dir)) return;
+    const signal = (name) => {
+      try {
+        process.kill(pid, name);
+      } catch {
+        // already gone
+      }
+    };
+    signal("SIGTERM");
+    for (let i = 0; i < 100 && existsSync(`/proc/${pid}`); i++) await sleep(100);
+    if (existsSync(`/proc/${pid}`)) signal("SIGKILL");
+  };
+  return startDaemon({
+    name: "dockerd",
+    command: "dockerd",
+    argv: [
+      ...["--config-file", join(dir, "daemon.json"), "--data-root", join(dir, "data"), "--exec-root", exec],
+      ...["-H", `unix://${join(dir, "dockerd.sock")}`, "--pidfile", join(dir, "dockerd.pid")],
+      ...["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--log-level", "warn"],
+      ...registries.flatMap((registry) => ["--insecure-registry", registry.host]),
+    ],
+    dir,
+    graceMs: 30_000,
+    extraStop: stopContainerd,
+  });
+}
+
+function readFileSafe(path) {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** Reads a JSON message stream to its end; throws on an `error` message. Returns the messages with arrival times. */
+async function jsonStream(daemon, method, path, headers = {}) {
+  const messages = [];
+  const response = await engineCall(daemon, method, path, { headers, onMessage: (message, at) => messages.push({ ...message, at }) });
+  if (response.status !== 200) throw new Error(`${daemon.name} ${method} ${path}: HTTP ${response.status} ${response.body.slice(0, 300)}`);
+  const failed = messages.find((m) => m.error || m.errorDetail);
+  if (failed) throw new Error(`${daemon.name} ${method} ${path}: ${failed.errorDetail?.message ?? failed.error}`);
+  return messages;
+}
+
+/** Daemon CPU seconds so far, its own threads plus children it reaped (dockerd's docker-untar). */
+const daemonCpu = (daemon) => {
+  const cpu = cpuOf(daemon.pid);
+  return cpu.own + cpu.children;
+};
+
+/** `POST /images/create` into the daemon's empty store; then checks the image is complete. */
+async function daemonPull(daemon, image, source) {
+  settle();
+  const cpu0 = daemonCpu(daemon);
+  const m0 = monotonicMicros();
+  const t0 = performance.now();
+  const messages = await jsonStream(
+    daemon,
+    "POST",
+    `/images/create?fromImage=${encodeURIComponent(`${source.host}/bench/image`)}&tag=${TAG}`,
+  );
+  const t1 = performance.now();
+  const cpu = daemonCpu(daemon) - cpu0;
+  const downloaded = messages.filter((m) => m.status === "Download complete");
+  if (downloaded.length !== image.layers.length) {
+    throw new Error(`${daemon.name}: ${downloaded.length} "Download complete" messages for ${image.layers.length} layers`);
+  }
+  const inspect = await engineCall(daemon, "GET", `/images/${source.host}/bench/image:${TAG}/json`);
+  if (inspect.status !== 200) throw new Error(`${daemon.name} image inspect: HTTP ${inspect.status} ${inspect.body.slice(0, 200)}`);
+  const info = JSON.parse(inspect.body);
+  if (info.Id !== image.config || info.RootFS?.Layers?.length !== image.layers.length) {
+    throw new Error(`${daemon.name} pulled ${info.Id} with ${info.RootFS?.Layers?.length} layers, expected ${image.config}`);
+  }
+  return {
+    window: [m0, monotonicMicros()],
+    seconds: (t1 - t0) / 1000,
+    downloadSeconds: (Math.max(...downloaded.map((m) => m.at)) - t0) / 1000,
+    cpu,
+    rss: peakRss(daemon.pid),
+  };
+}
+
+/** Tags the pulled image into `target`'s `bench/push` and times `POST /images/{name}/push`. */
+async function daemonPush(daemon, image, source, target) {
+  const tagged = await engineCall(
+    daemon,
+    "POST",
+    `/images/${source.host}/bench/image:${TAG}/tag?repo=${encodeURIComponent(`${target.host}/bench/push`)}&tag=${TAG}`,
+  );
+  if (tagged.status !== 201 && tagged.status !== 200) throw new Error(`${daemon.name} tag: HTTP ${tagged.status} ${tagged.body}`);
+  settle();
+  const cpu0 = daemonCpu(daemon);
+  const m0 = monotonicMicros();
+  const t0 = performance.now();
+  await jsonStream(daemon, "POST", `/images/${target.host}/bench/push/push?tag=${TAG}`, { "X-Registry-Auth": NO_AUTH });
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = daemonCpu(daemon) - cpu0;
+  // minatod pushes the stored manifest as is; dockerd rewrites it (Docker schema2, recompressed layers).
+  const window = [m0, monotonicMicros()];
+  await verifyPushed(target, "bench/push", image, { sameDigest: daemon.name === "minatod" });
+  return { seconds, cpu, window };
+}
+
+// ---------------------------------------------------------------------------------------------
+// skopeo, with its configuration isolated in a fresh temp dir per command (see test/support/skopeo.ts)
+
+async function skopeo(argv) {
+  const dir = await tempDir("minato-bench-skopeo-");
+  const home = join(dir, "home");
+  await mkdir(join(dir, "run"), { recursive: true, mode: 0o700 });
+  await mkdir(home, { recursive: true });
+  await writeFile(join(dir, "auth.json"), JSON.stringify({ auths: {} }));
+  await writeFile(join(dir, "registries.conf"), "# isolated for bench/engine.mjs\n");
+  await writeFile(join(dir, "policy.json"), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
+  const env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin",
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, ".config"),
+    XDG_DATA_HOME: join(home, ".local", "share"),
+    XDG_CACHE_HOME: join(home, ".cache"),
+    XDG_RUNTIME_DIR: join(dir, "run"),
+    REGISTRY_AUTH_FILE: join(dir, "auth.json"),
+    CONTAINERS_REGISTRIES_CONF: join(dir, "registries.conf"),
+    // As root, containers/image keeps its blob-info cache in /var/lib/containers; a non-root uid
+    // keeps it under $XDG_DATA_HOME, here. A fresh cache also means no reuse hints between runs.
+    _CONTAINERS_ROOTLESS_UID: "1000",
+    TMPDIR: dir,
+  };
+  try {
+    settle();
+    const cpu0 = cpuOf(process.pid).children;
+    const t0 = performance.now();
+    const result = await capture("skopeo", ["--policy", join(dir, "policy.json"), ...argv], { env });
+    const seconds = (performance.now() - t0) / 1000;
+    if (result.code !== 0)
+      throw new Error(`skopeo ${argv.join(" ")} failed (${result.code ?? result.signal}): ${lastLines(result.output)}`);
+    return { seconds, cpu: cpuOf(process.pid).children - cpu0 };
+  } finally {
+    await removeTempDir(dir);
+  }
+}
+
+/** skopeo copy from the source registry into a fresh `oci:` layout or `dir:`; checks every layer landed. */
+async function skopeoPull(image, source, transport) {
+  const dest = await tempDir(`minato-bench-skopeo-${transport}-`);
+  try {
+    const target = transport === "oci" ? `oci:${dest}:${TAG}` : `dir:${dest}`;
+    const result = await skopeo(["copy", "--src-tls-verify=false", `docker://${source.host}/bench/image:${TAG}`, target]);
+    const names = new Set(await readdir(transport === "oci" ? join(dest, "blobs", "sha256") : dest));
+    for (const layer of image.layers) {
+      const hex = layer.digest.slice("sha256:".length);
+      if (!names.has(hex)) throw new Error(`skopeo ${transport}: layer ${layer.digest} missing`);
+      const { size } = await stat(join(dest, ...(transport === "oci" ? ["blobs", "sha256"] : []), hex));
+      if (size !== layer.size) throw new Error(`skopeo ${transport}: layer ${layer.digest} has ${size} bytes`);
+    }
+    return result;
+  } finally {
+    await removeTempDir(dest);
+  }
+}
+
+async function skopeoPush(image, target) {
+  const result = await skopeo(["copy", "--dest-tls-verify=false", `oci:${image.dir}:${TAG}`, `docker://${target.host}/bench/push:${TAG}`]);
+  await verifyPushed(target, "bench/push", image, { sameDigest: true });
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+const fmt = (value, digits = 2) =>
+  value === undefined || Number.isNaN(value)
+    ? "—"
+    : value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main() {
+  const startedAt = new Date();
+  const loadBefore = loadavg();
+  const nproc = commandOutput("nproc", []) ?? String(availableParallelism());
+  const skopeoVersion = commandOutput("skopeo", ["--version"]);
+  if (!skopeoVersion) throw new Error("skopeo not found: install it (`apt-get install skopeo`, or `npm run bench:engine` does)");
+  const dockerdVersion = commandOutput("dockerd", ["--version"]);
+  /** Why Docker has no numbers, once known; undefined while it runs. */
+  let dockerUnavailable;
+  if (args["no-docker"]) dockerUnavailable = "skipped (--no-docker)";
+  else if (!dockerdVersion) dockerUnavailable = "dockerd not installed (Debian package docker.io)";
+  let dockerDriver;
+  const pigz = commandOutput("sh", ["-c", "command -v unpigz"]);
+
+  log(`mode: ${QUICK ? "quick" : "full"}, ${RUNS} run(s); Docker: ${dockerUnavailable ?? dockerdVersion}`);
+  const work = await tempDir("minato-bench-engine-");
+  log(`generating an image of ${LAYER_BYTES.length} layers, ${IMAGE_BYTES / MiB} MiB of random file contents`);
+  const image = await generateImage(join(work, "layout"));
+  const source = await startRegistry();
+  log(`skopeo: copying the image into the source registry ${source.host}`);
+  const seed = await skopeo(["copy", "--dest-tls-verify=false", `oci:${image.dir}:${TAG}`, `docker://${source.host}/bench/image:${TAG}`]);
+  await verifyPushed(source, "bench/image", image, { sameDigest: true });
+
+  /** results[metric][tool] = values from each run */
+  const results = {};
+  const record = (metric, tool, value) => {
+    results[metric] ??= {};
+    results[metric][tool] ??= [];
+    results[metric][tool].push(value);
+  };
+  const notes = [];
+
+  const runMinato = async (run) => {
+    const target = await startRegistry();
+    const daemon = await startMinatod();
+    try {
+      const pull = await daemonPull(daemon, image, source);
+      record("pull", "minato", pull.seconds);
+      record("pullDownload", "minato", pull.downloadSeconds);
+      record("pullCpu", "minato", pull.cpu);
+      const push = await daemonPush(daemon, image, source, target);
+      record("push", "minato", push.seconds);
+      record("pushCpu", "minato", push.cpu);
+      notes.push(`run ${run + 1} minatod: VmHWM ${fmt(peakRss(daemon.pid) / MiB, 0)} MiB after pull and push`);
+      if (args["cpu-prof"]) {
+        const window = ({ window: [from, to] }) => `${from}–${to}`;
+        notes.push(
+          `run ${run + 1} minatod pid ${daemon.pid}, CLOCK_MONOTONIC µs: pull ${window(pull)}, push ${window(push)} (profile in bench/results/prof/)`,
+        );
+      }
+    } finally {
+      await daemon.stop();
+      await target.stop();
+    }
+  };
+
+  const runDocker = async (run) => {
+    if (dockerUnavailable) return;
+    const target = await startRegistry();
+    let daemon;
+    try {
+      restoreHost ??= snapshotHostPaths();
+      daemon = await startDockerd([source, target]);
+      if (!dockerDriver) {
+        const info = await engineCall(daemon, "GET", "/info");
+        dockerDriver = JSON.parse(info.body).Driver;
+      }
+      const pull = await daemonPull(daemon, image, source);
+      record("pull", "docker", pull.seconds);
+      record("pullDownload", "docker", pull.downloadSeconds);
+      record("pullCpu", "docker", pull.cpu);
+      const push = await daemonPush(daemon, image, source, target);
+      record("push", "docker", push.seconds);
+      record("pushCpu", "docker", push.cpu);
+      notes.push(`run ${run + 1} dockerd: VmHWM ${fmt(peakRss(daemon.pid) / MiB, 0)} MiB after pull and push`);
+    } catch (error) {
+      if (interrupted) throw error;
+      // Docker is a peer, not the subject: its failure is reported, and it sits out the other runs.
+      dockerUnavailable = error.message.split("\n")[0].slice(0, 400);
+      log(`  Docker: ${dockerUnavailable}`);
+    } finally {
+      await daemon?.stop();
+      await target.stop();
+    }
+  };
+
+  const runSkopeo = async () => {
+    const oci = await skopeoPull(image, source, "oci");
+    record("pullDownload", "skopeo", oci.seconds);
+    record("pullCpu", "skopeo", oci.cpu);
+    record("pullDir", "skopeo", (await skopeoPull(image, source, "dir")).seconds);
+    const target = await startRegistry();
+    try {
+      const push = await skopeoPush(image, target);
+      record("push", "skopeo", push.seconds);
+      record("pushCpu", "skopeo", push.cpu);
+    } finally {
+      await target.stop();
+    }
+  };
+
+  const tools = [
+    ["Minato", runMinato],
+    ["Docker", runDocker],
+    ["skopeo", runSkopeo],
+  ];
+  for (let run = 0; run < RUNS; run++) {
+    const order = [...tools.slice(run % tools.length), ...tools.slice(0, run % tools.length)];
+    for (const [name, measure] of order) {
+      if (name === "Docker" && dockerUnavailable) continue;
+      log(`run ${run + 1}/${RUNS}: ${name}`);
+      await measure(run);
+    }
+  }
+  await source.stop();
+
+  // Table
+  const med = (metric, tool) => (results[metric]?.[tool] ? median(results[metric][tool]) : undefined);
+  const haveDocker = results.pull?.docker !== undefined;
+  const dockerCell = (metric) => {
+    const value = med(metric, "docker");
+    if (value !== undefined) return fmt(value);
+    return dockerUnavailable ? "not available" : "—";
+  };
+  const ratio = (a, b) => (a === undefined || b === undefined || b <= 0 ? undefined : a / b);
+  const verdict = (r, target, peer) => {
+    if (r === undefined) return `${target} (not measured: no ${peer} numbers)`;
+    return `${target} ${r <= 1 ? "✅ met" : "❌ missed"}`;
+  };
+  const ratioText = (r, peer) => (r === undefined ? "—" : `${r.toFixed(2)}× ${peer}`);
+  const mib = (bytes) => `${fmt(bytes / MiB, 1)} MiB`;
+
+  const pullRatio = ratio(med("pull", "minato"), med("pull", "docker"));
+  const pushRatio = ratio(med("push", "minato"), med("push", "skopeo"));
+  const downloadRatio = ratio(med("pullDownload", "minato"), med("pullDownload", "skopeo"));
+  const lines = [];
+  lines.push("# Minato engine benchmark: pull and push");
+  lines.push("");
+  lines.push(`- date: ${startedAt.toISOString()}`);
+  lines.push(`- nproc: ${nproc}`);
+  lines.push(`- node: ${process.version}`);
+  lines.push(`- skopeo: ${skopeoVersion}`);
+  lines.push(
+    `- docker: ${haveDocker ? `${dockerdVersion}, storage driver ${dockerDriver}, ${pigz ? "with" : "without"} unpigz` : `not available here (${dockerUnavailable})`}`,
+  );
+  const load = (l) => l.map((x) => x.toFixed(2)).join(" ");
+  lines.push(`- load average (1/5/15 min): ${load(loadBefore)} before, ${load(loadavg())} after (other work on the machine skews results)`);
+  lines.push(
+    `- image: ${image.layers.length} gzip layers (level 1) of random file contents, ${LAYER_BYTES.map((b) => b / MiB).join(" + ")} = ` +
+      `${IMAGE_BYTES / MiB} MiB of files, ${mib(image.blobBytes)} of layer blobs; OCI manifest`,
+  );
+  lines.push(
+    `- mode: ${QUICK ? "quick" : "full"}; median of ${RUNS} run(s), tools taking turns; all traffic on loopback ${HOST} ` +
+      "to Minato registries with filesystem storage in fresh temp dirs",
+  );
+  lines.push(
+    "- pull: into an empty store each time (fresh minatod / dockerd data root, fresh skopeo destination). minatod and dockerd " +
+      `via \`POST ${API}/images/create\` on their socket (download + verify + unpack, both at their default 3 concurrent downloads); ` +
+      "skopeo `copy docker://… oci:…` and `dir:…` (download + verify, no unpacking), timed as a command",
+  );
+  lines.push(
+    "- push: to a fresh registry each time, so no blob exists there. minatod and dockerd push the image they just pulled " +
+      `(\`POST ${API}/images/{name}/push\`); skopeo \`copy oci:… docker://…\` from the generated layout. ` +
+      "minatod and skopeo upload the stored gzip blobs; dockerd recompresses every layer from its unpacked form",
+  );
+  lines.push("- before each timed step: `sync`, so no step pays for the writeback of an earlier one");
+  lines.push("- CPU: seconds of user + system time of the daemon (with the children it reaped) or of the skopeo process");
+  lines.push("");
+  lines.push("| metric | Minato | skopeo | Docker | ratio to the target peer | target |");
+  lines.push("|---|---:|---:|---:|---:|---|");
+  lines.push(
+    `| pull, download + verify + unpack (s) | ${fmt(med("pull", "minato"))} | — (does not unpack) | ${dockerCell("pull")} | ` +
+      `${ratioText(pullRatio, "Docker")} | ${verdict(pullRatio, "≤ 1.0× Docker", "Docker")} |`,
+  );
+  lines.push(
+    `| pull, download + verify only (s) | ${fmt(med("pullDownload", "minato"))} ¹ | ${fmt(med("pullDownload", "skopeo"))} (oci:) | ` +
+      `${dockerCell("pullDownload")} ¹ | ${ratioText(downloadRatio, "skopeo")} | — |`,
+  );
+  lines.push(`| pull to \`dir:\` (s) | — | ${fmt(med("pullDir", "skopeo"))} | — | — | — |`);
+  lines.push(
+    `| push to an empty registry (s) | ${fmt(med("push", "minato"))} | ${fmt(med("push", "skopeo"))} | ${dockerCell("push")} ² | ` +
+      `${ratioText(pushRatio, "skopeo")} | ${verdict(pushRatio, "≤ 1.0× skopeo", "skopeo")} |`,
+  );
+  lines.push(
+    `| CPU during pull (s) | ${fmt(med("pullCpu", "minato"))} | ${fmt(med("pullCpu", "skopeo"))} (oci:) | ${dockerCell("pullCpu")} | ` +
+      `${ratioText(ratio(med("pullCpu", "minato"), med("pullCpu", "docker")), "Docker")} | — |`,
+  );
+  lines.push(
+    `| CPU during push (s) | ${fmt(med("pushCpu", "minato"))} | ${fmt(med("pushCpu", "skopeo"))} | ${dockerCell("pushCpu")} | ` +
+      `${ratioText(ratio(med("pushCpu", "minato"), med("pushCpu", "skopeo")), "skopeo")} | — |`,
+  );
+  if (!haveDocker) lines.push(`| Docker: not available here (${dockerUnavailable}) | | | | | |`);
+  lines.push("");
+  lines.push("¹ from the request to the last layer's `Download complete` message; unpacking overlaps with later downloads.");
+  lines.push("² Docker keeps no compressed layers: it tars and gzips each layer again before uploading it.");
+  lines.push("");
+  lines.push(`Per-run values (seconds; MB/s of layer blobs, ${fmt(image.blobBytes / MB, 1)} MB, in brackets):`);
+  lines.push("");
+  const timed = new Set(["pull", "pullDownload", "pullDir", "push"]);
+  for (const [metric, byTool] of Object.entries(results)) {
+    for (const [tool, values] of Object.entries(byTool)) {
+      const text = values.map((v) => (timed.has(metric) ? `${fmt(v)} (${fmt(image.blobBytes / MB / v, 0)})` : fmt(v))).join(", ");
+      lines.push(`- ${metric} ${tool}: ${text}`);
+    }
+  }
+  lines.push(`- seeding the source registry with skopeo: ${fmt(seed.seconds)} s`);
+  for (const note of notes) lines.push(`- ${note}`);
+  const report = `${lines.join("\n")}\n`;
+
+  process.stdout.write(`\n${report}`);
+  await mkdir(RESULTS, { recursive: true });
+  await writeFile(join(RESULTS, "engine.md"), report);
+  log(`written to ${join(RESULTS, "engine.md")}`);
+}
+
+try {
+  await main();
+} catch (error) {
+  if (interrupted) await new Promise(() => {}); // the signal handler exits once cleanup is done
+  process.stderr.write(`benchmark failed: ${error.stack ?? error}\n`);
+  for (const service of services)
+    if (service.stderrTail) process.stderr.write(`${service.name} stderr:\n${service.stderrTail() || "(empty)"}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
