@@ -25,15 +25,14 @@ import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rename, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
-import { createServer } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
+import { commandOutput, freePort, HOST, median, stopProcess } from "./common.mjs";
 
-const HOST = "127.0.0.1";
 const MiB = 1024 * 1024;
 const MB = 1e6;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -101,7 +100,7 @@ function cleanup() {
     // A few passes: work that was under way when a signal came may still register something.
     for (let pass = 0; pass < 3 && services.size + children.size + tempDirs.size > 0; pass++) {
       for (const service of [...services]) await service.stop().catch((error) => log(`stopping ${service.name}: ${error.message}`));
-      await Promise.all([...children].map((child) => stopProcess(child)));
+      await Promise.all([...children].map((child) => stopChild(child)));
       for (const dir of [...tempDirs]) await removeTempDir(dir).catch((error) => log(error.message));
     }
     await restoreHost?.();
@@ -161,16 +160,9 @@ async function removeTempDir(dir) {
 }
 
 /** SIGTERM, then SIGKILL if the process has not exited within `graceMs`. */
-async function stopProcess(child, graceMs = 5000) {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    children.delete(child);
-    return;
-  }
-  const exited = new Promise((resolveExit) => child.once("exit", resolveExit));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
-  await exited;
-  clearTimeout(timer);
+/** Stops a child and forgets it. */
+async function stopChild(child, graceMs) {
+  await stopProcess(child, graceMs);
   children.delete(child);
 }
 
@@ -195,29 +187,6 @@ function snapshotHostPaths() {
 // Small helpers
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-function commandOutput(command, argv) {
-  const result = spawnSync(command, argv, { encoding: "utf8" });
-  if (result.error || result.status !== 0) return undefined;
-  return `${result.stdout}${result.stderr}`.trim();
-}
 
 /** The environment for children: ours without MINATO_* and DOCKER_* settings that would redirect them. */
 function childEnv(extra = {}) {
@@ -429,7 +398,7 @@ async function startRegistry() {
     url: `http://${HOST}:${port}`,
     async stop() {
       services.delete(this);
-      await stopProcess(child);
+      await stopChild(child);
       await removeTempDir(dir);
     },
   };
@@ -519,7 +488,7 @@ async function startDaemon({ name, command, argv, dir, graceMs, extraStop }) {
     stderrTail: () => stderr.trim().slice(-2000),
     async stop() {
       services.delete(this);
-      await stopProcess(child, graceMs);
+      await stopChild(child, graceMs);
       await extraStop?.();
       await removeTempDir(dir);
     },

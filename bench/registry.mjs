@@ -18,15 +18,14 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
 import { Agent, request as httpRequest } from "node:http";
-import { createServer } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { commandOutput, freePort, HOST, median, stopProcess } from "./common.mjs";
 
-const HOST = "127.0.0.1";
 const MiB = 1024 * 1024;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const RESULTS = join(ROOT, "bench", "results");
@@ -88,7 +87,7 @@ function serverEnv() {
 
 function cleanup() {
   cleaningUp ??= (async () => {
-    await Promise.all([...children].map((child) => stopProcess(child)));
+    await Promise.all([...children].map((child) => stopChild(child)));
     await Promise.all([...tempDirs].map((dir) => rm(dir, { recursive: true, force: true })));
     tempDirs.clear();
   })();
@@ -115,16 +114,9 @@ async function removeTempDir(dir) {
 }
 
 /** SIGTERM, then SIGKILL if the process has not exited within 5 s. */
-async function stopProcess(child) {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    children.delete(child);
-    return;
-  }
-  const exited = new Promise((resolveExit) => child.once("exit", resolveExit));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
-  await exited;
-  clearTimeout(timer);
+/** Stops a child and forgets it. */
+async function stopChild(child, graceMs) {
+  await stopProcess(child, graceMs);
   children.delete(child);
 }
 
@@ -133,30 +125,7 @@ async function stopProcess(child) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
 const sha256 = (data) => `sha256:${createHash("sha256").update(data).digest("hex")}`;
-
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, HOST, () => {
-      const { port } = server.address();
-      server.close(() => resolvePort(port));
-    });
-  });
-}
-
-function commandOutput(command, argv) {
-  const result = spawnSync(command, argv, { encoding: "utf8" });
-  if (result.error || result.status !== 0) return undefined;
-  return `${result.stdout}${result.stderr}`.trim();
-}
 
 /** Resident set size of a process in bytes (VmRSS), and its lifetime peak (VmHWM). */
 async function memoryOf(pid) {
@@ -423,7 +392,7 @@ async function startServer(kind, s3) {
     async stop() {
       running.delete(this);
       this.agent.destroy();
-      await stopProcess(child);
+      await stopChild(child);
       await removeTempDir(dataDir);
     },
   };
@@ -458,7 +427,7 @@ async function startS3Server(buckets) {
   return {
     endpoint: `http://${HOST}:${port}`,
     async stop() {
-      await stopProcess(child);
+      await stopChild(child);
       await removeTempDir(dir);
     },
   };

@@ -36,13 +36,15 @@ for (const [i, run] of runs.entries()) {
   );
   if (code !== 0) status = code;
   try {
-    const { numPassedTests, numFailedTests, numPendingTests, numTodoTests } = JSON.parse(readFileSync(report, "utf8"));
+    const { numTotalTests, numPassedTests, numFailedTests } = JSON.parse(readFileSync(report, "utf8"));
+    // Whatever neither passed nor failed was skipped.
+    const skipped = numTotalTests - numPassedTests - numFailedTests;
     totals.passed += numPassedTests;
     totals.failed += numFailedTests;
-    totals.skipped += numPendingTests + numTodoTests;
+    totals.skipped += skipped;
     reported++;
     const seconds = ((Date.now() - started) / 1000).toFixed(0);
-    console.log(`${run.name}: ${numPassedTests} passed, ${numFailedTests} failed, ${numPendingTests + numTodoTests} skipped (${seconds}s)`);
+    console.log(`${run.name}: ${numPassedTests} passed, ${numFailedTests} failed, ${skipped} skipped (${seconds}s)`);
   } catch {
     console.log(`${run.name}: no test report was written`);
     if (status === 0) status = 1;

@@ -470,7 +470,7 @@ function parseHealthcheck(node: RawNode, base: BaseFields, flags: Flags): Instru
   return { ...base, kind: "healthcheck", test, command, ...result };
 }
 
-function toDockerfileError(err: unknown, node: RawNode): DockerfileError {
+function asDockerfileError(err: unknown, node: RawNode): DockerfileError {
   if (err instanceof DockerfileError) return err;
   if (err instanceof NodeError) return located(new Error(err.message), node.line, node.startLine, node.endLine, err.offset);
   return located(err, node.line, node.startLine, node.endLine, node.keywordOffset);
@@ -522,7 +522,7 @@ export function parseDockerfile(text: string): Dockerfile {
     try {
       instructions.push({ node, instruction: buildInstruction(node, ctx) });
     } catch (err) {
-      throw toDockerfileError(err, node);
+      throw asDockerfileError(err, node);
     }
   }
 
@@ -593,7 +593,7 @@ export function parseTrigger(expression: string): StageInstruction {
   try {
     instruction = buildInstruction(node, { escapeToken: scanned.escapeToken });
   } catch (err) {
-    throw toDockerfileError(err, node);
+    throw asDockerfileError(err, node);
   }
   if (instruction.kind === "from" || instruction.kind === "onbuild" || instruction.kind === "maintainer") {
     throw new DockerfileError(`${instruction.kind.toUpperCase()} isn't allowed as an ONBUILD trigger`, instruction.location);
