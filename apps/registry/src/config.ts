@@ -124,7 +124,7 @@ export function parseDuration(value: string): number {
   return Number(match[1]) * unit;
 }
 
-function parseBoolean(name: string, value: string): boolean {
+export function parseBoolean(name: string, value: string): boolean {
   if (/^(true|1|yes|on)$/i.test(value)) return true;
   if (/^(false|0|no|off)$/i.test(value)) return false;
   throw new ConfigError(`--${name} must be true or false, not ${JSON.stringify(value)}`);

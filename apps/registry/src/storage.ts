@@ -1,5 +1,6 @@
-import { type BlobStore, FilesystemBlobStore, S3BlobStore, type S3BlobStoreOptions } from "@minato/storage";
-import { ConfigError } from "./config.js";
+import { type BlobStore, FilesystemBlobStore } from "@minato/storage";
+import type { S3BlobStoreOptions } from "@minato/storage/s3";
+import { ConfigError, parseBoolean } from "./config.js";
 
 /** Where blobs and upload sessions live: under the data directory, or in an S3 bucket. */
 export type StorageConfig = { driver: "filesystem" } | { driver: "s3"; s3: S3BlobStoreOptions };
@@ -13,12 +14,7 @@ export function loadStorageConfig(get: (flag: string) => string): StorageConfig 
   if (driver !== "s3") throw new ConfigError(`--storage must be filesystem or s3, not ${JSON.stringify(driver)}`);
   const bucket = get("s3-bucket");
   if (!bucket) throw new ConfigError("--storage s3 needs --s3-bucket");
-  const flag = (name: string): boolean => {
-    const value = get(name);
-    if (/^(true|1|yes|on)$/i.test(value)) return true;
-    if (/^(false|0|no|off|)$/i.test(value)) return false;
-    throw new ConfigError(`--${name} must be true or false, not ${JSON.stringify(value)}`);
-  };
+  const flag = (name: string): boolean => parseBoolean(name, get(name) || "false");
   const accessKeyId = get("s3-access-key-id");
   const secretAccessKey = get("s3-secret-access-key");
   if (Boolean(accessKeyId) !== Boolean(secretAccessKey)) throw new ConfigError("--s3-access-key-id and --s3-secret-access-key go together");
@@ -43,7 +39,11 @@ export function loadStorageConfig(get: (flag: string) => string): StorageConfig 
 }
 
 export async function openStorage(config: StorageConfig | undefined, dataDir: string): Promise<BlobStore> {
-  if (config?.driver === "s3") return S3BlobStore.open(config.s3);
+  if (config?.driver === "s3") {
+    // Loaded on demand: the AWS SDK costs ~14 MiB of memory a filesystem registry does not need.
+    const { S3BlobStore } = await import("@minato/storage/s3");
+    return S3BlobStore.open(config.s3);
+  }
   return FilesystemBlobStore.open(dataDir);
 }
 

@@ -1,3 +1,3 @@
 export * from "./driver.js";
 export * from "./filesystem.js";
-export * from "./s3.js";
+// The S3 driver is the subpath "@minato/storage/s3", so the AWS SDK loads only when S3 is used.

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { S3BlobStore, type S3BlobStoreOptions, S3StorageError } from "@minato/storage";
+import { S3BlobStore, type S3BlobStoreOptions, S3StorageError } from "@minato/storage/s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { blobStoreContract, CONTRACT_PART_SIZE, sha256 } from "./contract.js";
 import { listKeys, S3_CREDENTIALS, S3TestServer, s3TestClient } from "./s3-server.js";
