@@ -56,6 +56,38 @@ const MIGRATIONS: string[] = [
     PRIMARY KEY (image_id, digest)
   ) WITHOUT ROWID;
   `,
+  `
+  -- Containers: their create-time configuration as JSON and their last known state.
+  CREATE TABLE containers (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    image_id TEXT NOT NULL,
+    image_name TEXT NOT NULL,
+    config TEXT NOT NULL,
+    host_config TEXT NOT NULL,
+    stop_signal TEXT NOT NULL,
+    created TEXT NOT NULL,
+    status TEXT NOT NULL,
+    pid INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER NOT NULL DEFAULT 0,
+    oom_killed INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    started_at TEXT,
+    finished_at TEXT,
+    restart_count INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+  CREATE INDEX containers_by_image ON containers(image_id);
+  `,
+  `
+  -- The builder's step cache: a step's key (parent state + instruction + what it read) → its result.
+  CREATE TABLE build_cache (
+    key TEXT PRIMARY KEY,
+    created TEXT NOT NULL,
+    layer TEXT,
+    size INTEGER NOT NULL DEFAULT 0,
+    used_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export type EngineDatabase = Database.Database;

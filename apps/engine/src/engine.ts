@@ -3,6 +3,7 @@ import type { Credentials } from "@minato/registry-client";
 import { RegistryClient } from "@minato/registry-client";
 import type pino from "pino";
 import type { EngineConfig } from "./config.js";
+import { ContainerManager } from "./containers/manager.js";
 import { ContentStore } from "./content-store.js";
 import { type EngineDatabase, openDatabase } from "./db.js";
 import { ImageStore } from "./image-store.js";
@@ -19,13 +20,15 @@ export class Engine {
     readonly content: ContentStore,
     readonly images: ImageStore,
     readonly snapshots: SnapshotStore,
+    readonly containers: ContainerManager,
   ) {}
 
   static async open(config: EngineConfig, logger: pino.Logger): Promise<Engine> {
     const db = openDatabase(join(config.dataRoot, "minato.db"));
     const content = await ContentStore.open(join(config.dataRoot, "content"));
     const snapshots = await SnapshotStore.open(join(config.dataRoot, "snapshots"), db);
-    return new Engine(config, logger, db, content, new ImageStore(db), snapshots);
+    const containers = await ContainerManager.open(config.dataRoot, config.execRoot, db, snapshots, logger);
+    return new Engine(config, logger, db, content, new ImageStore(db), snapshots, containers);
   }
 
   readonly #leases = new Map<string, number>();
@@ -61,6 +64,7 @@ export class Engine {
   }
 
   close(): void {
+    this.containers.close();
     this.db.close();
   }
 }

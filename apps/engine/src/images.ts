@@ -60,10 +60,39 @@ export async function removeImage(engine: Engine, input: string, options: { forc
     const full = reference.digest
       ? `${reference.registry}/${reference.repository}@${reference.digest}`
       : `${reference.registry}/${reference.repository}:${reference.tag}`;
+    const lastTag = image.tags.filter((t) => t !== full).length === 0;
+    const users = lastTag ? engine.containers.usingImage(image.id) : [];
+    const running = users.find((u) => u.status === "running" || u.status === "paused");
+    if (running || (users[0] && !options.force)) {
+      const user = (running ?? users[0]) as { id: string };
+      throw conflict(
+        `unable to remove repository reference "${input}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${image.id.slice(7, 19)}`,
+      );
+    }
     if (engine.images.unreference(full)) items.push({ Untagged: familiarReference(full) });
     const remaining = engine.images.get(image.id) as ImageRecord;
-    if (remaining.tags.length > 0) return items;
+    // An image a container still uses stays (untagged) until the container goes, as with dockerd's force.
+    if (remaining.tags.length > 0 || users.length > 0) return items;
   } else {
+    const users = engine.containers.usingImage(image.id);
+    const running = users.find((u) => u.status === "running" || u.status === "paused");
+    if (running) {
+      throw conflict(
+        `unable to delete ${image.id.slice(7, 19)} (cannot be forced) - image is being used by running container ${running.id.slice(0, 12)}`,
+      );
+    }
+    if (users[0] && !options.force) {
+      throw conflict(
+        `unable to delete ${image.id.slice(7, 19)} (must be forced) - image is being used by stopped container ${users[0].id.slice(0, 12)}`,
+      );
+    }
+    if (users[0]) {
+      for (const reference of [...image.tags, ...image.repoDigests]) {
+        engine.images.unreference(reference);
+        items.push({ Untagged: familiarReference(reference) });
+      }
+      return items;
+    }
     const repositories = new Set(image.tags.map((t) => t.slice(0, t.lastIndexOf(":"))));
     if (repositories.size > 1 && !options.force) {
       throw conflict(`unable to delete ${image.id.slice(7, 19)} (must be forced) - image is referenced in multiple repositories`);
@@ -93,6 +122,7 @@ export async function pruneImages(engine: Engine, all: boolean): Promise<{ Image
   const deleted: DeleteItem[] = [];
   for (const image of engine.images.list()) {
     if (!all && image.tags.length > 0) continue;
+    if (engine.containers.usingImage(image.id).length > 0) continue;
     for (const reference of [...image.tags, ...image.repoDigests]) {
       engine.images.unreference(reference);
       deleted.push({ Untagged: familiarReference(reference) });

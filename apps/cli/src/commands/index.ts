@@ -1,4 +1,5 @@
 import type { CommandGroup } from "../command.js";
+import { builderGroup, buildGroup } from "./build.js";
 import { imageGroup } from "./image.js";
 import { registryGroup } from "./registry.js";
 import { systemGroups } from "./system.js";
@@ -7,4 +8,4 @@ import { systemGroups } from "./system.js";
  * Every command group of the CLI, in the order `--help` lists them. A new subject (container,
  * network, volume, builder …) is one more module here.
  */
-export const COMMAND_GROUPS: CommandGroup[] = [imageGroup, registryGroup, ...systemGroups];
+export const COMMAND_GROUPS: CommandGroup[] = [imageGroup, buildGroup, builderGroup, registryGroup, ...systemGroups];

@@ -1,5 +1,7 @@
 import { Hono } from "hono";
 import type { Engine } from "../engine.js";
+import { buildRoutes } from "./build.js";
+import { containerRoutes } from "./containers.js";
 import { ApiError } from "./errors.js";
 import { imageRoutes } from "./images.js";
 import { systemRoutes } from "./system.js";
@@ -30,6 +32,8 @@ export function createApi(engine: Engine): Hono<EngineEnv> {
 
   systemRoutes(app, engine);
   imageRoutes(app, engine);
+  containerRoutes(app, engine);
+  buildRoutes(app, engine);
 
   app.notFound((c) => c.json({ message: `page not found: ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
   app.onError((error, c) => {

@@ -1,0 +1,184 @@
+import { createReadStream, lstatSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { Readable } from "node:stream";
+import { createMatcher, dockerignoreFor, keepBuildFiles, parseDockerignore } from "@minato/dockerfile";
+import { END_OF_ARCHIVE, type EntryType, encodeHeader, padding, type TarHeader } from "@minato/layers";
+import { type CommandGroup, collect, defineCommand } from "../command.js";
+import type { Context } from "../context.js";
+import { CliError } from "../errors.js";
+import { confirm } from "../prompt.js";
+import { showJsonStream } from "./common.js";
+
+/** `KEY=VALUE`, or `KEY` alone for the value from the environment (docker's --build-arg and --label). */
+function pairs(values: string[] | undefined, env: NodeJS.ProcessEnv, fromEnv: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const value of values ?? []) {
+    const eq = value.indexOf("=");
+    if (eq !== -1) out[value.slice(0, eq)] = value.slice(eq + 1);
+    else if (fromEnv && env[value] !== undefined) out[value] = env[value] as string;
+    else if (!fromEnv) out[value] = "";
+  }
+  return out;
+}
+
+/**
+ * The build context as the docker CLI sends it to the classic builder: a tar of the directory
+ * without what `.dockerignore` (or `<Dockerfile>.dockerignore`) excludes, the Dockerfile and the
+ * ignore file kept. Entries sorted, numeric owners 0.
+ */
+export function contextTar(dir: string, dockerfile: string): Readable {
+  let patterns: string[] = [];
+  let ignoreFile = ".dockerignore";
+  for (const name of dockerignoreFor(dockerfile)) {
+    try {
+      patterns = parseDockerignore(readFileSync(join(dir, name), "utf8"));
+      ignoreFile = name;
+      break;
+    } catch {}
+  }
+  const matcher = createMatcher(keepBuildFiles(patterns, dockerfile, ignoreFile));
+  async function* entries(): AsyncGenerator<Buffer> {
+    const walk = async function* (path: string, rel: string): AsyncGenerator<Buffer> {
+      for (const name of readdirSync(path).sort()) {
+        const full = join(path, name);
+        const r = rel === "" ? name : `${rel}/${name}`;
+        const stats = lstatSync(full);
+        const excluded = patterns.length > 0 && matcher(r);
+        if (excluded && !(stats.isDirectory() && matcher.mayHaveExceptions(r))) continue;
+        let type: EntryType;
+        if (stats.isDirectory()) type = "directory";
+        else if (stats.isSymbolicLink()) type = "symlink";
+        else if (stats.isFile()) type = "file";
+        else continue;
+        const header: TarHeader = {
+          name: r,
+          type,
+          mode: stats.mode & 0o7777,
+          uid: 0,
+          gid: 0,
+          size: type === "file" ? stats.size : 0,
+          mtime: Math.floor(stats.mtimeMs / 1000),
+          linkname: type === "symlink" ? readlinkSync(full) : "",
+          devmajor: 0,
+          devminor: 0,
+          xattrs: new Map(),
+        };
+        if (excluded) {
+          yield encodeHeader(header);
+          yield* walk(full, r);
+          continue;
+        }
+        yield encodeHeader(header);
+        if (type === "file") {
+          let written = 0;
+          for await (const chunk of createReadStream(full)) {
+            const buffer = chunk as Buffer;
+            const part = buffer.subarray(0, Math.max(0, header.size - written));
+            written += part.length;
+            yield part;
+          }
+          if (written < header.size) throw new CliError(`${full} changed while the context was read`);
+          yield padding(header.size);
+        } else if (type === "directory") yield* walk(full, r);
+      }
+    };
+    yield* walk(dir, "");
+    yield END_OF_ARCHIVE;
+  }
+  return Readable.from(entries());
+}
+
+interface BuildOptions {
+  tag?: string[];
+  file?: string;
+  buildArg?: string[];
+  label?: string[];
+  target?: string;
+  cache?: boolean;
+  pull?: boolean;
+  quiet?: boolean;
+  iidfile?: string;
+  platform?: string;
+}
+
+const build = defineCommand<BuildOptions>({
+  name: "build",
+  usage: "[OPTIONS] PATH",
+  description: "Build an image from a Dockerfile",
+  args: { min: 1, max: 1 },
+  options: (command) =>
+    command
+      .option("-t, --tag <name>", "Name and optionally a tag in the 'name:tag' format", collect)
+      .option("-f, --file <string>", "Name of the Dockerfile (Default is 'PATH/Dockerfile')")
+      .option("--build-arg <KEY=VALUE>", "Set build-time variables", collect)
+      .option("--label <KEY=VALUE>", "Set metadata for an image", collect)
+      .option("--target <string>", "Set the target build stage to build")
+      .option("--no-cache", "Do not use cache when building the image")
+      .option("--pull", "Always attempt to pull a newer version of the image")
+      .option("-q, --quiet", "Suppress the build output and print image ID on success")
+      .option("--iidfile <string>", "Write the image ID to the file")
+      .option("--platform <string>", "Set platform if server is multi-platform capable"),
+  async run(context: Context, [path], options) {
+    const dir = resolve(path as string);
+    if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory())
+      throw new CliError(`unable to prepare context: path "${path}" not found`);
+    let dockerfile = "Dockerfile";
+    if (options.file) {
+      const file = resolve(options.file);
+      const rel = relative(dir, file);
+      if (rel.startsWith("..") || isAbsolute(rel)) {
+        throw new CliError(`the Dockerfile (${options.file}) must be within the build context (${path})`);
+      }
+      dockerfile = rel.split("\\").join("/");
+    }
+    const response = await context.client.call("POST", "/build", {
+      query: {
+        t: options.tag ?? [],
+        dockerfile,
+        buildargs: JSON.stringify(pairs(options.buildArg, context.env, true)),
+        labels: JSON.stringify(pairs(options.label, context.env, false)),
+        target: options.target || undefined,
+        nocache: options.cache === false ? "1" : undefined,
+        pull: options.pull ? "1" : undefined,
+        q: options.quiet ? "1" : undefined,
+        platform: options.platform || undefined,
+      },
+      headers: { "Content-Type": "application/x-tar" },
+      body: contextTar(dir, dockerfile),
+    });
+    const aux = await showJsonStream(context, response, "POST /build", options.quiet === true);
+    const id = aux.map((a) => (a as { ID?: string }).ID).find((v) => typeof v === "string");
+    if (options.quiet && id) context.io.stdout.write(`${id}\n`);
+    if (options.iidfile && id) await writeFile(options.iidfile, id);
+    return 0;
+  },
+});
+
+const builderPrune = defineCommand<{ force?: boolean; all?: boolean }>({
+  name: "prune",
+  usage: "[OPTIONS]",
+  description: "Remove build cache",
+  options: (command) =>
+    command
+      .option("-a, --all", "Remove all unused build cache, not just dangling ones")
+      .option("-f, --force", "Do not prompt for confirmation"),
+  async run(context, _args, options) {
+    if (
+      !options.force &&
+      !(await confirm(context, "WARNING! This will remove all dangling build cache.\nAre you sure you want to continue?"))
+    ) {
+      return 0;
+    }
+    const result = await context.client.json<{ CachesDeleted?: string[] | null; SpaceReclaimed?: number }>("POST", "/build/prune", {
+      query: { all: options.all ? "1" : undefined },
+    });
+    const deleted = result.CachesDeleted ?? [];
+    if (deleted.length > 0) context.io.stdout.write(`Deleted build cache objects:\n${deleted.join("\n")}\n\n`);
+    context.io.stdout.write(`Total reclaimed space: ${result.SpaceReclaimed ?? 0}B\n`);
+    return 0;
+  },
+});
+
+export const buildGroup: CommandGroup = { commands: [build] };
+export const builderGroup: CommandGroup = { name: "builder", description: "Manage builds", commands: [builderPrune] };

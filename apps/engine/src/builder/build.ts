@@ -1,0 +1,642 @@
+// The builder: a Dockerfile and a context become an OCI image, step by step as Docker's classic
+// builder reports them. Metadata instructions change the config and add an `empty_layer` history
+// entry; COPY, ADD and WORKDIR (when it must create the directory) add a layer built in a private
+// tree that mirrors the target paths, packed deterministically, gzipped and unpacked as a snapshot
+// on the parent chain. Every step has a cache key (parent + instruction after expansion + what it
+// read); a hit reuses the step's recorded result, so an unchanged rebuild gives the same image ID.
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { chmod, lchown, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { join, posix } from "node:path";
+import {
+  createMatcher,
+  type Dockerfile,
+  DockerfileError,
+  type EnvLookup,
+  expandInstruction,
+  type Instruction,
+  normalizeExposedPorts,
+  parseTrigger,
+  planStages,
+  platformArgs,
+  resolveArg,
+  resolveGlobalArgs,
+  type StageInstruction,
+  type StagePlan,
+} from "@minato/dockerfile";
+import { applyLayer, gzipLayer, packDirectory } from "@minato/layers";
+import { type Digest, digestOf, hostPlatform, MediaType, parsePlatform } from "@minato/oci";
+import { ApiError } from "../api/errors.js";
+import type { ImageConfig } from "../distribution/pull.js";
+import { pullImage } from "../distribution/pull.js";
+import type { Engine } from "../engine.js";
+import type { LayerRecord } from "../image-store.js";
+import { imageConfig, parseReferenceOrThrow } from "../images.js";
+import { type ProgressSink, shortId } from "../progress.js";
+import { chainIds } from "../snapshots.js";
+import { BuildCache, type CachedLayer } from "./cache.js";
+import { type CopyOptions, copyEntry, expandSource, hasGlob, mergeLayer, resolveIn, treeDigest } from "./fs.js";
+
+export const RUN_UNSUPPORTED = "RUN needs the container runtime (issue 5)";
+
+export class BuildError extends Error {}
+
+export interface BuildOptions {
+  dockerfile: Dockerfile;
+  /** The unpacked, .dockerignore-filtered context. */
+  contextDir: string;
+  /** A private directory for the build's scratch trees (the caller removes it). */
+  workDir: string;
+  tags: string[];
+  buildArgs: Record<string, string>;
+  labels: Record<string, string>;
+  target?: string | undefined;
+  noCache: boolean;
+  pull: boolean;
+  platform?: string | undefined;
+}
+
+/** The Dockerfile's planned stages; throws a 400 for plan errors and a 501 when one needs RUN. */
+export function planBuild(dockerfile: Dockerfile, buildArgs: Record<string, string>, target?: string): StagePlan[] {
+  const globals = resolveGlobalArgs(dockerfile, { buildArgs, platform: platformArgs(hostPlatform()) });
+  let plans: StagePlan[];
+  try {
+    plans = planStages(dockerfile, { globalArgs: globals, ...(target ? { target } : {}) });
+  } catch (error) {
+    throw new ApiError(400, (error as Error).message);
+  }
+  for (const plan of plans) {
+    const stage = dockerfile.stages[plan.index];
+    const run = stage?.instructions.find((i) => i.kind === "run" || (i.kind === "onbuild" && i.trigger?.kind === "run"));
+    if (run && run.kind === "run") throw new ApiError(501, `dockerfile line ${run.location.line}: ${RUN_UNSUPPORTED}`);
+  }
+  return plans;
+}
+
+type ContainerConfig = Record<string, unknown>;
+
+interface StageState {
+  key: string;
+  config: ImageConfig & { config: ContainerConfig };
+  layers: LayerRecord[];
+  history: NonNullable<ImageConfig["history"]>;
+  /** ARG values in scope. */
+  args: Map<string, string>;
+  cmdSet: boolean;
+  /** A merged view of the layers, made on first need. */
+  rootfs?: string;
+}
+
+const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+
+function envList(config: ContainerConfig): string[] {
+  return (config.Env as string[] | undefined) ?? [];
+}
+
+function setEnv(config: ContainerConfig, key: string, value: string): void {
+  const env = envList(config).filter((e) => e.slice(0, e.indexOf("=") === -1 ? undefined : e.indexOf("=")) !== key);
+  config.Env = [...env, `${key}=${value}`];
+}
+
+/** What expansions see: ARGs in scope, overridden by ENV. */
+function lookup(state: StageState): Map<string, string> {
+  const env = new Map(state.args);
+  for (const entry of envList(state.config.config)) {
+    const eq = entry.indexOf("=");
+    env.set(eq === -1 ? entry : entry.slice(0, eq), eq === -1 ? "" : entry.slice(eq + 1));
+  }
+  return env;
+}
+
+/** The instruction's meaning for the cache key: its parsed fields after expansion, without positions. */
+function keyText(instruction: Instruction): string {
+  const { location: _l, original: _o, keyword: _k, flags: _f, ...rest } = instruction as Instruction & Record<string, unknown>;
+  if (rest.kind === "onbuild") delete rest.trigger;
+  return JSON.stringify(rest);
+}
+
+function commandArgs(command: { form: "shell"; text: string } | { form: "exec"; args: string[] }, shell: string[]): string[] {
+  return command.form === "exec" ? command.args : [...shell, command.text];
+}
+
+function parseOctalMode(value: string): number {
+  if (!/^[0-7]{1,4}$/.test(value)) throw new BuildError(`invalid chmod parameter: ${value} (only octal modes are supported)`);
+  return Number.parseInt(value, 8);
+}
+
+class Builder {
+  readonly cache: BuildCache;
+  readonly #work: string;
+  readonly #states = new Map<number, StageState>();
+  readonly #releases: (() => void)[] = [];
+  readonly #epoch: number | undefined;
+  readonly #buildArgs: Map<string, string>;
+  readonly #consumed = new Set<string>(["SOURCE_DATE_EPOCH"]);
+  readonly #globals: Map<string, string>;
+  #step = 0;
+  #steps = 0;
+  #rootfsCount = 0;
+
+  constructor(
+    readonly engine: Engine,
+    readonly options: BuildOptions,
+    readonly progress: ProgressSink,
+    work: string,
+  ) {
+    this.cache = new BuildCache(engine.db);
+    this.#work = work;
+    this.#buildArgs = new Map(Object.entries(options.buildArgs));
+    const epoch = options.buildArgs.SOURCE_DATE_EPOCH;
+    if (epoch !== undefined) {
+      if (!/^[0-9]+$/.test(epoch)) throw new ApiError(400, `invalid SOURCE_DATE_EPOCH: ${epoch}`);
+      this.#epoch = Number.parseInt(epoch, 10);
+    }
+    this.#globals = resolveGlobalArgs(options.dockerfile, { buildArgs: this.#buildArgs, platform: platformArgs(hostPlatform()) });
+    for (const g of options.dockerfile.globalArgs) for (const a of g.args) this.#consumed.add(a.name);
+  }
+
+  say(text: string): void {
+    this.progress({ stream: text });
+  }
+
+  now(): string {
+    return this.#epoch !== undefined ? new Date(this.#epoch * 1000).toISOString() : new Date().toISOString();
+  }
+
+  lease(keys: string[]): void {
+    this.#releases.push(this.engine.lease(keys));
+  }
+
+  release(): void {
+    for (const release of this.#releases.splice(0)) release();
+  }
+
+  async run(plans: StagePlan[]): Promise<Digest> {
+    const { dockerfile } = this.options;
+    this.#steps = plans.reduce((n, p) => n + 1 + (dockerfile.stages[p.index]?.instructions.length ?? 0), 0);
+    let last: StageState | undefined;
+    for (const plan of plans) {
+      const stage = dockerfile.stages[plan.index];
+      if (!stage) continue;
+      last = await this.from(plan, stage.from.original);
+      this.#states.set(plan.index, last);
+      for (const instruction of stage.instructions) {
+        this.say(`Step ${++this.#step}/${this.#steps} : ${instruction.original}\n`);
+        await this.instruction(last, instruction, false);
+        this.say(` ---> ${last.key.slice(0, 12)}\n`);
+      }
+    }
+    if (!last) throw new BuildError("the Dockerfile has no stages");
+    const unused = [...this.#buildArgs.keys()].filter((name) => !this.#consumed.has(name));
+    if (unused.length > 0) this.say(`[Warning] One or more build-args [${unused.join(" ")}] were not consumed\n`);
+    return this.commit(last);
+  }
+
+  async from(plan: StagePlan, original: string): Promise<StageState> {
+    this.say(`Step ${++this.#step}/${this.#steps} : ${original}\n`);
+    const platform = hostPlatform();
+    const empty = (): StageState => ({
+      key: sha("scratch"),
+      config: { architecture: platform.architecture, os: platform.os, config: {}, rootfs: { type: "layers", diff_ids: [] } },
+      layers: [],
+      history: [],
+      args: new Map(),
+      cmdSet: false,
+    });
+    let state: StageState;
+    if (plan.base.kind === "scratch") {
+      state = empty();
+      this.say(" ---> \n");
+    } else if (plan.base.kind === "stage") {
+      const base = this.#states.get(plan.base.index);
+      if (!base) throw new BuildError(`stage ${plan.base.index} was not built`);
+      state = {
+        key: base.key,
+        config: structuredClone(base.config),
+        layers: [...base.layers],
+        history: structuredClone(base.history),
+        args: new Map(),
+        cmdSet: false,
+      };
+      this.say(` ---> ${base.key.slice(0, 12)}\n`);
+    } else {
+      const image = await this.image(plan.base.ref, plan.platform);
+      const config = await imageConfig(this.engine, image);
+      state = {
+        key: sha(`image ${image.id}`),
+        config: { ...config, config: (config.config ?? {}) as ContainerConfig },
+        layers: image.layers,
+        history: config.history ?? [],
+        args: new Map(),
+        cmdSet: false,
+      };
+      this.lease([image.id, ...image.layers.flatMap((l) => [l.blobDigest, l.chainId])]);
+      this.say(` ---> ${shortId(image.id)}\n`);
+    }
+    // A base's ONBUILD triggers run now, and are not inherited (reference: ONBUILD).
+    const triggers = (state.config.config.OnBuild as string[] | undefined) ?? [];
+    if (triggers.length > 0) {
+      delete state.config.config.OnBuild;
+      this.say(`# Executing ${triggers.length} build trigger${triggers.length === 1 ? "" : "s"}\n`);
+      for (const expression of triggers) {
+        const trigger = parseTrigger(expression);
+        await this.instruction(state, trigger, true);
+      }
+    }
+    return state;
+  }
+
+  /** An image for FROM or COPY --from: local, else pulled anonymously. */
+  async image(ref: string, platform?: string) {
+    const reference = parseReferenceOrThrow(ref);
+    const local = this.engine.images.resolve(ref);
+    if (local && !this.options.pull) return local;
+    const pulled = await pullImage(this.engine, reference, {
+      platform: platform ? parsePlatform(platform) : hostPlatform(),
+      progress: this.progress,
+    });
+    return pulled;
+  }
+
+  async instruction(state: StageState, raw: StageInstruction, trigger: boolean): Promise<void> {
+    const { escapeToken } = this.options.dockerfile;
+    const env: EnvLookup = lookup(state);
+    if (raw.kind === "run") throw new BuildError(`dockerfile line ${raw.location.line}: ${RUN_UNSUPPORTED}`);
+    if (raw.kind === "arg") {
+      for (const declaration of raw.args) {
+        this.#consumed.add(declaration.name);
+        const resolved = resolveArg(declaration, { buildArgs: this.#buildArgs, globalArgs: this.#globals, env, escapeToken });
+        if (resolved.value !== undefined) state.args.set(declaration.name, resolved.value);
+      }
+      // The value is not part of the key: steps that use it include it through their expansion.
+      await this.metadata(state, raw, `ARG ${raw.args.map((a) => a.name).join(" ")}`, () => undefined);
+      return;
+    }
+    const { instruction } = expandInstruction(raw, env, { escapeToken });
+    const c = state.config.config;
+    const shell = (c.Shell as string[] | undefined) ?? ["/bin/sh", "-c"];
+    switch (instruction.kind) {
+      case "env":
+        return this.metadata(state, instruction, `ENV ${instruction.pairs.map((p) => `${p.key}=${p.value}`).join(" ")}`, () => {
+          for (const pair of instruction.pairs) setEnv(c, pair.key, pair.value);
+        });
+      case "label":
+        return this.metadata(state, instruction, `LABEL ${instruction.pairs.map((p) => `${p.key}=${p.value}`).join(" ")}`, () => {
+          c.Labels = {
+            ...((c.Labels as Record<string, string>) ?? {}),
+            ...Object.fromEntries(instruction.pairs.map((p) => [p.key, p.value])),
+          };
+        });
+      case "maintainer":
+        return this.metadata(state, instruction, `MAINTAINER ${instruction.maintainer}`, () => {
+          state.config.author = instruction.maintainer;
+        });
+      case "expose": {
+        let ports: string[];
+        try {
+          ports = normalizeExposedPorts(instruction.ports);
+        } catch (error) {
+          throw new BuildError(`dockerfile line ${raw.location.line}: ${(error as Error).message}`);
+        }
+        return this.metadata(state, instruction, `EXPOSE ${ports.join(" ")}`, () => {
+          c.ExposedPorts = { ...((c.ExposedPorts as object) ?? {}), ...Object.fromEntries(ports.map((p) => [p, {}])) };
+        });
+      }
+      case "user":
+        return this.metadata(state, instruction, `USER ${instruction.user}`, () => {
+          c.User = instruction.user;
+        });
+      case "volume":
+        return this.metadata(state, instruction, `VOLUME [${instruction.paths.join(" ")}]`, () => {
+          c.Volumes = { ...((c.Volumes as object) ?? {}), ...Object.fromEntries(instruction.paths.map((p) => [p, {}])) };
+        });
+      case "stopsignal":
+        return this.metadata(state, instruction, `STOPSIGNAL ${instruction.signal}`, () => {
+          c.StopSignal = instruction.signal;
+        });
+      case "shell":
+        return this.metadata(state, instruction, `SHELL ${JSON.stringify(instruction.shell)}`, () => {
+          c.Shell = instruction.shell;
+        });
+      case "onbuild":
+        return this.metadata(state, instruction, `ONBUILD ${instruction.expression}`, () => {
+          c.OnBuild = [...((c.OnBuild as string[]) ?? []), instruction.expression];
+        });
+      case "cmd": {
+        const cmd = commandArgs(instruction.command, shell);
+        return this.metadata(state, instruction, `CMD ${JSON.stringify(cmd)}`, () => {
+          c.Cmd = cmd;
+          if (!trigger) state.cmdSet = true;
+        });
+      }
+      case "entrypoint": {
+        const entrypoint = commandArgs(instruction.command, shell);
+        return this.metadata(state, instruction, `ENTRYPOINT ${JSON.stringify(entrypoint)}`, () => {
+          c.Entrypoint = entrypoint;
+          // Reference (ENTRYPOINT): a CMD from the base image is reset by ENTRYPOINT.
+          if (!state.cmdSet) c.Cmd = null;
+        });
+      }
+      case "healthcheck": {
+        const health: Record<string, unknown> = { Test: instruction.test };
+        if (instruction.interval) health.Interval = instruction.interval;
+        if (instruction.timeout) health.Timeout = instruction.timeout;
+        if (instruction.startPeriod) health.StartPeriod = instruction.startPeriod;
+        if (instruction.startInterval) health.StartInterval = instruction.startInterval;
+        if (instruction.retries) health.Retries = instruction.retries;
+        return this.metadata(state, instruction, `HEALTHCHECK ${JSON.stringify(health)}`, () => {
+          c.Healthcheck = health;
+        });
+      }
+      case "workdir":
+        return this.workdir(state, instruction.path);
+      case "copy":
+      case "add":
+        return this.copy(state, instruction);
+      default:
+        throw new BuildError(`unsupported instruction ${(instruction as Instruction).kind}`);
+    }
+  }
+
+  /** A step that changes only the config: `empty_layer` history, cached by its key for its timestamp. */
+  async metadata(state: StageState, instruction: Instruction, text: string, apply: () => void): Promise<void> {
+    const key = sha(`${state.key}\n${keyText(instruction)}`);
+    apply();
+    const cached = this.options.noCache ? undefined : this.cache.get(key);
+    if (cached) this.say(" ---> Using cache\n");
+    const created = cached?.created ?? this.now();
+    if (!cached) this.cache.put(key, { created });
+    state.history.push({ created, created_by: `/bin/sh -c #(nop)  ${text}`, empty_layer: true });
+    state.key = key;
+  }
+
+  /** A merged view of the state's layers, for reading files and checking what exists. */
+  async rootfs(state: StageState): Promise<string> {
+    if (state.rootfs) return state.rootfs;
+    const dir = join(this.#work, `rootfs-${this.#rootfsCount++}`);
+    await mkdir(dir, { recursive: true });
+    for (const layer of state.layers) await mergeLayer(this.engine.snapshots.path(layer.chainId), dir);
+    state.rootfs = dir;
+    return dir;
+  }
+
+  async workdir(state: StageState, path: string): Promise<void> {
+    const c = state.config.config;
+    const dir = posix.resolve((c.WorkingDir as string | undefined) || "/", path);
+    c.WorkingDir = dir;
+    const root = await this.rootfs(state);
+    const existing = await lstat(await resolveIn(root, dir)).catch(() => undefined);
+    if (existing?.isDirectory()) {
+      return this.metadata(state, { kind: "workdir", path: dir } as Instruction, `WORKDIR ${dir}`, () => undefined);
+    }
+    // Docker creates a missing working directory, in a layer of its own.
+    const tree = await mkdtemp(join(this.#work, "tree-"));
+    await this.makeParents(state, tree, `${dir}/`, undefined);
+    await this.commitLayer(state, tree, `WORKDIR ${dir}`, `workdir ${dir}`);
+  }
+
+  /** Creates `path`'s ancestors (and itself when it ends in `/`) in the tree, with the image's metadata where they exist. */
+  async makeParents(state: StageState, tree: string, path: string, owner: [number, number] | undefined): Promise<void> {
+    const root = await this.rootfs(state);
+    const parts = path.split("/").filter((p) => p !== "");
+    const count = path.endsWith("/") ? parts.length : parts.length - 1;
+    for (let i = 1; i <= count; i++) {
+      const rel = parts.slice(0, i).join("/");
+      const target = join(tree, rel);
+      if (await lstat(target).catch(() => undefined)) continue;
+      await mkdir(target);
+      const inImage = await lstat(join(root, rel)).catch(() => undefined);
+      if (inImage?.isDirectory()) {
+        await lchown(target, inImage.uid, inImage.gid);
+        await chmod(target, inImage.mode & 0o7777);
+        await utimes(target, inImage.atime, inImage.mtime);
+      } else {
+        await lchown(target, owner?.[0] ?? 0, owner?.[1] ?? 0);
+        await chmod(target, 0o755);
+        const time = this.#epoch ?? Math.floor(Date.now() / 1000);
+        await utimes(target, time, time);
+      }
+    }
+  }
+
+  /** `--chown=user:group`, numeric or by name from the image's /etc/passwd and /etc/group. */
+  async owner(state: StageState, spec: string | undefined): Promise<[number, number]> {
+    if (spec === undefined || spec === "") return [0, 0];
+    const [user = "", group] = spec.split(":");
+    const root = await this.rootfs(state);
+    const lookupId = async (file: string, name: string): Promise<[number, number] | undefined> => {
+      if (/^[0-9]+$/.test(name)) return [Number(name), Number(name)];
+      const text = await readFile(await resolveIn(root, file), "utf8").catch(() => "");
+      for (const line of text.split("\n")) {
+        const fields = line.split(":");
+        if (fields[0] === name) return [Number(fields[2]), Number(fields[3] ?? fields[2])];
+      }
+      return undefined;
+    };
+    const u = await lookupId("/etc/passwd", user);
+    if (!u) throw new BuildError(`unable to find user ${user}: no matching entries in passwd file`);
+    if (group === undefined) return [u[0], /^[0-9]+$/.test(user) ? u[0] : u[1]];
+    const g = await lookupId("/etc/group", group);
+    if (!g) throw new BuildError(`unable to find group ${group}: no matching entries in group file`);
+    return [u[0], g[0]];
+  }
+
+  async copy(state: StageState, instruction: Extract<Instruction, { kind: "copy" | "add" }>): Promise<void> {
+    const line = instruction.location.line;
+    const fail = (message: string): never => {
+      throw new BuildError(`dockerfile line ${line}: ${instruction.keyword.toUpperCase()} failed: ${message}`);
+    };
+    let sourceRoot = this.options.contextDir;
+    let fromText = "";
+    if (instruction.kind === "copy" && instruction.from !== undefined) {
+      const from = instruction.from;
+      const byName = this.options.dockerfile.stages.find((s) => s.name === from.toLowerCase());
+      const index = /^[0-9]+$/.test(from) ? Number(from) : byName?.index;
+      const stage = index !== undefined ? this.#states.get(index) : undefined;
+      if (stage) {
+        sourceRoot = await this.rootfs(stage);
+        fromText = `from ${stage.key}`;
+      } else {
+        const image = await this.image(from);
+        this.lease([image.id, ...image.layers.flatMap((l) => [l.blobDigest, l.chainId])]);
+        const imageState = { layers: image.layers } as StageState;
+        sourceRoot = await this.rootfs(imageState);
+        fromText = `from image ${image.id}`;
+      }
+    }
+    const owner = await this.owner(state, instruction.chown);
+    const mode = instruction.chmod ? parseOctalMode(instruction.chmod) : undefined;
+    const c = state.config.config;
+    const workdir = (c.WorkingDir as string | undefined) || "/";
+    let dest = posix.resolve(workdir, instruction.dest);
+    const many = instruction.sources.length + instruction.inlineSources.length > 1 || instruction.sources.some(hasGlob);
+    const root = await this.rootfs(state);
+    const destStats = await lstat(await resolveIn(root, dest)).catch(() => undefined);
+    const destIsDir = instruction.dest.endsWith("/") || instruction.dest === "." || many || destStats?.isDirectory() === true;
+    if (many && !instruction.dest.endsWith("/") && !destStats?.isDirectory()) {
+      fail(`When using COPY with more than one source file, the destination must be a directory and end with a /`);
+    }
+    if (destIsDir && !dest.endsWith("/")) dest = `${dest}/`;
+
+    const tree = await mkdtemp(join(this.#work, "tree-"));
+    await this.makeParents(state, tree, dest, owner);
+    const excluded = instruction.excludes.length > 0 ? createMatcher(instruction.excludes) : undefined;
+    const options: CopyOptions = { owner, mode };
+
+    for (const source of instruction.sources) {
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
+        fail(`${source}: downloading URLs is not supported by this engine yet (no network in builds); use a local file`);
+      }
+      const matches = await expandSource(sourceRoot, source);
+      const found: string[] = [];
+      for (const rel of matches) if (await lstat(await resolveIn(sourceRoot, rel)).catch(() => undefined)) found.push(rel);
+      if (found.length === 0) fail(`file not found in build context or excluded by .dockerignore: stat ${source}: file does not exist`);
+      for (const rel of found) {
+        if (excluded?.(rel)) continue;
+        const path = await resolveIn(sourceRoot, rel);
+        const stats = await lstat(path);
+        const parents = instruction.kind === "copy" && instruction.parents;
+        let target: string;
+        if (parents) {
+          target = join(tree, dest, rel);
+          await this.makeParents(state, tree, posix.join(dest, rel), owner);
+        } else if (stats.isDirectory()) target = join(tree, dest);
+        else target = destIsDir ? join(tree, dest, posix.basename(rel)) : join(tree, dest);
+        const skip = excluded ? (r: string) => excluded(rel === "" ? r : `${rel}/${r}`) : undefined;
+        if (instruction.kind === "add" && stats.isFile() && (await isArchive(path))) {
+          const unpacked = await mkdtemp(join(this.#work, "archive-"));
+          await rm(unpacked, { recursive: true });
+          await applyLayer(createReadStream(path), unpacked).catch((error: Error) => fail(`${rel}: ${error.message}`));
+          await mkdir(join(tree, dest), { recursive: true });
+          for (const name of await readdir(unpacked)) {
+            await copyEntry(join(unpacked, name), join(tree, dest, name), { owner: instruction.chown ? owner : undefined, mode });
+          }
+          continue;
+        }
+        if (stats.isDirectory() && destStats?.isDirectory() && !parents) {
+          // Into an existing directory: its own metadata stays the image's.
+          for (const name of (await readdir(path)).sort()) {
+            if (skip?.(name)) continue;
+            await copyEntry(join(path, name), join(target, name), { ...options, ...(skip ? { skip } : {}) }, name);
+          }
+        } else {
+          await copyEntry(path, target, { ...options, ...(skip ? { skip } : {}) });
+        }
+      }
+    }
+    for (const inline of instruction.inlineSources) {
+      const target = destIsDir ? join(tree, dest, inline.name) : join(tree, dest);
+      await writeFile(target, inline.content);
+      await lchown(target, owner[0], owner[1]);
+      await chmod(target, mode ?? 0o644);
+      const time = this.#epoch ?? Math.floor(Date.now() / 1000);
+      await utimes(target, time, time);
+    }
+    const digest = await treeDigest(tree);
+    const created = `${instruction.kind.toUpperCase()} ${many ? "multi" : "file"}:${digest} in ${dest} `;
+    await this.commitLayer(state, tree, created, `${keyText(instruction)}\n${fromText}\n${digest}`);
+  }
+
+  /** Packs a tree into a layer (or reuses the cached one) and puts it on the state. */
+  async commitLayer(state: StageState, tree: string, createdBy: string, keyMaterial: string): Promise<void> {
+    const key = sha(`${state.key}\n${keyMaterial}`);
+    let cached = this.options.noCache ? undefined : this.cache.get(key);
+    if (cached?.layer && !(await this.engine.content.has(cached.layer.digest))) cached = undefined;
+    let layer: CachedLayer;
+    let created: string;
+    if (cached?.layer) {
+      this.say(" ---> Using cache\n");
+      layer = cached.layer;
+      created = cached.created;
+    } else {
+      const file = this.engine.content.temporaryPath("build-layer");
+      const packed = await gzipLayer(
+        packDirectory(tree, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}),
+        createWriteStream(file),
+      );
+      await this.engine.content.adopt(file, packed.digest);
+      layer = { diffId: packed.diffId, digest: packed.digest, size: packed.size };
+      created = this.now();
+      this.cache.put(key, { created, layer });
+    }
+    const parent = state.layers.at(-1)?.chainId;
+    const chainId = chainIds([...state.layers.map((l) => l.diffId), layer.diffId]).at(-1) as Digest;
+    this.lease([layer.digest, chainId]);
+    await this.engine.snapshots.unpack(chainId, parent, layer.diffId, () => this.engine.content.stream(layer.digest));
+    state.layers = [
+      ...state.layers,
+      { diffId: layer.diffId, chainId, blobDigest: layer.digest, blobSize: layer.size, mediaType: MediaType.ociLayerGzip },
+    ];
+    state.history.push({ created, created_by: `/bin/sh -c #(nop) ${createdBy}` });
+    state.key = key;
+    if (state.rootfs) await mergeLayer(this.engine.snapshots.path(chainId), state.rootfs);
+    await rm(tree, { recursive: true, force: true });
+  }
+
+  /** Writes the final config and manifest, records the image and tags it. */
+  async commit(state: StageState): Promise<Digest> {
+    const c = state.config.config;
+    if (Object.keys(this.options.labels).length > 0) c.Labels = { ...((c.Labels as object) ?? {}), ...this.options.labels };
+    const { history: _h, rootfs: _r, created: _c, config: _cfg, ...rest } = state.config;
+    const config: ImageConfig = {
+      ...rest,
+      created: state.history.at(-1)?.created ?? this.now(),
+      config: c,
+      rootfs: { type: "layers", diff_ids: state.layers.map((l) => l.diffId) },
+      history: state.history,
+    };
+    const configBytes = Buffer.from(JSON.stringify(config));
+    const id = digestOf(configBytes);
+    await this.engine.content.put(configBytes, id);
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        config: { mediaType: MediaType.ociConfig, digest: id, size: configBytes.byteLength },
+        layers: state.layers.map((l) => ({ mediaType: l.mediaType, digest: l.blobDigest, size: l.blobSize })),
+      }),
+    );
+    const manifestDigest = await this.engine.content.put(manifest);
+    const size = state.layers.reduce((sum, l) => sum + (this.engine.snapshots.size(l.chainId) ?? 0), 0);
+    this.engine.images.save({
+      id,
+      manifestDigest,
+      manifestMediaType: MediaType.ociManifest,
+      ...(config.created ? { created: config.created } : {}),
+      size,
+      layers: state.layers,
+    });
+    this.progress({ aux: { ID: id } });
+    this.say(`Successfully built ${shortId(id)}\n`);
+    for (const tag of this.options.tags) {
+      const reference = parseReferenceOrThrow(tag);
+      this.engine.images.reference(reference, id);
+      this.say(`Successfully tagged ${tag}\n`);
+    }
+    return id;
+  }
+}
+
+async function isArchive(path: string): Promise<boolean> {
+  const handle = await open(path, "r");
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(262), 0, 262, 0);
+    if (bytesRead >= 2 && buffer[0] === 0x1f && buffer[1] === 0x8b) return true;
+    return bytesRead >= 262 && buffer.toString("latin1", 257, 262) === "ustar";
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Runs a build; progress goes out as Docker's JSON messages. Returns the image ID. */
+export async function build(engine: Engine, options: BuildOptions, plans: StagePlan[], progress: ProgressSink): Promise<Digest> {
+  const builder = new Builder(engine, options, progress, options.workDir);
+  try {
+    return await builder.run(plans);
+  } catch (error) {
+    if (error instanceof DockerfileError) throw new BuildError(error.message);
+    throw error;
+  } finally {
+    builder.release();
+  }
+}

@@ -1,0 +1,749 @@
+// The container manager: containers as Docker has them (create → running ⇄ paused → exited →
+// removed), with their state in SQLite and their files under <data-root>/containers/<id>/ — the
+// overlay rootfs (lower dirs: the image's snapshots top-down; a private upper and work dir), the
+// generated /etc files and the OCI config. runc under conmon runs them (@minato/runtime), so they
+// outlive minatod; `open` finds them again and reconciles their state.
+import { execFile } from "node:child_process";
+import { existsSync, type FSWatcher, watch } from "node:fs";
+import { appendFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { hostname as hostHostname } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import { createSpecDetailed, mergeEnv, type NetworkMode, type OciSpec, Runtime, RuntimeError, writeEtcFiles } from "@minato/runtime";
+import { ApiError, badRequest, conflict, notFound } from "../api/errors.js";
+import type { EngineDatabase } from "../db.js";
+import type { ImageRecord } from "../image-store.js";
+import type { SnapshotStore } from "../snapshots.js";
+import { newContainerId, randomName, validName } from "./names.js";
+
+const run = promisify(execFile);
+
+/** The subset of swagger `ContainerConfig` minatod honours. */
+export interface ContainerConfig {
+  Hostname?: string;
+  User?: string;
+  Tty?: boolean;
+  OpenStdin?: boolean;
+  Env?: string[] | null;
+  Cmd?: string[] | null;
+  Entrypoint?: string[] | null;
+  WorkingDir?: string;
+  Labels?: Record<string, string> | null;
+  Image?: string;
+  StopSignal?: string;
+  StopTimeout?: number | null;
+  [key: string]: unknown;
+}
+
+/** The subset of swagger `HostConfig` minatod honours. */
+export interface HostConfig {
+  Memory?: number;
+  NanoCpus?: number;
+  PidsLimit?: number | null;
+  ReadonlyRootfs?: boolean;
+  Tmpfs?: Record<string, string> | null;
+  NetworkMode?: string;
+  AutoRemove?: boolean;
+  [key: string]: unknown;
+}
+
+export type ContainerStatus = "created" | "running" | "paused" | "exited";
+
+export interface ContainerRecord {
+  id: string;
+  name: string;
+  imageId: string;
+  imageName: string;
+  /** The effective configuration (image defaults merged in), as inspect shows it. */
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  stopSignal: string;
+  created: string;
+  status: ContainerStatus;
+  pid: number;
+  exitCode: number;
+  oomKilled: boolean;
+  error: string;
+  startedAt: string | undefined;
+  finishedAt: string | undefined;
+  restartCount: number;
+}
+
+/** What the image contributes: its run config (the `config` object of the image config blob). */
+export interface ImageRunDefaults {
+  Entrypoint?: string[] | null;
+  Cmd?: string[] | null;
+  Env?: string[] | null;
+  User?: string;
+  WorkingDir?: string;
+  StopSignal?: string;
+  Labels?: Record<string, string> | null;
+}
+
+export interface CreateRequest {
+  name?: string;
+  image: ImageRecord;
+  imageName: string;
+  imageConfig: ImageRunDefaults;
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+}
+
+export type WaitCondition = "not-running" | "next-exit" | "removed";
+
+type Row = Record<string, unknown>;
+
+const ZERO_TIME = "0001-01-01T00:00:00Z";
+
+function toRecord(row: Row): ContainerRecord {
+  return {
+    id: row.id as string,
+    name: row.name as string,
+    imageId: row.image_id as string,
+    imageName: row.image_name as string,
+    config: JSON.parse(row.config as string) as ContainerConfig,
+    hostConfig: JSON.parse(row.host_config as string) as HostConfig,
+    stopSignal: row.stop_signal as string,
+    created: row.created as string,
+    status: row.status as ContainerStatus,
+    pid: row.pid as number,
+    exitCode: row.exit_code as number,
+    oomKilled: row.oom_killed === 1,
+    error: row.error as string,
+    startedAt: (row.started_at as string | null) ?? undefined,
+    finishedAt: (row.finished_at as string | null) ?? undefined,
+    restartCount: row.restart_count as number,
+  };
+}
+
+/** A RuntimeError as the API reports it. */
+export function apiErrorFrom(error: unknown): unknown {
+  if (!(error instanceof RuntimeError)) return error;
+  switch (error.code) {
+    case "NOT_FOUND":
+      return notFound(error.message);
+    case "INVALID_STATE":
+    case "CONFLICT":
+      return conflict(error.message);
+    case "INVALID_OPTION":
+    case "NO_COMMAND":
+    case "UNKNOWN_USER":
+    case "COMMAND_NOT_FOUND":
+    case "NOT_EXECUTABLE":
+      return badRequest(error.message);
+    default:
+      return new ApiError(500, error.message);
+  }
+}
+
+/** `NetworkMode`: none and host for now; `default` (what the docker CLI sends) is none until bridge networking exists. */
+export function networkMode(value: string | undefined): "none" | "host" {
+  if (value === undefined || value === "" || value === "default" || value === "none") return "none";
+  if (value === "host") return "host";
+  throw badRequest(`network mode ${JSON.stringify(value)} is not supported yet: use none or host`);
+}
+
+async function mountedAt(path: string): Promise<boolean> {
+  const mounts = await readFile("/proc/self/mountinfo", "utf8");
+  return mounts.split("\n").some((line) => line.split(" ")[4] === path);
+}
+
+export class ContainerManager {
+  readonly root: string;
+  readonly runtime: Runtime;
+  readonly #q;
+  readonly #watchers = new Map<string, FSWatcher>();
+  readonly #exitWaiters = new Map<string, ((code: number) => void)[]>();
+  readonly #removeWaiters = new Map<string, ((code: number) => void)[]>();
+  /** Exit codes of containers removed lately, for a `wait` that arrives after an auto-remove. */
+  readonly #removed = new Map<string, number>();
+  readonly #locks = new Map<string, Promise<unknown>>();
+  /** Readers (attach, logs) an auto-remove waits for before it deletes the log. */
+  readonly #holds = new Map<string, Set<Promise<unknown>>>();
+  readonly #finishing = new Set<string>();
+  #timer: NodeJS.Timeout | undefined;
+
+  private constructor(
+    dataRoot: string,
+    execRoot: string,
+    private readonly db: EngineDatabase,
+    private readonly snapshots: SnapshotStore,
+    private readonly log: { warn(obj: object, msg: string): void },
+  ) {
+    this.root = join(dataRoot, "containers");
+    this.runtime = new Runtime({ root: join(execRoot, "c") });
+    this.#q = {
+      insert: db.prepare(
+        `INSERT INTO containers (id, name, image_id, image_name, config, host_config, stop_signal, created, status)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'created')`,
+      ),
+      byId: db.prepare("SELECT * FROM containers WHERE id = ?"),
+      byName: db.prepare("SELECT * FROM containers WHERE name = ?"),
+      byPrefix: db.prepare("SELECT * FROM containers WHERE id >= ? AND id < ? LIMIT 2"),
+      all: db.prepare("SELECT * FROM containers ORDER BY created DESC, id"),
+      remove: db.prepare("DELETE FROM containers WHERE id = ?"),
+      usingImage: db.prepare("SELECT * FROM containers WHERE image_id = ?"),
+    };
+  }
+
+  static async open(
+    dataRoot: string,
+    execRoot: string,
+    db: EngineDatabase,
+    snapshots: SnapshotStore,
+    log: { warn(obj: object, msg: string): void },
+  ): Promise<ContainerManager> {
+    const manager = new ContainerManager(dataRoot, execRoot, db, snapshots, log);
+    await mkdir(manager.root, { recursive: true, mode: 0o700 });
+    await manager.#recover();
+    // A safety net for exits the exit-dir watch missed.
+    manager.#timer = setInterval(() => void manager.#pollExits(), 1000);
+    manager.#timer.unref();
+    return manager;
+  }
+
+  close(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    for (const watcher of this.#watchers.values()) watcher.close();
+    this.#watchers.clear();
+  }
+
+  dir(id: string): string {
+    return join(this.root, id);
+  }
+
+  rootfs(id: string): string {
+    return join(this.dir(id), "rootfs");
+  }
+
+  list(): ContainerRecord[] {
+    return (this.#q.all.all() as Row[]).map(toRecord);
+  }
+
+  usingImage(imageId: string): ContainerRecord[] {
+    return (this.#q.usingImage.all(imageId) as Row[]).map(toRecord);
+  }
+
+  /** By full ID, name (with or without the leading `/`) or unique ID prefix, as dockerd looks containers up. */
+  find(input: string): ContainerRecord | undefined {
+    const byId = this.#q.byId.get(input) as Row | undefined;
+    if (byId) return toRecord(byId);
+    const byName = this.#q.byName.get(input.replace(/^\//, "")) as Row | undefined;
+    if (byName) return toRecord(byName);
+    if (/^[0-9a-f]+$/.test(input)) {
+      const rows = this.#q.byPrefix.all(input, `${input}g`) as Row[];
+      if (rows.length > 1) throw badRequest(`multiple containers found with provided prefix: ${input}`);
+      if (rows[0]) return toRecord(rows[0]);
+    }
+    return undefined;
+  }
+
+  get(input: string): ContainerRecord {
+    const record = this.find(input);
+    if (!record) throw notFound(`No such container: ${input}`);
+    return record;
+  }
+
+  #update(id: string, fields: Partial<Record<string, string | number | null>>): void {
+    const keys = Object.keys(fields);
+    if (keys.length === 0) return;
+    this.db.prepare(`UPDATE containers SET ${keys.map((k) => `${k} = ?`).join(", ")} WHERE id = ?`).run(...Object.values(fields), id);
+  }
+
+  /** Serializes the operations on one container. */
+  async #locked<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.#locks.get(id) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#locks.set(id, settled);
+    try {
+      return await next;
+    } finally {
+      if (this.#locks.get(id) === settled) this.#locks.delete(id);
+    }
+  }
+
+  /** Keeps the container's files until `work` is done (readers of a container that auto-removes). */
+  hold<T>(id: string, work: Promise<T>): Promise<T> {
+    const set = this.#holds.get(id) ?? new Set<Promise<unknown>>();
+    this.#holds.set(id, set);
+    const entry = work.finally(() => {
+      set.delete(entry);
+      if (set.size === 0 && this.#holds.get(id) === set) this.#holds.delete(id);
+    });
+    set.add(entry);
+    return work;
+  }
+
+  async create(request: CreateRequest): Promise<ContainerRecord> {
+    let name = request.name?.replace(/^\//, "");
+    if (name !== undefined && name !== "") {
+      if (!validName(name)) throw badRequest(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+      const existing = this.find(name);
+      if (existing && existing.name === name) {
+        throw conflict(
+          `Conflict. The container name "/${name}" is already in use by container "${existing.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+        );
+      }
+    } else {
+      name = undefined;
+      for (let retry = 0; name === undefined; retry++) {
+        const candidate = randomName(retry);
+        if (!this.#q.byName.get(candidate)) name = candidate;
+      }
+    }
+    const id = newContainerId();
+    const { config, hostConfig, image, imageConfig } = request;
+    const network = networkMode(hostConfig.NetworkMode);
+    if (hostConfig.Memory && hostConfig.Memory > 0 && hostConfig.Memory < 6 * 1024 * 1024)
+      throw badRequest("Minimum memory limit allowed is 6MB");
+    if (hostConfig.NanoCpus !== undefined && hostConfig.NanoCpus < 0) throw badRequest("invalid NanoCpus: must be positive");
+
+    const dir = this.dir(id);
+    await mkdir(join(dir, "upper"), { recursive: true });
+    await mkdir(join(dir, "work"), { recursive: true });
+    await mkdir(join(dir, "rootfs"), { recursive: true });
+    await mkdir(join(dir, "etc"), { recursive: true });
+    try {
+      await this.#mount(id, image);
+      const hostname = config.Hostname || (network === "host" ? hostHostname() : id.slice(0, 12));
+      const etcFiles = await writeEtcFiles(join(dir, "etc"), {
+        hostname,
+        privateNetwork: network === "none",
+        ...(network === "host" ? { hostHosts: await readFile("/etc/hosts", "utf8").catch(() => "") } : {}),
+      });
+      const userEnv = config.Env ?? [];
+      const created = await createSpecDetailed({
+        rootfs: this.rootfs(id),
+        image: {
+          ...(imageConfig.Entrypoint !== undefined ? { Entrypoint: imageConfig.Entrypoint } : {}),
+          ...(imageConfig.Cmd !== undefined ? { Cmd: imageConfig.Cmd } : {}),
+          ...(imageConfig.Env !== undefined ? { Env: imageConfig.Env } : {}),
+          ...(imageConfig.User !== undefined ? { User: imageConfig.User } : {}),
+          ...(imageConfig.WorkingDir !== undefined ? { WorkingDir: imageConfig.WorkingDir } : {}),
+          ...((config.StopSignal ?? imageConfig.StopSignal) ? { StopSignal: config.StopSignal ?? imageConfig.StopSignal } : {}),
+        },
+        ...(config.Cmd && config.Cmd.length > 0 ? { cmd: config.Cmd } : {}),
+        ...(config.Entrypoint ? { entrypoint: config.Entrypoint } : {}),
+        env: userEnv,
+        ...(config.User ? { user: config.User } : {}),
+        ...(config.WorkingDir ? { workdir: config.WorkingDir } : {}),
+        hostname,
+        tty: config.Tty === true,
+        readonlyRootfs: hostConfig.ReadonlyRootfs === true,
+        ...(hostConfig.Tmpfs ? { tmpfs: hostConfig.Tmpfs } : {}),
+        ...(hostConfig.Memory ? { memory: hostConfig.Memory } : {}),
+        ...(hostConfig.NanoCpus ? { cpus: hostConfig.NanoCpus / 1e9 } : {}),
+        ...(hostConfig.PidsLimit ? { pidsLimit: hostConfig.PidsLimit } : {}),
+        network: { mode: network } as NetworkMode,
+        cgroupsPath: `/minato/${id}`,
+        etcFiles,
+      });
+      await writeFile(join(dir, "config.json"), JSON.stringify(created.spec), { mode: 0o600 });
+      const entrypointOverridden = config.Entrypoint !== undefined && config.Entrypoint !== null;
+      const effective: ContainerConfig = {
+        ...config,
+        Hostname: hostname,
+        Domainname: "",
+        User: config.User ?? imageConfig.User ?? "",
+        AttachStdin: config.AttachStdin ?? false,
+        AttachStdout: config.AttachStdout ?? false,
+        AttachStderr: config.AttachStderr ?? false,
+        Tty: config.Tty === true,
+        OpenStdin: config.OpenStdin === true,
+        StdinOnce: config.StdinOnce === true,
+        Env: mergeEnv(imageConfig.Env ?? [], userEnv),
+        Cmd: config.Cmd && config.Cmd.length > 0 ? config.Cmd : entrypointOverridden ? null : (imageConfig.Cmd ?? null),
+        Image: request.imageName,
+        Volumes: null,
+        WorkingDir: config.WorkingDir || imageConfig.WorkingDir || "",
+        Entrypoint: entrypointOverridden ? config.Entrypoint : (imageConfig.Entrypoint ?? null),
+        OnBuild: null,
+        Labels: { ...(imageConfig.Labels ?? {}), ...(config.Labels ?? {}) },
+        ...(config.StopSignal || imageConfig.StopSignal ? { StopSignal: config.StopSignal ?? imageConfig.StopSignal } : {}),
+      };
+      const storedHost: HostConfig = {
+        ...hostConfig,
+        NetworkMode: network,
+        Memory: hostConfig.Memory ?? 0,
+        NanoCpus: hostConfig.NanoCpus ?? 0,
+        PidsLimit: hostConfig.PidsLimit ?? null,
+        ReadonlyRootfs: hostConfig.ReadonlyRootfs === true,
+        AutoRemove: hostConfig.AutoRemove === true,
+      };
+      try {
+        this.#q.insert.run(
+          id,
+          name,
+          image.id,
+          request.imageName,
+          JSON.stringify(effective),
+          JSON.stringify(storedHost),
+          created.stopSignal,
+          new Date().toISOString(),
+        );
+      } catch (error) {
+        if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE")
+          throw conflict(
+            `Conflict. The container name "/${name}" is already in use. You have to remove (or rename) that container to be able to reuse that name.`,
+          );
+        throw error;
+      }
+    } catch (error) {
+      await this.#unmount(id);
+      await rm(dir, { recursive: true, force: true });
+      throw apiErrorFrom(error);
+    }
+    return this.get(id);
+  }
+
+  async #mount(id: string, image: ImageRecord): Promise<void> {
+    const target = this.rootfs(id);
+    if (await mountedAt(target)) return;
+    const lowers = [...image.layers].reverse().map((layer) => this.snapshots.path(layer.chainId));
+    if (lowers.length === 0) {
+      const empty = join(this.dir(id), "empty");
+      await mkdir(empty, { recursive: true });
+      lowers.push(empty);
+    }
+    const dir = this.dir(id);
+    const options = `lowerdir=${lowers.join(":")},upperdir=${join(dir, "upper")},workdir=${join(dir, "work")},redirect_dir=off,metacopy=off`;
+    try {
+      await run("mount", ["-t", "overlay", "overlay", "-o", options, target]);
+    } catch (error) {
+      throw new ApiError(
+        500,
+        `mounting the container's rootfs: ${(error as { stderr?: string }).stderr?.trim() || (error as Error).message}`,
+      );
+    }
+  }
+
+  async #unmount(id: string): Promise<void> {
+    const target = this.rootfs(id);
+    if (!existsSync(target) || !(await mountedAt(target))) return;
+    try {
+      await run("umount", [target]);
+    } catch {
+      await run("umount", ["-l", target]).catch(() => undefined);
+    }
+  }
+
+  /** The log of earlier runs (conmon's log goes with the runtime bundle, which each start re-creates). */
+  previousLog(id: string): string {
+    return join(this.dir(id), "previous.log");
+  }
+
+  currentLog(id: string): string {
+    return this.runtime.paths(id).log;
+  }
+
+  async start(input: string, image: () => ImageRecord): Promise<"started" | "already"> {
+    const record = this.get(input);
+    return this.#locked(record.id, async () => {
+      const c = this.get(record.id);
+      if (c.status === "running") return "already";
+      if (c.status === "paused") throw conflict("cannot start a paused container, try unpause instead");
+      const id = c.id;
+      await this.#mount(id, image());
+      await this.#deleteBundle(id);
+      const spec = JSON.parse(await readFile(join(this.dir(id), "config.json"), "utf8")) as OciSpec;
+      try {
+        await this.runtime.create(id, spec, { stdin: c.config.OpenStdin === true });
+        this.#watch(id);
+        await this.runtime.start(id);
+      } catch (error) {
+        this.#unwatch(id);
+        const exitCode = error instanceof RuntimeError && error.exitCode !== undefined ? error.exitCode : 128;
+        await this.#deleteBundle(id).catch(() => undefined);
+        this.#update(id, { status: "created", exit_code: exitCode, error: (error as Error).message, pid: 0 });
+        if (c.hostConfig.AutoRemove) {
+          this.#rememberRemoved(id, exitCode);
+          void this.#removeNow(id).catch((e) => this.log.warn({ err: e, id }, "auto-remove failed"));
+        }
+        throw apiErrorFrom(error);
+      }
+      const state = await this.runtime.state(id);
+      this.#update(id, {
+        status: "running",
+        pid: state.pid,
+        exit_code: 0,
+        oom_killed: 0,
+        error: "",
+        started_at: new Date().toISOString(),
+        finished_at: null,
+      });
+      // It may have ended before the watch saw it.
+      void this.#checkExit(id);
+      return "started";
+    });
+  }
+
+  /** Removes the runc container and bundle of an earlier run, keeping its log. */
+  async #deleteBundle(id: string): Promise<void> {
+    const paths = this.runtime.paths(id);
+    if (!existsSync(paths.bundle)) return;
+    const log = await readFile(paths.log).catch(() => undefined);
+    if (log && log.length > 0) await appendFile(this.previousLog(id), log);
+    try {
+      await this.runtime.delete(id, { force: true });
+    } catch (error) {
+      if (!(error instanceof RuntimeError && error.code === "NOT_FOUND")) throw error;
+    }
+  }
+
+  #watch(id: string): void {
+    this.#unwatch(id);
+    try {
+      const watcher = watch(join(this.runtime.paths(id).bundle, "exits"), () => void this.#checkExit(id));
+      watcher.on("error", () => this.#unwatch(id));
+      this.#watchers.set(id, watcher);
+    } catch {
+      // the 1 s poll still sees the exit
+    }
+  }
+
+  #unwatch(id: string): void {
+    this.#watchers.get(id)?.close();
+    this.#watchers.delete(id);
+  }
+
+  async #pollExits(): Promise<void> {
+    for (const c of this.list()) if (c.status === "running" || c.status === "paused") await this.#checkExit(c.id);
+  }
+
+  /** Records the exit conmon wrote, once: state, waiters, auto-remove. */
+  async #checkExit(id: string): Promise<void> {
+    if (this.#finishing.has(id)) return;
+    const code = await this.runtime.exitCode(id).catch(() => undefined);
+    if (code === undefined) return;
+    const c = this.find(id);
+    if (!c || (c.status !== "running" && c.status !== "paused")) return;
+    this.#finishing.add(id);
+    try {
+      const paths = this.runtime.paths(id);
+      const finished = await stat(paths.exitFile).then(
+        (s) => s.mtime.toISOString(),
+        () => new Date().toISOString(),
+      );
+      this.#unwatch(id);
+      this.#update(id, { status: "exited", pid: 0, exit_code: code, oom_killed: existsSync(paths.oomFile) ? 1 : 0, finished_at: finished });
+      for (const resolve of this.#exitWaiters.get(id)?.splice(0) ?? []) resolve(code);
+      if (c.hostConfig.AutoRemove) {
+        this.#rememberRemoved(id, code);
+        await this.#locked(id, () => this.#removeNow(id)).catch((error) => this.log.warn({ err: error, id }, "auto-remove failed"));
+      }
+    } finally {
+      this.#finishing.delete(id);
+    }
+  }
+
+  #rememberRemoved(id: string, code: number): void {
+    this.#removed.set(id, code);
+    if (this.#removed.size > 256) this.#removed.delete(this.#removed.keys().next().value as string);
+  }
+
+  /** Resolves with the exit code at the next exit, or undefined after `timeoutMs`. */
+  #nextExit(id: string, timeoutMs: number): Promise<number | undefined> {
+    return new Promise((resolve) => {
+      const waiters = this.#exitWaiters.get(id) ?? [];
+      this.#exitWaiters.set(id, waiters);
+      let timer: NodeJS.Timeout | undefined;
+      const done = (code: number | undefined) => {
+        if (timer) clearTimeout(timer);
+        const index = waiters.indexOf(done as (code: number) => void);
+        if (index >= 0) waiters.splice(index, 1);
+        resolve(code);
+      };
+      waiters.push(done as (code: number) => void);
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(() => done(undefined), timeoutMs);
+      void this.#checkExit(id);
+    });
+  }
+
+  /** `POST /containers/{id}/wait`. */
+  async wait(input: string, condition: WaitCondition = "not-running"): Promise<number> {
+    const c = this.find(input);
+    if (!c) {
+      const code = this.#removed.get(input);
+      if (code !== undefined) return code;
+      throw notFound(`No such container: ${input}`);
+    }
+    if (condition === "removed") {
+      return new Promise((resolve) => {
+        const waiters = this.#removeWaiters.get(c.id) ?? [];
+        waiters.push(resolve);
+        this.#removeWaiters.set(c.id, waiters);
+      });
+    }
+    if (condition === "not-running" && c.status !== "running" && c.status !== "paused") return c.exitCode;
+    const code = await this.#nextExit(c.id, Number.POSITIVE_INFINITY);
+    return code ?? this.get(c.id).exitCode;
+  }
+
+  /** `docker stop`: the stop signal (image STOPSIGNAL or SIGTERM), then SIGKILL after `timeout` seconds. */
+  async stop(input: string, options: { timeout?: number; signal?: string } = {}): Promise<"stopped" | "already"> {
+    const record = this.get(input);
+    return this.#locked(record.id, async () => {
+      const c = this.get(record.id);
+      if (c.status !== "running" && c.status !== "paused") return "already";
+      const timeout = options.timeout ?? (typeof c.config.StopTimeout === "number" ? c.config.StopTimeout : 10);
+      const exited = this.#nextExit(c.id, timeout < 0 ? Number.POSITIVE_INFINITY : timeout * 1000);
+      await this.#signal(c, options.signal || c.stopSignal || "SIGTERM");
+      if ((await exited) === undefined) {
+        const killed = this.#nextExit(c.id, 30_000);
+        await this.#signal(c, "SIGKILL");
+        if ((await killed) === undefined) throw new ApiError(500, `container ${c.id} did not exit after SIGKILL`);
+      }
+      return "stopped";
+    });
+  }
+
+  async #signal(c: ContainerRecord, signal: string): Promise<void> {
+    try {
+      await this.runtime.kill(c.id, signal);
+      // A frozen process cannot act on its signal: thaw it (Docker does the same for kill/stop).
+      if (this.get(c.id).status === "paused" && /^(SIG)?(KILL|TERM|9|15)$/i.test(signal)) {
+        await this.runtime.resume(c.id).catch(() => undefined);
+        this.#update(c.id, { status: "running" });
+      }
+    } catch (error) {
+      if (error instanceof RuntimeError && (error.code === "INVALID_STATE" || error.code === "NOT_FOUND")) return;
+      throw apiErrorFrom(error);
+    }
+  }
+
+  /** `docker kill`. */
+  async kill(input: string, signal = "SIGKILL"): Promise<void> {
+    const c = this.get(input);
+    if (c.status !== "running" && c.status !== "paused") throw conflict(`Container ${c.id} is not running`);
+    if (!/^(SIG)?[A-Z0-9+-]+$/i.test(signal)) throw badRequest(`Invalid signal: ${signal}`);
+    await this.#signal(c, signal);
+    if (/^(SIG)?KILL$|^9$/i.test(signal)) await this.#nextExit(c.id, 30_000);
+  }
+
+  async restart(input: string, image: () => ImageRecord, options: { timeout?: number; signal?: string } = {}): Promise<void> {
+    const c = this.get(input);
+    await this.stop(c.id, options);
+    await this.start(c.id, image);
+    this.#update(c.id, { restart_count: this.get(c.id).restartCount + 1 });
+  }
+
+  async pause(input: string): Promise<void> {
+    const record = this.get(input);
+    await this.#locked(record.id, async () => {
+      const c = this.get(record.id);
+      if (c.status === "paused") throw conflict(`Container ${c.id} is already paused`);
+      if (c.status !== "running") throw conflict(`Container ${c.id} is not running`);
+      await this.runtime.pause(c.id).catch((error) => {
+        throw apiErrorFrom(error);
+      });
+      this.#update(c.id, { status: "paused" });
+    });
+  }
+
+  async unpause(input: string): Promise<void> {
+    const record = this.get(input);
+    await this.#locked(record.id, async () => {
+      const c = this.get(record.id);
+      if (c.status !== "paused") throw conflict(`Container ${c.id} is not paused`);
+      await this.runtime.resume(c.id).catch((error) => {
+        throw apiErrorFrom(error);
+      });
+      this.#update(c.id, { status: "running" });
+    });
+  }
+
+  /** `docker rm`: a running container needs `force` (SIGKILL first). Unmounts and removes all its files. */
+  async remove(input: string, options: { force?: boolean } = {}): Promise<void> {
+    const record = this.get(input);
+    await this.#locked(record.id, async () => {
+      const c = this.find(record.id);
+      if (!c) return;
+      if (c.status === "running" || c.status === "paused") {
+        if (!options.force) {
+          throw conflict(
+            `cannot remove container "/${c.name}": container is ${c.status}: stop the container before removing or force remove`,
+          );
+        }
+        const exited = this.#nextExit(c.id, 30_000);
+        await this.#signal(c, "SIGKILL");
+        await exited;
+      }
+      await this.#removeNow(c.id);
+    });
+  }
+
+  async #removeNow(id: string): Promise<void> {
+    const holds = this.#holds.get(id);
+    if (holds && holds.size > 0) await Promise.race([Promise.allSettled([...holds]), sleep(30_000)]);
+    const c = this.find(id);
+    this.#unwatch(id);
+    await this.#deleteBundle(id);
+    await this.#unmount(id);
+    if (c) this.#q.remove.run(id);
+    await rm(this.dir(id), { recursive: true, force: true });
+    const code = c?.exitCode ?? this.#removed.get(id) ?? 0;
+    this.#rememberRemoved(id, code);
+    for (const resolve of this.#removeWaiters.get(id)?.splice(0) ?? []) resolve(code);
+    this.#removeWaiters.delete(id);
+    this.#exitWaiters.delete(id);
+  }
+
+  /** After a daemon restart: containers conmon kept alive are watched again; ended ones get their exit codes. */
+  async #recover(): Promise<void> {
+    for (const c of this.list()) {
+      if (c.status !== "running" && c.status !== "paused") continue;
+      try {
+        const state = await this.runtime.state(c.id);
+        if (state.status === "running" || state.status === "paused") {
+          this.#update(c.id, { status: state.status, pid: state.pid });
+          this.#watch(c.id);
+          continue;
+        }
+        if (state.exitCode !== undefined) {
+          await this.#checkExit(c.id);
+          continue;
+        }
+      } catch (error) {
+        if (!(error instanceof RuntimeError && error.code === "NOT_FOUND")) this.log.warn({ err: error, id: c.id }, "container state");
+      }
+      // Gone without an exit code (the host rebooted): exited, as dockerd marks them.
+      const code = (await this.runtime.exitCode(c.id).catch(() => undefined)) ?? 255;
+      this.#update(c.id, { status: "exited", pid: 0, exit_code: code, finished_at: new Date().toISOString() });
+      if (c.hostConfig.AutoRemove) await this.#removeNow(c.id).catch(() => undefined);
+    }
+  }
+
+  /** inspect's GraphDriver. */
+  graphDriver(c: ContainerRecord, image: ImageRecord | undefined) {
+    const dir = this.dir(c.id);
+    return {
+      Name: "overlay2",
+      Data: {
+        LowerDir: [...(image?.layers ?? [])]
+          .reverse()
+          .map((l) => this.snapshots.path(l.chainId))
+          .join(":"),
+        MergedDir: this.rootfs(c.id),
+        UpperDir: join(dir, "upper"),
+        WorkDir: join(dir, "work"),
+      },
+    };
+  }
+
+  /** Path and Args: the process the container runs. */
+  async command(c: ContainerRecord): Promise<string[]> {
+    try {
+      const spec = JSON.parse(await readFile(join(this.dir(c.id), "config.json"), "utf8")) as OciSpec;
+      return spec.process.args ?? [];
+    } catch {
+      return [];
+    }
+  }
+
+  static readonly ZERO_TIME = ZERO_TIME;
+}

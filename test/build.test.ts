@@ -1,0 +1,422 @@
+/**
+ * `POST /build` end to end against a real `minatod` (as root): multi-stage Dockerfiles over a real
+ * context tar, the resulting image's config and layer contents, the step cache (hits, exact
+ * invalidation, surviving a restart, nocache, prune), --target, reproducible output on two engines,
+ * hostile and invalid input, and the stock docker CLI's classic builder.
+ */
+import { execFile, execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createGunzip } from "node:zlib";
+import { END_OF_ARCHIVE, encodeHeader, padding, readTar, type TarHeader } from "@minato/layers";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EngineProcess, type JsonMessage, streamError } from "./support/engine-process.js";
+import { ROOT } from "./support/registry-process.js";
+
+const DOCKERFILE = `# a multi-stage build
+ARG BASE=busybox
+FROM scratch AS assets
+COPY --chmod=600 secret.txt /secret.txt
+COPY data/ /data/
+
+FROM \${BASE}
+ARG VERSION=1
+ARG UNUSED
+ENV APP_VERSION=$VERSION
+LABEL org.example.version=$VERSION org.example.name="demo app"
+WORKDIR /app
+COPY --chown=1000:1000 src/ ./src/
+COPY *.conf /etc/app/
+COPY --from=assets --chown=nobody /secret.txt /data/ /srv/
+USER nobody
+EXPOSE 8080 53/udp
+STOPSIGNAL SIGINT
+HEALTHCHECK --interval=5s --retries=2 CMD ["/bin/true"]
+ONBUILD COPY app.conf /onbuild.conf
+ENTRYPOINT ["/bin/sh"]
+CMD ["-c", "echo hi"]
+`;
+
+interface Built {
+  status: number;
+  messages: JsonMessage[];
+  text: string;
+  id?: string;
+  body: string;
+}
+
+interface Inspect {
+  Id: string;
+  Created: string;
+  Author: string;
+  Config: Record<string, unknown>;
+  RootFS: { Layers: string[] };
+}
+
+const tarOf = (dir: string): Buffer => execFileSync("tar", ["-C", dir, "-cf", "-", "."], { maxBuffer: 64 * 1024 * 1024 });
+
+async function post(engine: EngineProcess, context: Buffer, query: Record<string, string | string[]> = {}): Promise<Built> {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query)) for (const v of [value].flat()) params.append(key, v);
+  const response = await engine.api("POST", `/build?${params}`, { body: context, headers: { "Content-Type": "application/x-tar" } });
+  const body = response.body.toString("utf8");
+  if (response.status !== 200) return { status: response.status, messages: [], text: "", body };
+  const messages = body
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== "")
+    .map((l) => JSON.parse(l) as JsonMessage & { aux?: { ID?: string } });
+  const id = messages.map((m) => (m.aux as { ID?: string } | undefined)?.ID).find((v) => v !== undefined);
+  return { status: 200, messages, text: messages.map((m) => m.stream ?? "").join(""), body, ...(id ? { id } : {}) };
+}
+
+/** For each step (by number), whether the stream said "Using cache" for it. */
+function cacheHits(text: string): Map<number, boolean> {
+  const hits = new Map<number, boolean>();
+  let step = 0;
+  for (const line of text.split("\n")) {
+    const match = /^Step (\d+)\/\d+ : /.exec(line);
+    if (match) {
+      step = Number(match[1]);
+      hits.set(step, false);
+    } else if (line === " ---> Using cache") hits.set(step, true);
+  }
+  return hits;
+}
+
+/** Step numbers whose instruction starts with `prefix`. */
+function stepsOf(text: string): Map<number, string> {
+  const steps = new Map<number, string>();
+  for (const match of text.matchAll(/^Step (\d+)\/\d+ : (.*)$/gm)) steps.set(Number(match[1]), match[2] as string);
+  return steps;
+}
+
+/** The image's files across its layers, from `GET /images/{name}/get` (docker save). */
+async function imageFiles(engine: EngineProcess, name: string, work: string): Promise<Map<string, TarHeader & { content: string }>> {
+  const saved = await engine.api("GET", `/images/${encodeURIComponent(name)}/get`);
+  expect(saved.status).toBe(200);
+  const dir = await mkdtemp(join(work, "save-"));
+  execFileSync("tar", ["-C", dir, "-xf", "-"], { input: saved.body });
+  const manifest = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")) as { Layers: string[] }[];
+  const files = new Map<string, TarHeader & { content: string }>();
+  for (const layer of manifest[0]?.Layers ?? []) {
+    const source = (await import("node:fs")).createReadStream(join(dir, layer)).pipe(createGunzip());
+    for await (const entry of readTar(source)) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry.body) chunks.push(Buffer.from(chunk));
+      files.set(entry.header.name.replace(/^\.\//, "").replace(/\/$/, ""), {
+        ...entry.header,
+        content: Buffer.concat(chunks).toString("utf8"),
+      });
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  return files;
+}
+
+async function manifestDigest(engine: EngineProcess, name: string): Promise<string> {
+  const saved = await engine.api("GET", `/images/${encodeURIComponent(name)}/get`);
+  const index = JSON.parse(execFileSync("tar", ["-xOf", "-", "index.json"], { input: saved.body }).toString("utf8")) as {
+    manifests: { digest: string }[];
+  };
+  return index.manifests[0]?.digest as string;
+}
+
+async function writeTree(root: string, files: Record<string, string>): Promise<void> {
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(dirname(join(root, path)), { recursive: true });
+    await writeFile(join(root, path), content);
+  }
+}
+
+describe("POST /build", () => {
+  let engine: EngineProcess;
+  let work: string;
+  let context: string;
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), "minato-build-"));
+    engine = await EngineProcess.start();
+    const rootfs = join(work, "busybox.tar");
+    await new Promise<void>((resolve, reject) =>
+      execFile(join(ROOT, "scripts/busybox-rootfs.sh"), [rootfs], (error) => (error ? reject(error) : resolve())),
+    );
+    const imported = await engine.messages("POST", "/images/create?fromSrc=-&repo=busybox&tag=latest", {
+      body: await readFile(rootfs),
+    });
+    expect(streamError(imported)).toBeUndefined();
+
+    context = join(work, "context");
+    await writeTree(context, {
+      Dockerfile: DOCKERFILE,
+      ".dockerignore": "*.md\ndata/skip*\n!data/skip-keep.txt\n",
+      "secret.txt": "s3cret\n",
+      "data/a.txt": "a\n",
+      "data/skip1.txt": "skipped\n",
+      "data/skip-keep.txt": "kept\n",
+      "README.md": "# not in the image\n",
+      "src/main.sh": "#!/bin/sh\necho main\n",
+      "src/lib/util.sh": "util\n",
+      "app.conf": "app=1\n",
+      "other.conf": "other=1\n",
+    });
+    await chmod(join(context, "src/main.sh"), 0o755);
+  });
+  afterAll(async () => {
+    await engine?.dispose();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it("builds a multi-stage Dockerfile into a tagged image with the config and files it describes", async () => {
+    const built = await post(engine, tarOf(context), { t: ["demo:1", "demo:latest"], buildargs: JSON.stringify({ VERSION: "2" }) });
+    expect(built.status, built.body).toBe(200);
+    expect(streamError(built.messages)).toBeUndefined();
+    expect(built.text).toContain("Step 1/19 : FROM scratch AS assets\n");
+    expect(built.text).toContain("Step 4/19 : FROM \u0024{BASE}\n");
+    expect(built.text).toContain("Successfully tagged demo:1\n");
+    expect(built.id).toMatch(/^sha256:[0-9a-f]{64}$/);
+
+    const { body: image } = await engine.json<Inspect>("GET", "/images/demo:latest/json");
+    expect(image.Id).toBe(built.id);
+    const config = image.Config;
+    expect(config.Env).toContain("APP_VERSION=2");
+    expect(config.Labels).toEqual({ "org.example.version": "2", "org.example.name": "demo app" });
+    expect(config.WorkingDir).toBe("/app");
+    expect(config.User).toBe("nobody");
+    expect(config.Entrypoint).toEqual(["/bin/sh"]);
+    expect(config.Cmd).toEqual(["-c", "echo hi"]);
+    expect(config.ExposedPorts).toEqual({ "8080/tcp": {}, "53/udp": {} });
+    expect(config.StopSignal).toBe("SIGINT");
+    expect(config.Healthcheck).toEqual({ Test: ["CMD", "/bin/true"], Interval: 5_000_000_000, Retries: 2 });
+    expect(config.OnBuild).toEqual(["COPY app.conf /onbuild.conf"]);
+    // busybox's one layer, WORKDIR /app (missing in busybox), three COPY layers.
+    expect(image.RootFS.Layers).toHaveLength(5);
+
+    const history = await engine.json<{ CreatedBy: string; Size: number }[]>("GET", "/images/demo:latest/history");
+    expect(history.body.map((h) => h.CreatedBy)).toContain("/bin/sh -c #(nop)  ENV APP_VERSION=2");
+
+    const files = await imageFiles(engine, "demo:latest", work);
+    expect(files.get("app")).toMatchObject({ type: "directory" });
+    expect(files.get("app/src/main.sh")).toMatchObject({ uid: 1000, gid: 1000, mode: 0o755, content: "#!/bin/sh\necho main\n" });
+    expect(files.get("app/src/lib/util.sh")).toMatchObject({ uid: 1000, gid: 1000, content: "util\n" });
+    expect(files.get("etc/app/app.conf")).toMatchObject({ uid: 0, gid: 0, content: "app=1\n" });
+    expect(files.get("etc/app/other.conf")?.content).toBe("other=1\n");
+    expect(files.get("srv/secret.txt")).toMatchObject({ uid: 65534, gid: 65534, mode: 0o600, content: "s3cret\n" });
+    expect(files.get("srv/a.txt")?.content).toBe("a\n");
+    expect(files.get("srv/skip-keep.txt")?.content).toBe("kept\n");
+    expect(files.has("srv/skip1.txt")).toBe(false);
+    expect([...files.keys()].some((name) => name.endsWith("README.md"))).toBe(false);
+  });
+
+  it("reuses every step of an unchanged rebuild, ignores mtimes and unused args, and rebuilds exactly the steps after a change", async () => {
+    const args = { t: "demo:latest", buildargs: JSON.stringify({ VERSION: "2" }) };
+    const first = await post(engine, tarOf(context), args);
+    const again = await post(engine, tarOf(context), args);
+    expect(again.id).toBe(first.id);
+    const steps = stepsOf(again.text);
+    expect(cacheHits(again.text).size).toBe(19);
+    expect([...cacheHits(again.text).values()].filter(Boolean)).toHaveLength(17);
+    for (const [step, cached] of cacheHits(again.text)) {
+      if (!steps.get(step)?.startsWith("FROM")) expect(cached, steps.get(step)).toBe(true);
+    }
+
+    const now = Date.now() / 1000 + 3600;
+    await utimes(join(context, "app.conf"), now, now);
+    await utimes(join(context, "src/main.sh"), now, now);
+    const touched = await post(engine, tarOf(context), { ...args, buildargs: JSON.stringify({ VERSION: "2", UNUSED: "x" }) });
+    expect(touched.id).toBe(first.id);
+
+    await writeFile(join(context, "app.conf"), "app=2\n");
+    try {
+      const changed = await post(engine, tarOf(context), args);
+      expect(streamError(changed.messages)).toBeUndefined();
+      expect(changed.id).not.toBe(first.id);
+      const hits = cacheHits(changed.text);
+      const changedSteps = stepsOf(changed.text);
+      const confStep = [...changedSteps].find(([, text]) => text === "COPY *.conf /etc/app/")?.[0] as number;
+      expect(confStep).toBe(11);
+      expect(hits.size).toBe(19);
+      for (const [step, text] of changedSteps) {
+        if (text.startsWith("FROM")) continue;
+        expect(hits.get(step), text).toBe(step < confStep);
+      }
+    } finally {
+      await writeFile(join(context, "app.conf"), "app=1\n");
+    }
+    const back = await post(engine, tarOf(context), args);
+    expect(back.id).toBe(first.id);
+  });
+
+  it("keeps the cache across a daemon restart; nocache bypasses it and builder prune clears it", async () => {
+    const args = { t: "demo:latest", buildargs: JSON.stringify({ VERSION: "2" }) };
+    const before = await post(engine, tarOf(context), args);
+    await engine.kill();
+    await engine.restart();
+    const after = await post(engine, tarOf(context), args);
+    expect(after.id).toBe(before.id);
+    expect(after.text).toContain(" ---> Using cache\n");
+
+    const nocache = await post(engine, tarOf(context), { ...args, nocache: "1" });
+    expect(streamError(nocache.messages)).toBeUndefined();
+    expect(nocache.text).not.toContain("Using cache");
+
+    const pruned = await engine.json<{ CachesDeleted: string[]; SpaceReclaimed: number }>("POST", "/build/prune");
+    expect(pruned.status).toBe(200);
+    expect(pruned.body.CachesDeleted.length).toBeGreaterThan(0);
+    const cold = await post(engine, tarOf(context), args);
+    expect(streamError(cold.messages)).toBeUndefined();
+    expect(cold.text).not.toContain("Using cache");
+  });
+
+  it("builds only the stages --target needs", async () => {
+    const built = await post(engine, tarOf(context), { t: "assets:1", target: "assets" });
+    expect(streamError(built.messages)).toBeUndefined();
+    expect(built.text).toContain("Step 3/3 : COPY data/ /data/\n");
+    expect(built.text).not.toContain("busybox");
+    const files = await imageFiles(engine, "assets:1", work);
+    expect([...files.keys()].sort()).toEqual(["data", "data/a.txt", "data/skip-keep.txt", "secret.txt"]);
+  });
+
+  it("runs a base image's ONBUILD triggers", async () => {
+    const dir = join(work, "onbuild");
+    await writeTree(dir, { Dockerfile: "FROM demo:latest\n", "app.conf": "downstream\n" });
+    const built = await post(engine, tarOf(dir), { t: "downstream:1" });
+    expect(streamError(built.messages)).toBeUndefined();
+    expect(built.text).toContain("# Executing 1 build trigger\n");
+    const files = await imageFiles(engine, "downstream:1", work);
+    expect(files.get("onbuild.conf")?.content).toBe("downstream\n");
+    const { body } = await engine.json<Inspect>("GET", "/images/downstream:1/json");
+    expect(body.Config.OnBuild ?? null).toBeNull();
+  });
+
+  it("gives the same image ID and manifest digest on two engines with the same SOURCE_DATE_EPOCH", async () => {
+    const dir = join(work, "repro");
+    await writeTree(dir, {
+      Dockerfile: 'FROM scratch AS a\nCOPY x /x\nFROM scratch\nENV A=1\nWORKDIR /w\nCOPY --from=a /x /w/y\nCOPY dir /dir\nCMD ["/x"]\n',
+      x: "x\n",
+      "dir/f": "f\n",
+    });
+    const other = await EngineProcess.start();
+    try {
+      const args = { t: "repro:1", buildargs: JSON.stringify({ SOURCE_DATE_EPOCH: "1700000000" }) };
+      const one = await post(engine, tarOf(dir), args);
+      await utimes(join(dir, "dir/f"), Date.now() / 1000 - 100, Date.now() / 1000 - 100);
+      const two = await post(other, tarOf(dir), args);
+      expect(streamError(one.messages)).toBeUndefined();
+      expect(two.id).toBe(one.id);
+      expect(await manifestDigest(other, "repro:1")).toBe(await manifestDigest(engine, "repro:1"));
+      const { body } = await engine.json<Inspect>("GET", "/images/repro:1/json");
+      expect(body.Created).toBe("2023-11-14T22:13:20.000Z");
+    } finally {
+      await other.dispose();
+    }
+  });
+
+  it("refuses a context with a ../ entry and writes nothing outside", async () => {
+    const escapee = join(tmpdir(), `minato-escape-${process.pid}`);
+    const name = `../../../../../../../..${escapee}`;
+    const content = Buffer.from("escaped\n");
+    const header: TarHeader = {
+      name,
+      type: "file",
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      size: content.length,
+      mtime: 0,
+      linkname: "",
+      devmajor: 0,
+      devminor: 0,
+      xattrs: new Map(),
+    };
+    const tar = Buffer.concat([encodeHeader(header), content, padding(content.length), END_OF_ARCHIVE]);
+    const response = await engine.api("POST", "/build?t=evil", { body: tar });
+    expect(response.status).toBe(400);
+    expect(JSON.parse(response.body.toString("utf8")).message).toContain("invalid build context");
+    expect(existsSync(escapee)).toBe(false);
+  });
+
+  it("resolves a context symlink inside the context, never to the host", async () => {
+    const dir = join(work, "symlink");
+    await writeTree(dir, { Dockerfile: "FROM scratch\nCOPY link/passwd /passwd\n" });
+    execFileSync("ln", ["-s", "/etc", join(dir, "link")]);
+    const built = await post(engine, tarOf(dir), { t: "symlink:1" });
+    expect(streamError(built.messages)).toMatch(/line 2: COPY failed: file not found in build context/);
+    const images = await engine.json<{ RepoTags: string[] }[]>("GET", "/images/json");
+    expect(images.body.flatMap((i) => i.RepoTags)).not.toContain("symlink:1");
+  });
+
+  it("answers a Dockerfile syntax error with 400 and its line, and RUN with a clear 501", async () => {
+    const dir = join(work, "bad");
+    await writeTree(dir, { Dockerfile: "FROM scratch\nCOPPY a /a\n" });
+    const syntax = await engine.api("POST", "/build", { body: tarOf(dir) });
+    expect(syntax.status).toBe(400);
+    expect(JSON.parse(syntax.body.toString("utf8")).message).toMatch(/line 2: unknown instruction: COPPY/);
+
+    await writeTree(dir, { Dockerfile: "FROM busybox\nRUN echo hi > /x\n" });
+    const run = await engine.api("POST", "/build", { body: tarOf(dir) });
+    expect(run.status).toBe(501);
+    expect(JSON.parse(run.body.toString("utf8")).message).toBe("dockerfile line 2: RUN needs the container runtime (issue 5)");
+
+    await writeTree(dir, { Dockerfile: "FROM scratch\nADD http://127.0.0.1:9/x /x\n" });
+    const url = await post(engine, tarOf(dir), {});
+    expect(streamError(url.messages)).toMatch(/line 2: ADD failed: .*downloading URLs is not supported/);
+  });
+
+  it("minato build sends the context honouring .dockerignore and shows the steps; builder prune -f clears the cache", async () => {
+    const api = await post(engine, tarOf(context), { t: "demo:latest", buildargs: JSON.stringify({ VERSION: "2" }) });
+    const iidfile = join(work, "iid");
+    const env = { PATH: process.env.PATH, HOME: work, MINATO_HOST: `unix://${engine.socket}` };
+    const cli = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [join(ROOT, "apps/cli/bin/minato.js"), ...args], { env, cwd: work }, (error, stdout, stderr) =>
+          resolve({ code: (error?.code as number | undefined) ?? 0, stdout, stderr }),
+        );
+      });
+    const built = await cli(["build", "-t", "viacli:1", "--build-arg", "VERSION=2", "--iidfile", iidfile, context]);
+    expect(built.code, built.stderr).toBe(0);
+    expect(built.stdout).toContain("Step 11/19 : COPY *.conf /etc/app/\n ---> Using cache\n");
+    expect(built.stdout).toContain("Successfully tagged viacli:1");
+    expect(await readFile(iidfile, "utf8")).toBe(api.id);
+
+    // Client side, .dockerignore keeps README.md out of what is sent: a Dockerfile copying it fails.
+    const dir = join(work, "cli-ignore");
+    await writeTree(dir, { Dockerfile: "FROM scratch\nCOPY README.md /\n", "README.md": "x\n", ".dockerignore": "README.md\n" });
+    const ignored = await cli(["build", dir]);
+    expect(ignored.code).not.toBe(0);
+    expect(ignored.stderr).toContain("COPY failed: file not found in build context");
+
+    const pruned = await cli(["builder", "prune", "-f"]);
+    expect(pruned.code, pruned.stderr).toBe(0);
+    expect(pruned.stdout).toMatch(/Total reclaimed space: \d+B/);
+    const cold = await cli(["build", "-t", "viacli:1", "--build-arg", "VERSION=2", context]);
+    expect(cold.code, cold.stderr).toBe(0);
+    expect(cold.stdout).not.toContain("Using cache");
+  });
+
+  it("works with the stock docker CLI's classic builder, giving the same image", async () => {
+    const api = await post(engine, tarOf(context), { t: "demo:latest", buildargs: JSON.stringify({ VERSION: "2" }) });
+    const home = await mkdtemp(join(work, "docker-"));
+    const env = {
+      PATH: process.env.PATH,
+      HOME: home,
+      DOCKER_CONFIG: join(home, ".docker"),
+      DOCKER_HOST: `unix://${engine.socket}`,
+      DOCKER_BUILDKIT: "0",
+    };
+    const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        "docker",
+        ["build", "-t", "viadocker:1", "--build-arg", "VERSION=2", "."],
+        { env, cwd: context, maxBuffer: 16 * 1024 * 1024 },
+        (error, stdout, stderr) => resolve({ code: (error?.code as number | undefined) ?? 0, stdout, stderr }),
+      );
+    });
+    expect(result.code, result.stderr + result.stdout).toBe(0);
+    expect(result.stdout).toContain("Using cache");
+    expect(result.stdout).toContain("Successfully tagged viadocker:1");
+    const { body } = await engine.json<Inspect>("GET", "/images/viadocker:1/json");
+    expect(body.Id).toBe(api.id);
+  });
+});
