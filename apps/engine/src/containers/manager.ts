@@ -10,7 +10,16 @@ import { hostname as hostHostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { createSpecDetailed, mergeEnv, type NetworkMode, type OciSpec, Runtime, RuntimeError, writeEtcFiles } from "@minato/runtime";
+import {
+  createSpecDetailed,
+  type ImageRunConfig,
+  mergeEnv,
+  type NetworkMode,
+  type OciSpec,
+  Runtime,
+  RuntimeError,
+  writeEtcFiles,
+} from "@minato/runtime";
 import { ApiError, badRequest, conflict, notFound } from "../api/errors.js";
 import type { EngineDatabase } from "../db.js";
 import type { ImageRecord } from "../image-store.js";
@@ -70,16 +79,8 @@ export interface ContainerRecord {
   restartCount: number;
 }
 
-/** What the image contributes: its run config (the `config` object of the image config blob). */
-export interface ImageRunDefaults {
-  Entrypoint?: string[] | null;
-  Cmd?: string[] | null;
-  Env?: string[] | null;
-  User?: string;
-  WorkingDir?: string;
-  StopSignal?: string;
-  Labels?: Record<string, string> | null;
-}
+/** What the image contributes: its run config (the `config` object of the image config blob), and labels. */
+export type ImageRunDefaults = ImageRunConfig & { Labels?: Record<string, string> | null };
 
 export interface CreateRequest {
   name?: string;
