@@ -208,6 +208,11 @@ export function normalizeArgv(root: Command, argv: string[]): string[] {
     if (sub) command = sub;
     else positional = true;
     out.push(token);
+    // `run IMAGE CMD ARGS…`: what follows the first argument belongs to the container's command, as typed.
+    if (positional && (command as unknown as { _passThroughOptions?: boolean })._passThroughOptions) {
+      out.push(...argv.slice(i + 1));
+      break;
+    }
   }
   return out;
 }

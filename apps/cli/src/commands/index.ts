@@ -1,5 +1,6 @@
 import type { CommandGroup } from "../command.js";
 import { builderGroup, buildGroup } from "./build.js";
+import { containerGroup, objectGroup } from "./container.js";
 import { imageGroup } from "./image.js";
 import { registryGroup } from "./registry.js";
 import { systemGroups } from "./system.js";
@@ -8,4 +9,12 @@ import { systemGroups } from "./system.js";
  * Every command group of the CLI, in the order `--help` lists them. A new subject (container,
  * network, volume, builder …) is one more module here.
  */
-export const COMMAND_GROUPS: CommandGroup[] = [imageGroup, buildGroup, builderGroup, registryGroup, ...systemGroups];
+export const COMMAND_GROUPS: CommandGroup[] = [
+  containerGroup,
+  imageGroup,
+  buildGroup,
+  builderGroup,
+  registryGroup,
+  ...systemGroups,
+  objectGroup,
+];
