@@ -290,15 +290,25 @@ async function copyOutput(context: Context, source: AsyncIterable<Buffer | Uint8
 
 const isRaw = (contentType: string | string[] | undefined) => String(contentType ?? "").includes("raw-stream");
 
-/** `POST /containers/{id}/attach` (output only), upgraded to a raw connection as the docker CLI does it. */
-async function attach(context: Context, id: string): Promise<{ socket: Socket; head: Buffer; raw: boolean }> {
+/** A POST the daemon answers by taking the connection over (attach, exec start), upgraded as the docker CLI does it. */
+async function hijacked(
+  context: Context,
+  path: string,
+  query: string,
+  body?: string,
+): Promise<{ socket: Socket; head: Buffer; raw: boolean }> {
   const version = await context.client.apiVersion();
   return new Promise((resolve, reject) => {
     const request = httpRequest({
       socketPath: context.client.socketPath,
       method: "POST",
-      path: `/v${version}${containerPath(id, "/attach")}?stream=1&stdout=1&stderr=1`,
-      headers: { Connection: "Upgrade", Upgrade: "tcp", Host: "localhost" },
+      path: `/v${version}${path}${query}`,
+      headers: {
+        Connection: "Upgrade",
+        Upgrade: "tcp",
+        Host: "localhost",
+        ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
+      },
     });
     request.on("upgrade", (response: IncomingMessage, socket: Socket, head: Buffer) => {
       resolve({ socket, head, raw: isRaw(response.headers["content-type"]) });
@@ -314,12 +324,17 @@ async function attach(context: Context, id: string): Promise<{ socket: Socket; h
         } catch {
           // not JSON
         }
-        reject(new DaemonError(response.statusCode ?? 500, message || `attach failed with status ${response.statusCode}`));
+        reject(new DaemonError(response.statusCode ?? 500, message || `request failed with status ${response.statusCode}`));
       });
     });
-    request.on("error", (error) => reject(context.client.lostConnection(error, "POST", containerPath(id, "/attach"))));
-    request.end();
+    request.on("error", (error) => reject(context.client.lostConnection(error, "POST", path)));
+    request.end(body);
   });
+}
+
+/** `POST /containers/{id}/attach` (output only). */
+function attach(context: Context, id: string): Promise<{ socket: Socket; head: Buffer; raw: boolean }> {
+  return hijacked(context, containerPath(id, "/attach"), "?stream=1&stdout=1&stderr=1");
 }
 
 /**
@@ -790,11 +805,69 @@ const inspectAny = defineCommand<{ format?: string; type?: string }>({
   },
 });
 
+/**
+ * `exec`: create the exec instance, start it (detached, or over a hijacked connection copying its
+ * output), then its exit code from the exec inspect, as the docker CLI does (126/127 included).
+ * Stdin is not forwarded.
+ */
+const exec = defineCommand<{ detach?: boolean; env?: string[]; user?: string; workdir?: string; tty?: boolean; interactive?: boolean }>({
+  name: "exec",
+  shortcuts: ["exec"],
+  usage: "[OPTIONS] CONTAINER COMMAND [ARG...]",
+  description: "Execute a command in a running container",
+  args: { min: 2, max: Number.POSITIVE_INFINITY },
+  options: (command) => {
+    command.parent?.enablePositionalOptions();
+    command
+      .passThroughOptions()
+      .option("-d, --detach", "Detached mode: run command in the background")
+      .option("-e, --env <list>", "Set environment variables", collect)
+      .option("-u, --user <string>", "Username or UID (format: <name|uid>[:<group|gid>])")
+      .option("-w, --workdir <string>", "Working directory inside the container")
+      .option("-t, --tty", "Allocate a pseudo-TTY")
+      .option("-i, --interactive", "Keep STDIN open even if not attached (not supported: stdin is not forwarded)");
+  },
+  async run(context, args, options) {
+    const [container, ...cmd] = args as [string, ...string[]];
+    const tty = options.tty === true;
+    const created = await context.client.json<{ Id: string }>("POST", containerPath(container, "/exec"), {
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        Cmd: cmd,
+        Env: (options.env ?? []).map((value) => envFlag(value, (name) => context.env[name])),
+        User: options.user ?? "",
+        WorkingDir: options.workdir ?? "",
+        Tty: tty,
+        AttachStdin: false,
+        AttachStdout: !options.detach,
+        AttachStderr: !options.detach,
+      }),
+    });
+    const startPath = `/exec/${encodeURIComponent(created.Id)}/start`;
+    if (options.detach) {
+      await (
+        await context.client.call("POST", startPath, {
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ Detach: true, Tty: tty }),
+        })
+      ).body.dump();
+      return 0;
+    }
+    const stream = await hijacked(context, startPath, "", JSON.stringify({ Detach: false, Tty: tty }));
+    await copyOutput(context, stream.socket, stream.raw, stream.head);
+    const inspected = await context.client.json<{ ExitCode?: number | null; Running?: boolean }>(
+      "GET",
+      `/exec/${encodeURIComponent(created.Id)}/json`,
+    );
+    return inspected.ExitCode ?? 0;
+  },
+});
+
 /** `minato container …` and its top-level shortcuts (`run`, `ps`, `logs`, `stop`, `rm` …). */
 export const containerGroup: CommandGroup = {
   name: "container",
   description: "Manage containers",
-  commands: [run, create, start, stop, restart, kill, pause, unpause, wait, remove, list, logs, inspect],
+  commands: [run, create, start, stop, restart, kill, pause, unpause, wait, remove, list, logs, inspect, exec],
 };
 
 /** Top-level commands about any kind of object. */

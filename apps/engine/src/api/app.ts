@@ -3,6 +3,7 @@ import type { Engine } from "../engine.js";
 import { buildRoutes } from "./build.js";
 import { containerRoutes } from "./containers.js";
 import { ApiError } from "./errors.js";
+import { execRoutes } from "./exec.js";
 import { imageRoutes } from "./images.js";
 import { systemRoutes } from "./system.js";
 import type { EngineEnv } from "./types.js";
@@ -33,6 +34,7 @@ export function createApi(engine: Engine): Hono<EngineEnv> {
   systemRoutes(app, engine);
   imageRoutes(app, engine);
   containerRoutes(app, engine);
+  execRoutes(app, engine);
   buildRoutes(app, engine);
 
   app.notFound((c) => c.json({ message: `page not found: ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));

@@ -21,6 +21,7 @@ import type { ImageRecord } from "../image-store.js";
 import { findImage, imageConfig } from "../images.js";
 import { badRequest } from "./errors.js";
 import { parseFilters } from "./images.js";
+import { hijack } from "./stream.js";
 import type { EngineEnv } from "./types.js";
 
 const truthy = (value: string | undefined) => value === "1" || value === "true" || value === "True";
@@ -367,19 +368,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
 
   app.post("/containers/:id/attach", async (c) => {
     const record = manager.get(c.req.param("id"));
-    const socket = c.env.incoming.socket;
-    // The docker CLI half-closes a hijacked connection it has no stdin for: keep writing after its FIN
-    // (the HTTP server would otherwise end the socket).
-    socket.removeAllListeners("end");
-    socket.allowHalfOpen = true;
-    const tty = record.config.Tty === true;
-    const upgrade = (c.req.header("Upgrade") ?? "").toLowerCase() === "tcp";
-    const contentType = tty ? "application/vnd.docker.raw-stream" : "application/vnd.docker.multiplexed-stream";
-    socket.write(
-      upgrade
-        ? `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`
-        : `HTTP/1.1 200 OK\r\nContent-Type: ${contentType}\r\nConnection: close\r\n\r\n`,
-    );
+    const socket = hijack(c, record.config.Tty === true);
     const options: LogOptions = {
       stdout: truthy(c.req.query("stdout")),
       stderr: truthy(c.req.query("stderr")),
