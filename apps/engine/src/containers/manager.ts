@@ -3,13 +3,11 @@
 // overlay rootfs (lower dirs: the image's snapshots top-down; a private upper and work dir), the
 // generated /etc files and the OCI config. runc under conmon runs them (@minato/runtime), so they
 // outlive minatod; `open` finds them again and reconciles their state.
-import { execFile } from "node:child_process";
 import { existsSync, type FSWatcher, watch } from "node:fs";
 import { appendFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { hostname as hostHostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import {
   createSpecDetailed,
   type ImageRunConfig,
@@ -23,10 +21,9 @@ import {
 import { ApiError, badRequest, conflict, notFound } from "../api/errors.js";
 import type { EngineDatabase } from "../db.js";
 import type { ImageRecord } from "../image-store.js";
+import { isMountPoint, mountOverlay, unmount } from "../overlay.js";
 import type { SnapshotStore } from "../snapshots.js";
 import { newContainerId, randomName, validName } from "./names.js";
-
-const run = promisify(execFile);
 
 /** The subset of swagger `ContainerConfig` minatod honours. */
 export interface ContainerConfig {
@@ -143,11 +140,6 @@ export function networkMode(value: string | undefined): "none" | "host" {
   if (value === undefined || value === "" || value === "default" || value === "none") return "none";
   if (value === "host") return "host";
   throw badRequest(`network mode ${JSON.stringify(value)} is not supported yet: use none or host`);
-}
-
-async function mountedAt(path: string): Promise<boolean> {
-  const mounts = await readFile("/proc/self/mountinfo", "utf8");
-  return mounts.split("\n").some((line) => line.split(" ")[4] === path);
 }
 
 export class ContainerManager {
@@ -404,7 +396,7 @@ export class ContainerManager {
 
   async #mount(id: string, image: ImageRecord): Promise<void> {
     const target = this.rootfs(id);
-    if (await mountedAt(target)) return;
+    if (await isMountPoint(target)) return;
     const lowers = [...image.layers].reverse().map((layer) => this.snapshots.path(layer.chainId));
     if (lowers.length === 0) {
       const empty = join(this.dir(id), "empty");
@@ -412,25 +404,15 @@ export class ContainerManager {
       lowers.push(empty);
     }
     const dir = this.dir(id);
-    const options = `lowerdir=${lowers.join(":")},upperdir=${join(dir, "upper")},workdir=${join(dir, "work")},redirect_dir=off,metacopy=off`;
-    try {
-      await run("mount", ["-t", "overlay", "overlay", "-o", options, target]);
-    } catch (error) {
-      throw new ApiError(
-        500,
-        `mounting the container's rootfs: ${(error as { stderr?: string }).stderr?.trim() || (error as Error).message}`,
-      );
-    }
+    await mountOverlay(lowers, join(dir, "upper"), join(dir, "work"), target).catch((error: Error) => {
+      throw new ApiError(500, `mounting the container's rootfs: ${error.message}`);
+    });
   }
 
   async #unmount(id: string): Promise<void> {
     const target = this.rootfs(id);
-    if (!existsSync(target) || !(await mountedAt(target))) return;
-    try {
-      await run("umount", [target]);
-    } catch {
-      await run("umount", ["-l", target]).catch(() => undefined);
-    }
+    if (!existsSync(target) || !(await isMountPoint(target))) return;
+    await unmount(target);
   }
 
   /** The log of earlier runs (conmon's log goes with the runtime bundle, which each start re-creates). */
