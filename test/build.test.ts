@@ -2,7 +2,8 @@
  * `POST /build` end to end against a real `minatod` (as root): multi-stage Dockerfiles over a real
  * context tar, the resulting image's config and layer contents, the step cache (hits, exact
  * invalidation, surviving a restart, nocache, prune), --target, reproducible output on two engines,
- * hostile and invalid input, and the stock docker CLI's classic builder.
+ * hostile and invalid input, the stock docker CLI's classic builder, and RUN (real runc build
+ * containers: output, layers with whiteouts, failures, its cache key, reproducibility, no mounts left).
  */
 import { execFile, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -121,6 +122,17 @@ async function manifestDigest(engine: EngineProcess, name: string): Promise<stri
     manifests: { digest: string }[];
   };
   return index.manifests[0]?.digest as string;
+}
+
+/** A non-TTY container's log stream without its 8-byte frame headers. */
+function demux(body: Buffer): string {
+  let text = "";
+  for (let at = 0; at + 8 <= body.length; ) {
+    const size = body.readUInt32BE(at + 4);
+    text += body.subarray(at + 8, at + 8 + size).toString("utf8");
+    at += 8 + size;
+  }
+  return text;
 }
 
 async function writeTree(root: string, files: Record<string, string>): Promise<void> {
@@ -347,21 +359,131 @@ describe("POST /build", () => {
     expect(images.body.flatMap((i) => i.RepoTags)).not.toContain("symlink:1");
   });
 
-  it("answers a Dockerfile syntax error with 400 and its line, and RUN with a clear 501", async () => {
+  it("answers a Dockerfile syntax error with 400 and its line, and RUN flags not supported yet with a 400 naming them", async () => {
     const dir = join(work, "bad");
     await writeTree(dir, { Dockerfile: "FROM scratch\nCOPPY a /a\n" });
     const syntax = await engine.api("POST", "/build", { body: tarOf(dir) });
     expect(syntax.status).toBe(400);
     expect(JSON.parse(syntax.body.toString("utf8")).message).toMatch(/line 2: unknown instruction: COPPY/);
 
-    await writeTree(dir, { Dockerfile: "FROM busybox\nRUN echo hi > /x\n" });
-    const run = await engine.api("POST", "/build", { body: tarOf(dir) });
-    expect(run.status).toBe(501);
-    expect(JSON.parse(run.body.toString("utf8")).message).toBe("dockerfile line 2: RUN needs the container runtime (issue 5)");
+    await writeTree(dir, { Dockerfile: "FROM busybox\nRUN --mount=type=tmpfs,target=/t echo hi > /x\n" });
+    const mount = await engine.api("POST", "/build", { body: tarOf(dir) });
+    expect(mount.status).toBe(400);
+    expect(JSON.parse(mount.body.toString("utf8")).message).toBe("dockerfile line 2: RUN --mount is not supported yet");
+    await writeTree(dir, { Dockerfile: "FROM busybox\nRUN --network=host echo hi > /x\n" });
+    const network = await engine.api("POST", "/build", { body: tarOf(dir) });
+    expect(network.status).toBe(400);
+    expect(JSON.parse(network.body.toString("utf8")).message).toMatch(/line 2: RUN --network=host is not supported/);
 
     await writeTree(dir, { Dockerfile: "FROM scratch\nADD http://127.0.0.1:9/x /x\n" });
     const url = await post(engine, tarOf(dir), {});
     expect(streamError(url.messages)).toMatch(/line 2: ADD failed: .*downloading URLs is not supported/);
+  });
+
+  it("RUN runs the command in the build state, streams its output and commits its changes as a layer", async () => {
+    const dir = join(work, "run");
+    await writeTree(dir, {
+      Dockerfile:
+        'FROM busybox\nENV GREETING=hi\nWORKDIR /w\nRUN echo "$GREETING" > /greeting && mkdir -p /data && rm /bin/vi && pwd && echo to-stderr >&2\nRUN ["/bin/sh", "-c", "id -u > /data/uid; hostname > /data/host; cat /etc/hosts > /data/hosts; ls /sys/class/net > /data/net"]\nCMD ["cat", "/greeting"]\n',
+    });
+    const built = await post(engine, tarOf(dir), { t: "run:1" });
+    expect(streamError(built.messages)).toBeUndefined();
+    expect(built.text).toMatch(/^\/w$/m);
+    expect(built.text).toMatch(/^to-stderr$/m);
+    expect(built.text).toContain("Successfully tagged run:1");
+
+    const created = await engine.json<{ Id: string }>("POST", "/containers/create", {
+      body: JSON.stringify({ Image: "run:1" }),
+      headers: { "Content-Type": "application/json" },
+    });
+    expect(created.status).toBe(201);
+    const id = created.body.Id;
+    expect((await engine.api("POST", `/containers/${id}/start`)).status).toBe(204);
+    const waited = await engine.json<{ StatusCode: number }>("POST", `/containers/${id}/wait`);
+    expect(waited.body.StatusCode).toBe(0);
+    const logs = await engine.api("GET", `/containers/${id}/logs?stdout=1&stderr=1`);
+    expect(demux(logs.body)).toBe("hi\n");
+    expect((await engine.api("DELETE", `/containers/${id}`)).status).toBe(204);
+
+    const files = await imageFiles(engine, "run:1", work);
+    expect(files.get("greeting")?.content).toBe("hi\n");
+    expect(files.get("data")?.type).toBe("directory");
+    expect(files.has("bin/.wh.vi")).toBe(true);
+    expect(files.get("data/uid")?.content).toBe("0\n");
+    expect(files.get("data/hosts")?.content).toContain("localhost");
+    expect(files.get("data/net")?.content).toBe("lo\n");
+    expect(files.get("data/host")?.content.trim()).toMatch(/^[0-9a-f]{12}$/);
+    // The runtime's mount points and generated files stay out of the layers.
+    for (const name of ["etc/hosts", "etc/hostname", "etc/resolv.conf"]) expect(files.has(name), name).toBe(false);
+
+    const { body } = await engine.json<Inspect & { History?: unknown }>("GET", "/images/run:1/json");
+    expect(body.RootFS.Layers).toHaveLength(4);
+    const history = await engine.json<{ CreatedBy: string }[]>("GET", "/images/run:1/history");
+    expect(history.body.map((h) => h.CreatedBy)).toContain(
+      '/bin/sh -c echo "$GREETING" > /greeting && mkdir -p /data && rm /bin/vi && pwd && echo to-stderr >&2',
+    );
+    expect(await readFile("/proc/mounts", "utf8")).not.toMatch(/minato-build-.*\/run-|\/builds\/build-/);
+  });
+
+  it("fails the build on a RUN's non-zero exit with Docker's message, tagging nothing and leaving no mounts", async () => {
+    const dir = join(work, "run-fail");
+    await writeTree(dir, { Dockerfile: "FROM busybox\nRUN echo before-failing && exit 7\nRUN echo never\n" });
+    const built = await post(engine, tarOf(dir), { t: "runfail:1" });
+    expect(built.text).toMatch(/^before-failing$/m);
+    expect(built.text).not.toContain("never\n");
+    expect(streamError(built.messages)).toBe("The command '/bin/sh -c echo before-failing && exit 7' returned a non-zero code: 7");
+    const images = await engine.json<{ RepoTags: string[] }[]>("GET", "/images/json");
+    expect(images.body.flatMap((i) => i.RepoTags ?? [])).not.toContain("runfail:1");
+    expect(await readFile("/proc/mounts", "utf8")).not.toMatch(/\/builds\/build-/);
+  });
+
+  it("caches RUN by its command and the ARGs in its environment", async () => {
+    const dir = join(work, "run-cache");
+    await writeTree(dir, {
+      Dockerfile: "FROM busybox\nARG USED=a\nRUN echo $USED > /used && echo ran-the-command\nARG LATER=x\nRUN echo $LATER > /later\n",
+    });
+    const build = (args: Record<string, string>) => post(engine, tarOf(dir), { t: "runcache:1", buildargs: JSON.stringify(args) });
+    const first = await build({ USED: "1", LATER: "1" });
+    expect(streamError(first.messages)).toBeUndefined();
+    expect(first.text).toMatch(/^ran-the-command$/m);
+    const again = await build({ USED: "1", LATER: "1" });
+    expect(again.id).toBe(first.id);
+    expect(again.text).not.toMatch(/^ran-the-command$/m);
+    expect(cacheHits(again.text).get(3)).toBe(true);
+    expect(cacheHits(again.text).get(5)).toBe(true);
+
+    // LATER is not in the first RUN's environment: only the second RUN runs again.
+    const later = await build({ USED: "1", LATER: "2" });
+    expect(later.text).not.toMatch(/^ran-the-command$/m);
+    expect(cacheHits(later.text).get(3)).toBe(true);
+    expect(cacheHits(later.text).get(5)).toBe(false);
+    expect((await imageFiles(engine, "runcache:1", work)).get("later")?.content).toBe("2\n");
+
+    const used = await build({ USED: "2", LATER: "2" });
+    expect(used.text).toMatch(/^ran-the-command$/m);
+    expect(cacheHits(used.text).get(3)).toBe(false);
+    expect((await imageFiles(engine, "runcache:1", work)).get("used")?.content).toBe("2\n");
+  });
+
+  it("gives the same RUN layer on two engines with the same SOURCE_DATE_EPOCH", async () => {
+    const dir = join(work, "run-repro");
+    await writeTree(dir, { Dockerfile: "FROM busybox\nRUN mkdir -p /a/b && echo x > /a/b/c && rm /bin/vi\n" });
+    const other = await EngineProcess.start();
+    try {
+      const rootfs = join(work, "busybox.tar");
+      expect(
+        streamError(await other.messages("POST", "/images/create?fromSrc=-&repo=busybox&tag=latest", { body: await readFile(rootfs) })),
+      ).toBeUndefined();
+      const args = { t: "runrepro:1", buildargs: JSON.stringify({ SOURCE_DATE_EPOCH: "1700000000" }) };
+      const one = await post(engine, tarOf(dir), args);
+      const two = await post(other, tarOf(dir), args);
+      expect(streamError(one.messages)).toBeUndefined();
+      expect(streamError(two.messages)).toBeUndefined();
+      const layers = async (e: EngineProcess) => (await e.json<Inspect>("GET", "/images/runrepro:1/json")).body.RootFS.Layers;
+      expect(await layers(other)).toEqual(await layers(engine));
+    } finally {
+      await other.dispose();
+    }
   });
 
   it("minato build sends the context honouring .dockerignore and shows the steps; builder prune -f clears the cache", async () => {

@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { chmod, lchown, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join, posix } from "node:path";
+import type { Readable } from "node:stream";
 import {
   createMatcher,
   type Dockerfile,
@@ -19,13 +20,16 @@ import {
   parseTrigger,
   planStages,
   platformArgs,
+  type RunInstruction,
   resolveArg,
   resolveGlobalArgs,
+  runScript,
   type StageInstruction,
   type StagePlan,
 } from "@minato/dockerfile";
-import { applyLayer, gzipLayer, packDirectory } from "@minato/layers";
+import { applyLayer, diffDirectory, gzipLayer, packDirectory } from "@minato/layers";
 import { type Digest, digestOf, hostPlatform, MediaType, parsePlatform } from "@minato/oci";
+import { Runtime } from "@minato/runtime";
 import { ApiError } from "../api/errors.js";
 import type { ImageConfig } from "../distribution/pull.js";
 import { pullImage } from "../distribution/pull.js";
@@ -36,8 +40,20 @@ import { type ProgressSink, shortId } from "../progress.js";
 import { chainIds } from "../snapshots.js";
 import { BuildCache, type CachedLayer } from "./cache.js";
 import { type CopyOptions, copyEntry, expandSource, hasGlob, mergeLayer, resolveIn, treeDigest } from "./fs.js";
+import { runStep } from "./run.js";
 
-export const RUN_UNSUPPORTED = "RUN needs the container runtime (issue 5)";
+/** Why a RUN cannot be built yet (its flags), or undefined. */
+export function runUnsupported(run: RunInstruction): string | undefined {
+  const line = `dockerfile line ${run.location.line}`;
+  if (run.mounts.length > 0) return `${line}: RUN --mount is not supported yet`;
+  if (run.network !== undefined && run.network !== "none" && run.network !== "default")
+    return `${line}: RUN --network=${run.network} is not supported (builds have no network)`;
+  if (run.security !== undefined && run.security !== "sandbox") return `${line}: RUN --security=${run.security} is not supported`;
+  if (run.devices.length > 0) return `${line}: RUN --device is not supported`;
+  const script = runScript(run);
+  if (script?.file) return `${line}: RUN with a #! here-document is not supported yet`;
+  return undefined;
+}
 
 export class BuildError extends Error {}
 
@@ -56,7 +72,7 @@ export interface BuildOptions {
   platform?: string | undefined;
 }
 
-/** The Dockerfile's planned stages; throws a 400 for plan errors and a 501 when one needs RUN. */
+/** The Dockerfile's planned stages; throws a 400 for plan errors and for RUN flags not supported yet. */
 export function planBuild(dockerfile: Dockerfile, buildArgs: Record<string, string>, target?: string): StagePlan[] {
   const globals = resolveGlobalArgs(dockerfile, { buildArgs, platform: platformArgs(hostPlatform()) });
   let plans: StagePlan[];
@@ -67,8 +83,11 @@ export function planBuild(dockerfile: Dockerfile, buildArgs: Record<string, stri
   }
   for (const plan of plans) {
     const stage = dockerfile.stages[plan.index];
-    const run = stage?.instructions.find((i) => i.kind === "run" || (i.kind === "onbuild" && i.trigger?.kind === "run"));
-    if (run && run.kind === "run") throw new ApiError(501, `dockerfile line ${run.location.line}: ${RUN_UNSUPPORTED}`);
+    for (const instruction of stage?.instructions ?? []) {
+      const run = instruction.kind === "run" ? instruction : undefined;
+      const problem = run && runUnsupported(run);
+      if (problem) throw new ApiError(400, problem);
+    }
   }
   return plans;
 }
@@ -136,6 +155,7 @@ class Builder {
   #step = 0;
   #steps = 0;
   #rootfsCount = 0;
+  #runtime: Runtime | undefined;
 
   constructor(
     readonly engine: Engine,
@@ -261,7 +281,6 @@ class Builder {
   async instruction(state: StageState, raw: StageInstruction, trigger: boolean): Promise<void> {
     const { escapeToken } = this.options.dockerfile;
     const env: EnvLookup = lookup(state);
-    if (raw.kind === "run") throw new BuildError(`dockerfile line ${raw.location.line}: ${RUN_UNSUPPORTED}`);
     if (raw.kind === "arg") {
       for (const declaration of raw.args) {
         this.#consumed.add(declaration.name);
@@ -350,6 +369,8 @@ class Builder {
       }
       case "workdir":
         return this.workdir(state, instruction.path);
+      case "run":
+        return this.runInstruction(state, instruction, shell);
       case "copy":
       case "add":
         return this.copy(state, instruction);
@@ -540,22 +561,38 @@ class Builder {
   /** Packs a tree into a layer (or reuses the cached one) and puts it on the state. */
   async commitLayer(state: StageState, tree: string, createdBy: string, keyMaterial: string): Promise<void> {
     const key = sha(`${state.key}\n${keyMaterial}`);
-    let cached = this.options.noCache ? undefined : this.cache.get(key);
-    if (cached?.layer && !(await this.engine.content.has(cached.layer.digest))) cached = undefined;
+    await this.addLayer(state, key, `/bin/sh -c #(nop) ${createdBy}`, async () =>
+      this.storeLayer(packDirectory(tree, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {})),
+    );
+    await rm(tree, { recursive: true, force: true });
+  }
+
+  /** Gzips a layer tar into the content store. */
+  async storeLayer(tar: Readable): Promise<CachedLayer> {
+    const file = this.engine.content.temporaryPath("build-layer");
+    const packed = await gzipLayer(tar, createWriteStream(file));
+    await this.engine.content.adopt(file, packed.digest);
+    return { diffId: packed.diffId, digest: packed.digest, size: packed.size };
+  }
+
+  /** The cached layer for `key`, when its blob is still there. */
+  async cachedLayer(key: string): Promise<{ created: string; layer: CachedLayer } | undefined> {
+    const cached = this.options.noCache ? undefined : this.cache.get(key);
+    if (!cached?.layer || !(await this.engine.content.has(cached.layer.digest))) return undefined;
+    return { created: cached.created, layer: cached.layer };
+  }
+
+  /** Puts the step's layer (cached, else made by `produce`) on the state as a snapshot on the parent chain. */
+  async addLayer(state: StageState, key: string, createdBy: string, produce: () => Promise<CachedLayer>): Promise<void> {
+    const cached = await this.cachedLayer(key);
     let layer: CachedLayer;
     let created: string;
-    if (cached?.layer) {
+    if (cached) {
       this.say(" ---> Using cache\n");
       layer = cached.layer;
       created = cached.created;
     } else {
-      const file = this.engine.content.temporaryPath("build-layer");
-      const packed = await gzipLayer(
-        packDirectory(tree, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}),
-        createWriteStream(file),
-      );
-      await this.engine.content.adopt(file, packed.digest);
-      layer = { diffId: packed.diffId, digest: packed.digest, size: packed.size };
+      layer = await produce();
       created = this.now();
       this.cache.put(key, { created, layer });
     }
@@ -567,10 +604,54 @@ class Builder {
       ...state.layers,
       { diffId: layer.diffId, chainId, blobDigest: layer.digest, blobSize: layer.size, mediaType: MediaType.ociLayerGzip },
     ];
-    state.history.push({ created, created_by: `/bin/sh -c #(nop) ${createdBy}` });
+    state.history.push({ created, created_by: createdBy });
     state.key = key;
     if (state.rootfs) await mergeLayer(this.engine.snapshots.path(chainId), state.rootfs);
-    await rm(tree, { recursive: true, force: true });
+  }
+
+  /**
+   * RUN: the command in a build container on an overlay of the state (ENV, the ARGs in scope,
+   * WORKDIR, USER; no network), its upper dir diffed into the step's layer. The key is the parent,
+   * the command and the ARG values in its environment (the reference: ARGs used by RUN invalidate it).
+   */
+  async runInstruction(state: StageState, instruction: RunInstruction, shell: string[]): Promise<void> {
+    const problem = runUnsupported(instruction);
+    if (problem) throw new BuildError(problem);
+    const c = state.config.config;
+    const script = runScript(instruction);
+    const command = instruction.command;
+    const args = command.form === "exec" ? command.args : [...shell, script?.script ?? command.text];
+    const envNames = new Set(envList(c).map((e) => (e.includes("=") ? e.slice(0, e.indexOf("=")) : e)));
+    const argEnv = [...state.args].filter(([name]) => !envNames.has(name)).map(([name, value]) => `${name}=${value}`);
+    const prefix = argEnv.length > 0 ? `|${argEnv.length} ${argEnv.join(" ")} ` : "";
+    const createdBy = `${prefix}${args.join(" ")}`;
+    const key = sha(`${state.key}\n${JSON.stringify({ run: args, args: argEnv })}`);
+    await this.addLayer(state, key, createdBy, async () => {
+      const outcome = await runStep(
+        {
+          runtime: this.runtime(),
+          lowers: [...state.layers].reverse().map((l) => this.engine.snapshots.path(l.chainId)),
+          workDir: this.#work,
+          args,
+          imageEnv: envList(c),
+          env: argEnv,
+          user: c.User as string | undefined,
+          workdir: c.WorkingDir as string | undefined,
+          output: (text) => this.say(text),
+        },
+        (upper) => this.storeLayer(diffDirectory(upper, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {})),
+      );
+      if (outcome.error) throw new BuildError(outcome.error);
+      if (outcome.exitCode !== 0 || !outcome.result) {
+        throw new BuildError(`The command '${args.join(" ")}' returned a non-zero code: ${outcome.exitCode}`);
+      }
+      return outcome.result;
+    });
+  }
+
+  runtime(): Runtime {
+    this.#runtime ??= new Runtime({ root: join(this.engine.config.execRoot, "b") });
+    return this.#runtime;
   }
 
   /** Writes the final config and manifest, records the image and tags it. */
