@@ -13,7 +13,7 @@ import { dirname, join } from "node:path";
 import { createGunzip } from "node:zlib";
 import { END_OF_ARCHIVE, encodeHeader, padding, readTar, type TarHeader } from "@minato/layers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EngineProcess, type JsonMessage, streamError } from "./support/engine-process.js";
+import { busyboxRootfs, EngineProcess, type JsonMessage, streamError } from "./support/engine-process.js";
 import { ROOT } from "./support/registry-process.js";
 
 const DOCKERFILE = `# a multi-stage build
@@ -150,10 +150,7 @@ describe("POST /build", () => {
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), "minato-build-"));
     engine = await EngineProcess.start();
-    const rootfs = join(work, "busybox.tar");
-    await new Promise<void>((resolve, reject) =>
-      execFile(join(ROOT, "scripts/busybox-rootfs.sh"), [rootfs], (error) => (error ? reject(error) : resolve())),
-    );
+    const rootfs = await busyboxRootfs(work);
     const imported = await engine.messages("POST", "/images/create?fromSrc=-&repo=busybox&tag=latest", {
       body: await readFile(rootfs),
     });

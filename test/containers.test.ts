@@ -4,8 +4,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EngineProcess } from "./support/engine-process.js";
-import { ROOT } from "./support/registry-process.js";
+import { busyboxRootfs, EngineProcess, until } from "./support/engine-process.js";
 
 interface Run {
   code: number;
@@ -35,23 +34,11 @@ describe("containers on minatod (real runc and conmon, as root)", () => {
 
   const inspect = async (id: string) => (await engine.json<Inspect>("GET", `/containers/${id}/json`)).body;
 
-  /** Bounded polling for a condition (no timing assumptions). */
-  const until = async (probe: () => Promise<boolean>, what: string) => {
-    for (let i = 0; i < 200; i++) {
-      if (await probe()) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`timed out waiting for ${what}`);
-  };
-
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), "minato-containers-"));
     engine = await EngineProcess.start();
     env = { PATH: process.env.PATH, HOME: work, DOCKER_CONFIG: join(work, "docker"), DOCKER_HOST: `unix://${engine.socket}` };
-    const rootfs = join(work, "busybox.tar");
-    await new Promise<void>((resolve, reject) =>
-      execFile(join(ROOT, "scripts/busybox-rootfs.sh"), [rootfs], (error) => (error ? reject(error) : resolve())),
-    );
+    const rootfs = await busyboxRootfs(work);
     const imported = await docker(["import", "--change", 'CMD ["/bin/sh"]', rootfs, "busybox:latest"]);
     expect(imported.code, imported.stderr).toBe(0);
   });

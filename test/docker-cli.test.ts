@@ -3,8 +3,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EngineProcess } from "./support/engine-process.js";
-import { RegistryProcess, ROOT } from "./support/registry-process.js";
+import { busyboxRootfs, EngineProcess } from "./support/engine-process.js";
+import { RegistryProcess } from "./support/registry-process.js";
 
 const PASSWORD = "docker-cli-e2e-password";
 
@@ -39,10 +39,7 @@ describe("the stock docker CLI against minatod", () => {
     ]);
     host = `127.0.0.1:${registry.port}`;
     env = { PATH: process.env.PATH, HOME: work, DOCKER_CONFIG: join(work, "docker"), DOCKER_HOST: `unix://${engine.socket}` };
-    const rootfs = join(work, "busybox.tar");
-    await new Promise<void>((resolve, reject) =>
-      execFile(join(ROOT, "scripts/busybox-rootfs.sh"), [rootfs], (error) => (error ? reject(error) : resolve())),
-    );
+    const rootfs = await busyboxRootfs(work);
     const imported = await docker(["import", "--change", 'CMD ["/bin/sh"]', rootfs, `${host}/base/busybox:1`]);
     expect(imported.code, imported.stderr).toBe(0);
   });

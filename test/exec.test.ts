@@ -2,12 +2,12 @@
  * `exec` end to end: `minato exec` and the stock docker CLI against a real `minatod` (real runc and
  * conmon) with a busybox image imported from scripts/busybox-rootfs.sh. Needs root, as minatod does.
  */
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EngineProcess } from "./support/engine-process.js";
+import { busyboxRootfs, EngineProcess, until } from "./support/engine-process.js";
 import { ROOT } from "./support/registry-process.js";
 
 const MINATO = join(ROOT, "apps/cli/bin/minato.js");
@@ -51,23 +51,11 @@ describe("exec on a real minatod", () => {
     return { status: response.status, text: response.body.toString("utf8") };
   };
 
-  /** Bounded polling for a condition (no timing assumptions). */
-  const until = async (probe: () => Promise<boolean>, what: string) => {
-    for (let i = 0; i < 200; i++) {
-      if (await probe()) return;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    throw new Error(`timed out waiting for ${what}`);
-  };
-
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), "minato-exec-"));
     engine = await EngineProcess.start();
     env = { PATH: process.env.PATH, HOME: work, DOCKER_CONFIG: join(work, "docker"), MINATO_HOST: `unix://${engine.socket}` };
-    const rootfs = join(work, "busybox.tar");
-    await new Promise<void>((resolve, reject) =>
-      execFile(join(ROOT, "scripts/busybox-rootfs.sh"), [rootfs], (error) => (error ? reject(error) : resolve())),
-    );
+    const rootfs = await busyboxRootfs(work);
     // POST /images/create?fromSrc=- with the tarball as the body.
     const imported = await engine.api("POST", "/images/create?fromSrc=-&repo=busybox&tag=latest", {
       body: await readFile(rootfs),

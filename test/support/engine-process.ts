@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -135,4 +135,22 @@ export class EngineProcess {
 /** The error a JSON message stream ended with, if any. */
 export function streamError(messages: JsonMessage[]): string | undefined {
   return messages.find((m) => m.errorDetail)?.errorDetail?.message;
+}
+
+/** Writes the busybox root filesystem tar of `scripts/busybox-rootfs.sh` to `dir/busybox.tar`. */
+export async function busyboxRootfs(dir: string): Promise<string> {
+  const rootfs = join(dir, "busybox.tar");
+  await new Promise<void>((resolve, reject) =>
+    execFile(join(ROOT, "scripts/busybox-rootfs.sh"), [rootfs], (error) => (error ? reject(error) : resolve())),
+  );
+  return rootfs;
+}
+
+/** Bounded polling for a condition, so tests wait on state rather than on time. */
+export async function until(probe: () => Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await probe()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
