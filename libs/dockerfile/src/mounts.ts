@@ -116,27 +116,14 @@ export function parseMount(spec: string, expand?: (word: string) => string): Mou
         throw new Error(`'${key}' doesn't support variable expansion, define alias stage instead`);
       }
     }
+    // Keys whose value is a plain string are taken as written, expanded now or later alike.
+    if (setStringField(mount, key, value)) {
+      if (deferred(value)) mount.needsExpansion = true;
+      continue;
+    }
     if (deferred(value)) {
       mount.needsExpansion = true;
       switch (key) {
-        case "from":
-          mount.from = value;
-          break;
-        case "source":
-        case "src":
-          mount.source = value;
-          break;
-        case "target":
-        case "dst":
-        case "destination":
-          mount.target = value;
-          break;
-        case "id":
-          mount.id = value;
-          break;
-        case "env":
-          mount.env = value;
-          break;
         case "readonly":
         case "ro":
         case "readwrite":
@@ -156,18 +143,6 @@ export function parseMount(spec: string, expand?: (word: string) => string): Mou
         mount.type = type;
         break;
       }
-      case "from":
-        mount.from = value;
-        break;
-      case "source":
-      case "src":
-        mount.source = value;
-        break;
-      case "target":
-      case "dst":
-      case "destination":
-        mount.target = value;
-        break;
       case "readonly":
       case "ro":
         mount.readonly = boolValue(key, value);
@@ -189,9 +164,6 @@ export function parseMount(spec: string, expand?: (word: string) => string): Mou
         mount.size = size;
         break;
       }
-      case "id":
-        mount.id = value;
-        break;
       case "sharing": {
         const sharing = value.toLowerCase() as (typeof SHARING)[number];
         if (!SHARING.includes(sharing)) throw new Error(withSuggestion(`unsupported sharing value ${quote(value)}`, value, SHARING, true));
@@ -211,9 +183,6 @@ export function parseMount(spec: string, expand?: (word: string) => string): Mou
         mount[key] = id;
         break;
       }
-      case "env":
-        mount.env = value;
-        break;
       default:
         throw unexpectedKey(key, field);
     }
@@ -237,6 +206,32 @@ export function parseMount(spec: string, expand?: (word: string) => string): Mou
   }
   if (mount.sharing !== undefined && mount.type !== "cache") throw new Error(`invalid cache sharing set for ${mount.type} mount`);
   return mount;
+}
+
+/** Sets the string-valued key (or one of its aliases) on `mount`; false when `key` is not one. */
+function setStringField(mount: Mount, key: string, value: string): boolean {
+  switch (key) {
+    case "from":
+      mount.from = value;
+      return true;
+    case "source":
+    case "src":
+      mount.source = value;
+      return true;
+    case "target":
+    case "dst":
+    case "destination":
+      mount.target = value;
+      return true;
+    case "id":
+      mount.id = value;
+      return true;
+    case "env":
+      mount.env = value;
+      return true;
+    default:
+      return false;
+  }
 }
 
 function unexpectedKey(key: string, field: string): Error {
