@@ -3,7 +3,7 @@
 // into an exit file — so containers outlive whoever created them (see runtime.md for the operations).
 import { spawn } from "node:child_process";
 import { accessSync, constants, existsSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import { delimiter, isAbsolute, join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { RuntimeError } from "./errors.js";
@@ -11,7 +11,7 @@ import { type CgroupMode, detectCgroupMode } from "./host.js";
 import { type LogRecord, parseK8sLog } from "./logs.js";
 import { mergeEnv } from "./spec.js";
 import type { OciProcess, OciSpec } from "./spec-types.js";
-import { resolveUserInRootfs } from "./user.js";
+import { readOptional, resolveUserInRootfs } from "./user.js";
 
 export interface RuntimeOptions {
   /** Directory holding one bundle directory per container (e.g. /run/minato/containers). Keep it short: attach socket paths must fit 108 bytes. */
@@ -179,15 +179,6 @@ function runcMessage(stderr: string): string {
   if (json) return json;
   const match = /msg="((?:[^"\\]|\\.)*)"/.exec(last);
   return match ? match[1]!.replace(/\\"/g, '"') : last;
-}
-
-async function readOptional(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
-  }
 }
 
 /** True while `pid` is a live (not zombie) conmon process. */
