@@ -88,6 +88,11 @@ const MIGRATIONS: string[] = [
     used_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  `
+  -- Restart policies: a container stopped by a user is not restarted by unless-stopped (nor by always
+  -- until the daemon restarts), as Docker's HasBeenManuallyStopped.
+  ALTER TABLE containers ADD COLUMN manually_stopped INTEGER NOT NULL DEFAULT 0;
+  `,
 ];
 
 export type EngineDatabase = Database.Database;
