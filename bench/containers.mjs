@@ -15,24 +15,23 @@
 // The table is printed and written to bench/results/containers.md.
 
 import { readdirSync, readFileSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { commandOutput, median } from "./common.mjs";
 import {
+  busyboxRootfs,
   capture,
   childEnv,
-  cleanup,
   engineCall,
   isInterrupted,
   log,
-  RESULTS,
   ROOT,
-  services,
+  runBenchmark,
   startDockerd,
   startMinatod,
   tempDir,
+  writeReport,
 } from "./harness.mjs";
 
 const { values: args } = parseArgs({
@@ -210,9 +209,7 @@ async function main() {
       : "not installed (Debian package podman)";
 
   const work = await tempDir("minato-bench-containers-");
-  const rootfs = join(work, "busybox.tar");
-  const made = await capture("bash", [join(ROOT, "scripts", "busybox-rootfs.sh"), rootfs]);
-  if (made.code !== 0) throw new Error(`busybox rootfs: ${made.output}`);
+  const rootfs = await busyboxRootfs(work);
 
   /** results[metric][tool] = median */
   const results = {};
@@ -276,21 +273,7 @@ async function main() {
         } | ${verdict(metric, target)} |`,
     ),
   ];
-  const report = `${lines.join("\n")}\n`;
-  process.stdout.write(`\n${report}`);
-  await mkdir(RESULTS, { recursive: true });
-  await writeFile(join(RESULTS, "containers.md"), report);
-  log(`written to ${join(RESULTS, "containers.md")}`);
+  await writeReport("containers", lines);
 }
 
-try {
-  await main();
-} catch (error) {
-  if (isInterrupted()) await new Promise(() => {}); // the signal handler exits once cleanup is done
-  process.stderr.write(`benchmark failed: ${error.stack ?? error}\n`);
-  for (const service of services)
-    if (service.stderrTail) process.stderr.write(`${service.name} stderr:\n${service.stderrTail() || "(empty)"}\n`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBenchmark(main);

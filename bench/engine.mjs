@@ -32,7 +32,6 @@ import { commandOutput, HOST, median } from "./common.mjs";
 import {
   API,
   capture,
-  cleanup,
   cpuOf,
   daemonCpu,
   engineCall,
@@ -44,12 +43,13 @@ import {
   peakRss,
   RESULTS,
   removeTempDir,
-  services,
+  runBenchmark,
   settle,
   startDockerd,
   startMinatod,
   startRegistry,
   tempDir,
+  writeReport,
 } from "./harness.mjs";
 
 const MiB = 1024 * 1024;
@@ -555,22 +555,7 @@ async function main() {
   }
   lines.push(`- seeding the source registry with skopeo: ${fmt(seed.seconds)} s`);
   for (const note of notes) lines.push(`- ${note}`);
-  const report = `${lines.join("\n")}\n`;
-
-  process.stdout.write(`\n${report}`);
-  await mkdir(RESULTS, { recursive: true });
-  await writeFile(join(RESULTS, "engine.md"), report);
-  log(`written to ${join(RESULTS, "engine.md")}`);
+  await writeReport("engine", lines);
 }
 
-try {
-  await main();
-} catch (error) {
-  if (isInterrupted()) await new Promise(() => {}); // the signal handler exits once cleanup is done
-  process.stderr.write(`benchmark failed: ${error.stack ?? error}\n`);
-  for (const service of services)
-    if (service.stderrTail) process.stderr.write(`${service.name} stderr:\n${service.stderrTail() || "(empty)"}\n`);
-  process.exitCode = 1;
-} finally {
-  await cleanup();
-}
+await runBenchmark(main);

@@ -429,3 +429,38 @@ export const daemonCpu = (daemon) => {
 };
 
 /** `POST /images/create` into the daemon's empty store; then checks the image is complete. */
+
+// ---------------------------------------------------------------------------------------------
+// Running a benchmark
+
+/** The busybox root filesystem tar (Debian busybox-static) every engine benchmark imports. */
+export async function busyboxRootfs(dir) {
+  const rootfs = join(dir, "busybox.tar");
+  const made = await capture("bash", [join(ROOT, "scripts", "busybox-rootfs.sh"), rootfs]);
+  if (made.code !== 0) throw new Error(`busybox rootfs: ${made.output}`);
+  return rootfs;
+}
+
+/** Prints a report and writes it to bench/results/<name>.md. */
+export async function writeReport(name, lines) {
+  const report = `${lines.join("\n")}\n`;
+  process.stdout.write(`\n${report}`);
+  await mkdir(RESULTS, { recursive: true });
+  await writeFile(join(RESULTS, `${name}.md`), report);
+  log(`written to ${join(RESULTS, `${name}.md`)}`);
+}
+
+/** Runs a benchmark's main: on failure the error and the daemons' last words, exit status 1; cleanup always. */
+export async function runBenchmark(main) {
+  try {
+    await main();
+  } catch (error) {
+    if (interrupted) await new Promise(() => {}); // the signal handler exits once cleanup is done
+    process.stderr.write(`benchmark failed: ${error.stack ?? error}\n`);
+    for (const service of services)
+      if (service.stderrTail) process.stderr.write(`${service.name} stderr:\n${service.stderrTail() || "(empty)"}\n`);
+    process.exitCode = 1;
+  } finally {
+    await cleanup();
+  }
+}

@@ -24,14 +24,22 @@ const SYSTEM_PACKAGES = {
     // libs/runtime runs real containers: runc as the OCI runtime, conmon as their monitor.
     ["runc", "runc"],
     ["conmon", "conmon"],
+    // Bridge networks and published ports: the CNI plugins (checked by path: they are not on PATH),
+    // iptables for their NAT rules, iproute2 for network namespaces and links.
+    ["containernetworking-plugins", "/usr/lib/cni/bridge"],
+    ["iptables", "iptables"],
+    ["iproute2", "ip"],
   ],
   // CNCF Distribution and a load generator, for side-by-side benchmarks; dockerd (from docker.io)
-  // is the peer bench/engine.mjs starts for its pull and push comparison.
+  // is the peer bench/engine.mjs starts for its pull and push comparison and bench/containers.mjs
+  // for running containers.
   bench: [
     ["docker-registry", "docker-registry"],
     ["wrk", "wrk"],
     ["skopeo", "skopeo"],
     ["docker.io", "dockerd"],
+    // The second peer bench/containers.mjs runs containers with (its own storage root in a temp dir).
+    ["podman", "podman"],
   ],
 };
 
