@@ -356,25 +356,25 @@ describe("POST /build", () => {
     expect(images.body.flatMap((i) => i.RepoTags)).not.toContain("symlink:1");
   });
 
-  it("answers a Dockerfile syntax error with 400 and its line, and RUN flags not supported yet with a 400 naming them", async () => {
+  it("answers a Dockerfile syntax error with 400 and its line, and unsupported RUN flags with a 400 naming them", async () => {
     const dir = join(work, "bad");
     await writeTree(dir, { Dockerfile: "FROM scratch\nCOPPY a /a\n" });
     const syntax = await engine.api("POST", "/build", { body: tarOf(dir) });
     expect(syntax.status).toBe(400);
     expect(JSON.parse(syntax.body.toString("utf8")).message).toMatch(/line 2: unknown instruction: COPPY/);
 
-    await writeTree(dir, { Dockerfile: "FROM busybox\nRUN --mount=type=tmpfs,target=/t echo hi > /x\n" });
+    await writeTree(dir, { Dockerfile: "FROM busybox\nRUN --mount=type=ssh echo hi > /x\n" });
     const mount = await engine.api("POST", "/build", { body: tarOf(dir) });
     expect(mount.status).toBe(400);
-    expect(JSON.parse(mount.body.toString("utf8")).message).toBe("dockerfile line 2: RUN --mount is not supported yet");
-    await writeTree(dir, { Dockerfile: "FROM busybox\nRUN --network=host echo hi > /x\n" });
+    expect(JSON.parse(mount.body.toString("utf8")).message).toMatch(/^dockerfile line 2: RUN --mount=type=ssh is not supported/);
+    await writeTree(dir, { Dockerfile: "FROM busybox\nRUN true\nRUN --network=bridge echo hi > /x\n" });
     const network = await engine.api("POST", "/build", { body: tarOf(dir) });
     expect(network.status).toBe(400);
-    expect(JSON.parse(network.body.toString("utf8")).message).toMatch(/line 2: RUN --network=host is not supported/);
+    expect(JSON.parse(network.body.toString("utf8")).message).toMatch(/line 3.*invalid network mode "bridge"/);
 
-    await writeTree(dir, { Dockerfile: "FROM scratch\nADD http://127.0.0.1:9/x /x\n" });
-    const url = await post(engine, tarOf(dir), {});
-    expect(streamError(url.messages)).toMatch(/line 2: ADD failed: .*downloading URLs is not supported/);
+    await writeTree(dir, { Dockerfile: "FROM scratch\nADD https://127.0.0.1:9/repo.git /src\n" });
+    const git = await post(engine, tarOf(dir), { t: "gitadd:1" });
+    expect(streamError(git.messages)).toMatch(/line 2: ADD failed: .*git repository is not supported/);
   });
 
   it("RUN runs the command in the build state, streams its output and commits its changes as a layer", async () => {
@@ -419,7 +419,8 @@ describe("POST /build", () => {
     expect(history.body.map((h) => h.CreatedBy)).toContain(
       '/bin/sh -c echo "$GREETING" > /greeting && mkdir -p /data && rm /bin/vi && pwd && echo to-stderr >&2',
     );
-    expect(await readFile("/proc/mounts", "utf8")).not.toMatch(/minato-build-.*\/run-|\/builds\/build-/);
+    // This engine's build mounts (other test files' engines may be building at the same time).
+    expect(await readFile("/proc/mounts", "utf8")).not.toContain(`${engine.dataRoot}/builds/build-`);
   });
 
   it("fails the build on a RUN's non-zero exit with Docker's message, tagging nothing and leaving no mounts", async () => {
@@ -431,7 +432,7 @@ describe("POST /build", () => {
     expect(streamError(built.messages)).toBe("The command '/bin/sh -c echo before-failing && exit 7' returned a non-zero code: 7");
     const images = await engine.json<{ RepoTags: string[] }[]>("GET", "/images/json");
     expect(images.body.flatMap((i) => i.RepoTags ?? [])).not.toContain("runfail:1");
-    expect(await readFile("/proc/mounts", "utf8")).not.toMatch(/\/builds\/build-/);
+    expect(await readFile("/proc/mounts", "utf8")).not.toContain(`${engine.dataRoot}/builds/build-`);
   });
 
   it("caches RUN by its command and the ARGs in its environment", async () => {

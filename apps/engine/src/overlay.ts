@@ -31,3 +31,12 @@ export async function isMountPoint(path: string): Promise<boolean> {
   const mounts = await readFile("/proc/self/mountinfo", "utf8");
   return mounts.split("\n").some((line) => line.split(" ")[4] === path);
 }
+
+/** A read-only overlay of two or more `lowers` (top-down): a merged view without an upper dir. */
+export async function mountReadOnlyOverlay(lowers: string[], target: string): Promise<void> {
+  try {
+    await run("mount", ["-t", "overlay", "overlay", "-o", `ro,lowerdir=${lowers.join(":")}`, target]);
+  } catch (error) {
+    throw new Error((error as { stderr?: string }).stderr?.trim() || (error as Error).message);
+  }
+}

@@ -89,7 +89,53 @@ export function contextTar(dir: string, dockerfile: string): Readable {
   return Readable.from(entries());
 }
 
+/**
+ * `--secret id=x[,src=path|,env=VAR][,type=file|env]` (buildx's syntax): the values go to minatod in
+ * the X-Minato-Build-Secrets header, base64 of a JSON object of base64 values. With only an id, the
+ * environment variable of that name, else the file of that name.
+ */
+export function secretsHeader(specs: string[] | undefined, env: NodeJS.ProcessEnv): string | undefined {
+  if (!specs || specs.length === 0) return undefined;
+  const secrets: Record<string, string> = {};
+  for (const spec of specs) {
+    const fields = new Map<string, string>();
+    for (const field of spec.split(",")) {
+      const eq = field.indexOf("=");
+      if (eq === -1) throw new CliError(`invalid secret ${JSON.stringify(spec)}: ${JSON.stringify(field)} is not key=value`);
+      const key = field.slice(0, eq).toLowerCase();
+      if (!["id", "src", "source", "env", "type"].includes(key))
+        throw new CliError(`invalid secret ${JSON.stringify(spec)}: unexpected key ${key}`);
+      fields.set(key, field.slice(eq + 1));
+    }
+    const id = fields.get("id");
+    if (!id) throw new CliError(`invalid secret ${JSON.stringify(spec)}: id is required`);
+    const type = fields.get("type");
+    const src = fields.get("src") ?? fields.get("source");
+    let variable = fields.get("env") ?? (type === "env" ? (src ?? id) : undefined);
+    let file = type !== "env" ? src : undefined;
+    if (variable === undefined && file === undefined) {
+      if (type !== "file" && env[id] !== undefined) variable = id;
+      else file = id;
+    }
+    let value: Buffer;
+    if (variable !== undefined) {
+      const found = env[variable];
+      if (found === undefined) throw new CliError(`secret ${id}: environment variable ${variable} is not set`);
+      value = Buffer.from(found);
+    } else {
+      try {
+        value = readFileSync(file as string);
+      } catch (error) {
+        throw new CliError(`secret ${id}: ${(error as Error).message}`);
+      }
+    }
+    secrets[id] = value.toString("base64");
+  }
+  return Buffer.from(JSON.stringify(secrets)).toString("base64");
+}
+
 interface BuildOptions {
+  secret?: string[];
   tag?: string[];
   file?: string;
   buildArg?: string[];
@@ -118,7 +164,12 @@ const build = defineCommand<BuildOptions>({
       .option("--pull", "Always attempt to pull a newer version of the image")
       .option("-q, --quiet", "Suppress the build output and print image ID on success")
       .option("--iidfile <string>", "Write the image ID to the file")
-      .option("--platform <string>", "Set platform if server is multi-platform capable"),
+      .option("--platform <string>", "Set platform if server is multi-platform capable")
+      .option(
+        "--secret <stringArray>",
+        'Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=x,env=VAR")',
+        collect,
+      ),
   async run(context: Context, [path], options) {
     const dir = resolve(path as string);
     if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory())
@@ -132,6 +183,7 @@ const build = defineCommand<BuildOptions>({
       }
       dockerfile = rel.split("\\").join("/");
     }
+    const secrets = secretsHeader(options.secret, context.env);
     const response = await context.client.call("POST", "/build", {
       query: {
         t: options.tag ?? [],
@@ -144,7 +196,7 @@ const build = defineCommand<BuildOptions>({
         q: options.quiet ? "1" : undefined,
         platform: options.platform || undefined,
       },
-      headers: { "Content-Type": "application/x-tar" },
+      headers: { "Content-Type": "application/x-tar", ...(secrets ? { "X-Minato-Build-Secrets": secrets } : {}) },
       body: contextTar(dir, dockerfile),
     });
     const aux = await showJsonStream(context, response, "POST /build", options.quiet === true);

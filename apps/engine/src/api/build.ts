@@ -4,6 +4,7 @@ import { DockerfileError, parseDockerfile } from "@minato/dockerfile";
 import type { Hono } from "hono";
 import { build, planBuild } from "../builder/build.js";
 import { BuildCache } from "../builder/cache.js";
+import { cacheMounts } from "../builder/cache-mounts.js";
 import { applyIgnore, extractContext, readBuildFiles } from "../builder/context.js";
 import type { Engine } from "../engine.js";
 import { parseReferenceOrThrow } from "../images.js";
@@ -28,6 +29,33 @@ function jsonObject(name: string, value: string | undefined): Record<string, str
   return out;
 }
 
+/** The header of minatod's secrets extension: base64 of a JSON object `{ id: base64 value }`. */
+export const SECRETS_HEADER = "X-Minato-Build-Secrets";
+
+/**
+ * `RUN --mount=type=secret` values. The classic /build API has no secrets parameter, so minatod takes
+ * them from a request header (not the query: it is not logged and stays out of URLs); the daemon keeps
+ * them in memory for the one build.
+ */
+function parseSecrets(header: string | undefined): Map<string, Buffer> {
+  const secrets = new Map<string, Buffer>();
+  if (!header) return secrets;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(header, "base64").toString("utf8"));
+  } catch {
+    throw badRequest(`invalid ${SECRETS_HEADER} header: want base64 of a JSON object of base64 values`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw badRequest(`invalid ${SECRETS_HEADER} header: want base64 of a JSON object of base64 values`);
+  }
+  for (const [id, value] of Object.entries(parsed as Record<string, unknown>)) {
+    if (typeof value !== "string" || id === "") throw badRequest(`invalid ${SECRETS_HEADER} header: secret ${JSON.stringify(id)}`);
+    secrets.set(id, Buffer.from(value, "base64"));
+  }
+  return secrets;
+}
+
 /** `POST /build` (the classic builder's API) and `POST /build/prune`. */
 export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   app.post("/build", async (c) => {
@@ -38,6 +66,7 @@ export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const buildArgs = jsonObject("buildargs", c.req.query("buildargs"));
     const labels = jsonObject("labels", c.req.query("labels"));
     const quiet = truthy(c.req.query("q"));
+    const secrets = parseSecrets(c.req.header(SECRETS_HEADER));
     const root = join(engine.config.dataRoot, "builds");
     await mkdir(root, { recursive: true });
     const work = await mkdtemp(join(root, "build-"));
@@ -66,6 +95,7 @@ export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
         noCache: truthy(c.req.query("nocache")),
         pull: truthy(c.req.query("pull")),
         platform: c.req.query("platform") || undefined,
+        secrets,
       };
       await mkdir(options.workDir);
       return await jsonMessageStream(c.env.outgoing, async (progress) => {
@@ -76,8 +106,9 @@ export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     }
   });
 
-  app.post("/build/prune", (c) => {
+  app.post("/build/prune", async (c) => {
     const { keys, size } = new BuildCache(engine.db).prune();
+    await cacheMounts(engine.config.dataRoot).prune();
     return c.json({ CachesDeleted: keys, SpaceReclaimed: size });
   });
 }

@@ -4,6 +4,7 @@
 // tree that mirrors the target paths, packed deterministically, gzipped and unpacked as a snapshot
 // on the parent chain. Every step has a cache key (parent + instruction after expansion + what it
 // read); a hit reuses the step's recorded result, so an unchanged rebuild gives the same image ID.
+import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { chmod, lchown, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
@@ -36,18 +37,29 @@ import { pullImage } from "../distribution/pull.js";
 import type { Engine } from "../engine.js";
 import type { LayerRecord } from "../image-store.js";
 import { imageConfig, parseReferenceOrThrow } from "../images.js";
-import { type ProgressSink, shortId } from "../progress.js";
+import { mountReadOnlyOverlay, unmount } from "../overlay.js";
+import { type JsonMessage, type ProgressSink, shortId } from "../progress.js";
 import { chainIds } from "../snapshots.js";
 import { BuildCache, type CachedLayer } from "./cache.js";
-import { type CopyOptions, copyEntry, expandSource, hasGlob, mergeLayer, resolveIn, treeDigest } from "./fs.js";
+import { cacheMounts } from "./cache-mounts.js";
+import { download, isGitSource, isUrl, parseChecksum, urlFileName } from "./download.js";
+import { type CopyOptions, copyEntry, expandSource, hasGlob, resolveIn, treeDigest } from "./fs.js";
 import { runStep } from "./run.js";
+import {
+  type Materialized,
+  MountError,
+  type MountSources,
+  materializeMounts,
+  mountsKey,
+  type ResolvedMount,
+  resolveMounts,
+} from "./run-mounts.js";
 
 /** Why a RUN cannot be built yet (its flags), or undefined. */
 export function runUnsupported(run: RunInstruction): string | undefined {
   const line = `dockerfile line ${run.location.line}`;
-  if (run.mounts.length > 0) return `${line}: RUN --mount is not supported yet`;
-  if (run.network !== undefined && run.network !== "none" && run.network !== "default")
-    return `${line}: RUN --network=${run.network} is not supported (builds have no network)`;
+  const ssh = run.mounts.find((m) => m.type === "ssh");
+  if (ssh) return `${line}: RUN --mount=type=ssh is not supported (no SSH agent forwarding in this engine)`;
   if (run.security !== undefined && run.security !== "sandbox") return `${line}: RUN --security=${run.security} is not supported`;
   if (run.devices.length > 0) return `${line}: RUN --device is not supported`;
   const script = runScript(run);
@@ -56,6 +68,9 @@ export function runUnsupported(run: RunInstruction): string | undefined {
 }
 
 export class BuildError extends Error {}
+
+/** A stage stopped because another one failed. */
+class StageAborted extends Error {}
 
 export interface BuildOptions {
   dockerfile: Dockerfile;
@@ -70,6 +85,8 @@ export interface BuildOptions {
   noCache: boolean;
   pull: boolean;
   platform?: string | undefined;
+  /** `RUN --mount=type=secret` values by id; kept in memory only, for this build. */
+  secrets?: ReadonlyMap<string, Buffer> | undefined;
 }
 
 /** The Dockerfile's planned stages; throws a 400 for plan errors and for RUN flags not supported yet. */
@@ -102,8 +119,6 @@ interface StageState {
   /** ARG values in scope. */
   args: Map<string, string>;
   cmdSet: boolean;
-  /** A merged view of the layers, made on first need. */
-  rootfs?: string;
 }
 
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -152,9 +167,12 @@ class Builder {
   readonly #buildArgs: Map<string, string>;
   readonly #consumed = new Set<string>(["SOURCE_DATE_EPOCH"]);
   readonly #globals: Map<string, string>;
-  #step = 0;
+  readonly #output = new AsyncLocalStorage<ProgressSink>();
   #steps = 0;
   #rootfsCount = 0;
+  /** Read-only views by their top layer's chain ID, and the overlay mounts among them. */
+  readonly #views = new Map<string, Promise<string>>();
+  readonly #mounts: string[] = [];
   #runtime: Runtime | undefined;
 
   constructor(
@@ -175,8 +193,13 @@ class Builder {
     for (const g of options.dockerfile.globalArgs) for (const a of g.args) this.#consumed.add(a.name);
   }
 
+  /** Progress for the stage being built (see {@link run}), else straight to the client. */
+  emit(message: JsonMessage): void {
+    (this.#output.getStore() ?? this.progress)(message);
+  }
+
   say(text: string): void {
-    this.progress({ stream: text });
+    this.emit({ stream: text });
   }
 
   now(): string {
@@ -187,33 +210,100 @@ class Builder {
     this.#releases.push(this.engine.lease(keys));
   }
 
-  release(): void {
+  /** Unmounts the views and releases the leases. */
+  async cleanup(): Promise<void> {
+    for (const mount of this.#mounts.splice(0)) await unmount(mount);
     for (const release of this.#releases.splice(0)) release();
   }
 
+  /**
+   * Builds the planned stages, each as soon as the stages it needs are built, so independent stages
+   * run in parallel (at most MINATO_BUILD_PARALLELISM at a time, default 4). The progress stream stays
+   * what the sequential classic builder prints: steps are numbered in Dockerfile order and a stage's
+   * output is held back until the stages before it have printed theirs.
+   */
   async run(plans: StagePlan[]): Promise<Digest> {
     const { dockerfile } = this.options;
-    this.#steps = plans.reduce((n, p) => n + 1 + (dockerfile.stages[p.index]?.instructions.length ?? 0), 0);
-    let last: StageState | undefined;
+    const first = new Map<number, number>();
     for (const plan of plans) {
-      const stage = dockerfile.stages[plan.index];
-      if (!stage) continue;
-      last = await this.from(plan, stage.from.original);
-      this.#states.set(plan.index, last);
-      for (const instruction of stage.instructions) {
-        this.say(`Step ${++this.#step}/${this.#steps} : ${instruction.original}\n`);
-        await this.instruction(last, instruction, false);
-        this.say(` ---> ${last.key.slice(0, 12)}\n`);
-      }
+      first.set(plan.index, this.#steps);
+      this.#steps += 1 + (dockerfile.stages[plan.index]?.instructions.length ?? 0);
     }
+    const outputs = plans.map(() => ({ held: [] as JsonMessage[], finished: false }));
+    let shown = 0;
+    const sinkFor =
+      (position: number): ProgressSink =>
+      (message) => {
+        if (position === shown) this.progress(message);
+        else outputs[position]?.held.push(message);
+      };
+    const finish = (position: number) => {
+      const output = outputs[position];
+      if (output) output.finished = true;
+      while (outputs[shown]?.finished) {
+        shown++;
+        for (const message of outputs[shown]?.held.splice(0) ?? []) this.progress(message);
+      }
+    };
+    const limit = Math.max(1, Number.parseInt(process.env.MINATO_BUILD_PARALLELISM ?? "", 10) || 4);
+    let running = 0;
+    const waiting: (() => void)[] = [];
+    let failure: { error: unknown; position: number } | undefined;
+    const built = new Map<number, Promise<StageState>>();
+    plans.forEach((plan, position) => {
+      const work = (async () => {
+        await Promise.all(plan.dependsOn.map((index) => built.get(index)));
+        while (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
+        running++;
+        try {
+          return await this.#output.run(sinkFor(position), () => this.stage(plan, first.get(plan.index) ?? 0, () => failure !== undefined));
+        } finally {
+          running--;
+          waiting.shift()?.();
+        }
+      })();
+      work.then(
+        (state) => {
+          this.#states.set(plan.index, state);
+          finish(position);
+        },
+        (error) => {
+          if (!failure && !(error instanceof StageAborted)) failure = { error, position };
+        },
+      );
+      built.set(plan.index, work);
+    });
+    await Promise.allSettled(built.values());
+    if (failure) {
+      // What the stages up to the failing one printed, in order, before the error.
+      for (let position = shown + 1; position <= failure.position; position++) {
+        for (const message of outputs[position]?.held.splice(0) ?? []) this.progress(message);
+      }
+      throw failure.error;
+    }
+    const last = plans.at(-1) && this.#states.get((plans.at(-1) as StagePlan).index);
     if (!last) throw new BuildError("the Dockerfile has no stages");
     const unused = [...this.#buildArgs.keys()].filter((name) => !this.#consumed.has(name));
     if (unused.length > 0) this.say(`[Warning] One or more build-args [${unused.join(" ")}] were not consumed\n`);
     return this.commit(last);
   }
 
-  async from(plan: StagePlan, original: string): Promise<StageState> {
-    this.say(`Step ${++this.#step}/${this.#steps} : ${original}\n`);
+  /** One stage: its FROM, then its instructions, numbered from `step`; stops early when `aborted()`. */
+  async stage(plan: StagePlan, step: number, aborted: () => boolean): Promise<StageState> {
+    const stage = this.options.dockerfile.stages[plan.index];
+    if (!stage) throw new BuildError(`stage ${plan.index} does not exist`);
+    const state = await this.from(plan, stage.from.original, ++step);
+    for (const instruction of stage.instructions) {
+      if (aborted()) throw new StageAborted();
+      this.say(`Step ${++step}/${this.#steps} : ${instruction.original}\n`);
+      await this.instruction(state, instruction, false);
+      this.say(` ---> ${state.key.slice(0, 12)}\n`);
+    }
+    return state;
+  }
+
+  async from(plan: StagePlan, original: string, step: number): Promise<StageState> {
+    this.say(`Step ${step}/${this.#steps} : ${original}\n`);
     const platform = hostPlatform();
     const empty = (): StageState => ({
       key: sha("scratch"),
@@ -273,7 +363,7 @@ class Builder {
     if (local && !this.options.pull) return local;
     const pulled = await pullImage(this.engine, reference, {
       platform: platform ? parsePlatform(platform) : hostPlatform(),
-      progress: this.progress,
+      progress: (message) => this.emit(message),
     });
     return pulled;
   }
@@ -391,14 +481,32 @@ class Builder {
     state.key = key;
   }
 
-  /** A merged view of the state's layers, for reading files and checking what exists. */
-  async rootfs(state: StageState): Promise<string> {
-    if (state.rootfs) return state.rootfs;
-    const dir = join(this.#work, `rootfs-${this.#rootfsCount++}`);
-    await mkdir(dir, { recursive: true });
-    for (const layer of state.layers) await mergeLayer(this.engine.snapshots.path(layer.chainId), dir);
-    state.rootfs = dir;
-    return dir;
+  /**
+   * A merged, read-only view of the state's layers, for reading files and checking what exists: the
+   * snapshot itself for one layer, else a read-only overlay of the snapshots (whiteouts and opaque
+   * directories as the kernel applies them), made once per layer chain and unmounted by {@link cleanup}.
+   */
+  async rootfs(state: Pick<StageState, "layers">): Promise<string> {
+    const layers = [...state.layers];
+    const top = layers.at(-1)?.chainId ?? "scratch";
+    let view = this.#views.get(top);
+    if (!view) {
+      view = (async () => {
+        const first = layers[0];
+        if (layers.length === 1 && first) return this.engine.snapshots.path(first.chainId);
+        const dir = join(this.#work, `rootfs-${this.#rootfsCount++}`);
+        await mkdir(dir, { recursive: true });
+        if (layers.length === 0) return dir;
+        await mountReadOnlyOverlay(
+          layers.reverse().map((l) => this.engine.snapshots.path(l.chainId)),
+          dir,
+        );
+        this.#mounts.push(dir);
+        return dir;
+      })();
+      this.#views.set(top, view);
+    }
+    return view;
   }
 
   async workdir(state: StageState, path: string): Promise<void> {
@@ -470,27 +578,30 @@ class Builder {
     let sourceRoot = this.options.contextDir;
     let fromText = "";
     if (instruction.kind === "copy" && instruction.from !== undefined) {
-      const from = instruction.from;
-      const byName = this.options.dockerfile.stages.find((s) => s.name === from.toLowerCase());
-      const index = /^[0-9]+$/.test(from) ? Number(from) : byName?.index;
-      const stage = index !== undefined ? this.#states.get(index) : undefined;
-      if (stage) {
-        sourceRoot = await this.rootfs(stage);
-        fromText = `from ${stage.key}`;
-      } else {
-        const image = await this.image(from);
-        this.lease([image.id, ...image.layers.flatMap((l) => [l.blobDigest, l.chainId])]);
-        const imageState = { layers: image.layers } as StageState;
-        sourceRoot = await this.rootfs(imageState);
-        fromText = `from image ${image.id}`;
-      }
+      ({ root: sourceRoot, text: fromText } = await this.fromRoot(instruction.from));
     }
     const owner = await this.owner(state, instruction.chown);
     const mode = instruction.chmod ? parseOctalMode(instruction.chmod) : undefined;
     const c = state.config.config;
     const workdir = (c.WorkingDir as string | undefined) || "/";
     let dest = posix.resolve(workdir, instruction.dest);
-    const many = instruction.sources.length + instruction.inlineSources.length > 1 || instruction.sources.some(hasGlob);
+    const checksum = instruction.kind === "add" ? instruction.checksum : undefined;
+    for (const source of instruction.sources) {
+      if (isGitSource(source))
+        fail(`${source}: ADD of a git repository is not supported by this engine; clone it into the context instead`);
+      if (isUrl(source) && instruction.kind === "copy") fail(`source can't be a URL for COPY: ${source}`);
+      if (!isUrl(source) && /^[a-z][a-z0-9+.-]*:\/\//i.test(source)) fail(`${source}: unsupported URL scheme (only http and https)`);
+      if (checksum !== undefined && !isUrl(source)) fail(`checksum can't be specified for non-HTTP(S) sources: ${source}`);
+    }
+    if (checksum !== undefined) {
+      try {
+        parseChecksum(checksum);
+      } catch (error) {
+        fail((error as Error).message);
+      }
+    }
+    const many =
+      instruction.sources.length + instruction.inlineSources.length > 1 || instruction.sources.some((s) => !isUrl(s) && hasGlob(s));
     const root = await this.rootfs(state);
     const destStats = await lstat(await resolveIn(root, dest)).catch(() => undefined);
     const destIsDir = instruction.dest.endsWith("/") || instruction.dest === "." || many || destStats?.isDirectory() === true;
@@ -499,60 +610,94 @@ class Builder {
     }
     if (destIsDir && !dest.endsWith("/")) dest = `${dest}/`;
 
-    const tree = await mkdtemp(join(this.#work, "tree-"));
-    await this.makeParents(state, tree, dest, owner);
     const excluded = instruction.excludes.length > 0 ? createMatcher(instruction.excludes) : undefined;
     const options: CopyOptions = { owner, mode };
-
-    for (const source of instruction.sources) {
-      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(source)) {
-        fail(`${source}: downloading URLs is not supported by this engine yet (no network in builds); use a local file`);
-      }
-      const matches = await expandSource(sourceRoot, source);
-      const found: string[] = [];
-      for (const rel of matches) if (await lstat(await resolveIn(sourceRoot, rel)).catch(() => undefined)) found.push(rel);
-      if (found.length === 0) fail(`file not found in build context or excluded by .dockerignore: stat ${source}: file does not exist`);
-      for (const rel of found) {
-        if (excluded?.(rel)) continue;
-        const path = await resolveIn(sourceRoot, rel);
-        const stats = await lstat(path);
-        const parents = instruction.kind === "copy" && instruction.parents;
-        let target: string;
-        if (parents) {
-          target = join(tree, dest, rel);
-          await this.makeParents(state, tree, posix.join(dest, rel), owner);
-        } else if (stats.isDirectory()) target = join(tree, dest);
-        else target = destIsDir ? join(tree, dest, posix.basename(rel)) : join(tree, dest);
-        const skip = excluded ? (r: string) => excluded(rel === "" ? r : `${rel}/${r}`) : undefined;
-        if (instruction.kind === "add" && stats.isFile() && (await isArchive(path))) {
-          const unpacked = await mkdtemp(join(this.#work, "archive-"));
-          await rm(unpacked, { recursive: true });
-          await applyLayer(createReadStream(path), unpacked).catch((error: Error) => fail(`${rel}: ${error.message}`));
-          await mkdir(join(tree, dest), { recursive: true });
-          for (const name of await readdir(unpacked)) {
-            await copyEntry(join(unpacked, name), join(tree, dest, name), { owner: instruction.chown ? owner : undefined, mode });
+    const fillTree = async (tree: string): Promise<void> => {
+      await this.makeParents(state, tree, dest, owner);
+      for (const source of instruction.sources) {
+        if (isUrl(source)) {
+          // Reference (ADD, "Adding files from a URL"): not unpacked, mode 600 unless --chmod.
+          const name = destIsDir ? urlFileName(source) : posix.basename(dest);
+          const scratch = await mkdtemp(join(this.#work, "download-"));
+          try {
+            const file = await download(source, scratch, "download", checksum);
+            await copyEntry(file.path, destIsDir ? join(tree, dest, name) : join(tree, dest), { owner, mode: mode ?? 0o600 });
+          } finally {
+            await rm(scratch, { recursive: true, force: true });
           }
           continue;
         }
-        if (stats.isDirectory() && destStats?.isDirectory() && !parents) {
-          // Into an existing directory: its own metadata stays the image's.
-          for (const name of (await readdir(path)).sort()) {
-            if (skip?.(name)) continue;
-            await copyEntry(join(path, name), join(target, name), { ...options, ...(skip ? { skip } : {}) }, name);
+        const matches = await expandSource(sourceRoot, source);
+        const found: string[] = [];
+        for (const rel of matches) if (await lstat(await resolveIn(sourceRoot, rel)).catch(() => undefined)) found.push(rel);
+        if (found.length === 0) fail(`file not found in build context or excluded by .dockerignore: stat ${source}: file does not exist`);
+        for (const rel of found) {
+          if (excluded?.(rel)) continue;
+          const path = await resolveIn(sourceRoot, rel);
+          const stats = await lstat(path);
+          const parents = instruction.kind === "copy" && instruction.parents;
+          let target: string;
+          if (parents) {
+            target = join(tree, dest, rel);
+            await this.makeParents(state, tree, posix.join(dest, rel), owner);
+          } else if (stats.isDirectory()) target = join(tree, dest);
+          else target = destIsDir ? join(tree, dest, posix.basename(rel)) : join(tree, dest);
+          const omit = excluded ? (r: string) => excluded(rel === "" ? r : `${rel}/${r}`) : undefined;
+          if (instruction.kind === "add" && stats.isFile() && (await isArchive(path))) {
+            const unpacked = await mkdtemp(join(this.#work, "archive-"));
+            await rm(unpacked, { recursive: true });
+            await applyLayer(createReadStream(path), unpacked).catch((error: Error) => fail(`${rel}: ${error.message}`));
+            await mkdir(join(tree, dest), { recursive: true });
+            for (const name of await readdir(unpacked)) {
+              await copyEntry(join(unpacked, name), join(tree, dest, name), { owner: instruction.chown ? owner : undefined, mode });
+            }
+            continue;
           }
-        } else {
-          await copyEntry(path, target, { ...options, ...(skip ? { skip } : {}) });
+          if (stats.isDirectory() && destStats?.isDirectory() && !parents) {
+            // Into an existing directory: its own metadata stays the image's.
+            for (const name of (await readdir(path)).sort()) {
+              if (omit?.(name)) continue;
+              await copyEntry(join(path, name), join(target, name), { ...options, ...(omit ? { omit } : {}) }, name);
+            }
+          } else {
+            await copyEntry(path, target, { ...options, ...(omit ? { omit } : {}) });
+          }
         }
       }
+      for (const inline of instruction.inlineSources) {
+        const target = destIsDir ? join(tree, dest, inline.name) : join(tree, dest);
+        await writeFile(target, inline.content);
+        await lchown(target, owner[0], owner[1]);
+        await chmod(target, mode ?? 0o644);
+        const time = this.#epoch ?? Math.floor(Date.now() / 1000);
+        await utimes(target, time, time);
+      }
+    };
+    if (checksum !== undefined) {
+      // With --checksum the content is known before the download: the step is keyed by it, so a
+      // cached rebuild does not fetch the URL again.
+      const { hex } = parseChecksum(checksum);
+      const key = sha(`${state.key}\n${keyText(instruction)}`);
+      await this.addLayer(state, key, `/bin/sh -c #(nop) ADD ${many ? "multi" : "file"}:${hex} in ${dest} `, async () => {
+        const tree = await mkdtemp(join(this.#work, "tree-"));
+        try {
+          await fillTree(tree).catch((error: Error) => {
+            if (error instanceof BuildError) throw error;
+            fail(error.message);
+          });
+          return await this.storeLayer(packDirectory(tree, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}));
+        } finally {
+          await rm(tree, { recursive: true, force: true });
+        }
+      });
+      return;
     }
-    for (const inline of instruction.inlineSources) {
-      const target = destIsDir ? join(tree, dest, inline.name) : join(tree, dest);
-      await writeFile(target, inline.content);
-      await lchown(target, owner[0], owner[1]);
-      await chmod(target, mode ?? 0o644);
-      const time = this.#epoch ?? Math.floor(Date.now() / 1000);
-      await utimes(target, time, time);
-    }
+    const tree = await mkdtemp(join(this.#work, "tree-"));
+    await fillTree(tree).catch(async (error: Error) => {
+      await rm(tree, { recursive: true, force: true });
+      if (error instanceof BuildError) throw error;
+      fail(error.message);
+    });
     const digest = await treeDigest(tree);
     const created = `${instruction.kind.toUpperCase()} ${many ? "multi" : "file"}:${digest} in ${dest} `;
     await this.commitLayer(state, tree, created, `${keyText(instruction)}\n${fromText}\n${digest}`);
@@ -576,16 +721,21 @@ class Builder {
   }
 
   /** The cached layer for `key`, when its blob is still there. */
-  async cachedLayer(key: string): Promise<{ created: string; layer: CachedLayer } | undefined> {
+  async cachedLayer(key: string): Promise<{ created: string; layer: CachedLayer | undefined } | undefined> {
     const cached = this.options.noCache ? undefined : this.cache.get(key);
-    if (!cached?.layer || !(await this.engine.content.has(cached.layer.digest))) return undefined;
+    if (!cached) return undefined;
+    if (cached.layer && !(await this.engine.content.has(cached.layer.digest))) return undefined;
     return { created: cached.created, layer: cached.layer };
   }
 
-  /** Puts the step's layer (cached, else made by `produce`) on the state as a snapshot on the parent chain. */
-  async addLayer(state: StageState, key: string, createdBy: string, produce: () => Promise<CachedLayer>): Promise<void> {
+  /**
+   * Puts the step's layer (cached, else made by `produce`) on the state as a snapshot on the parent
+   * chain. `produce` gives no layer for a RUN that changed nothing: like BuildKit, the step is then
+   * an `empty_layer` history entry.
+   */
+  async addLayer(state: StageState, key: string, createdBy: string, produce: () => Promise<CachedLayer | undefined>): Promise<void> {
     const cached = await this.cachedLayer(key);
-    let layer: CachedLayer;
+    let layer: CachedLayer | undefined;
     let created: string;
     if (cached) {
       this.say(" ---> Using cache\n");
@@ -594,7 +744,12 @@ class Builder {
     } else {
       layer = await produce();
       created = this.now();
-      this.cache.put(key, { created, layer });
+      this.cache.put(key, { created, ...(layer ? { layer } : {}) });
+    }
+    if (!layer) {
+      state.history.push({ created, created_by: createdBy, empty_layer: true });
+      state.key = key;
+      return;
     }
     const parent = state.layers.at(-1)?.chainId;
     const chainId = chainIds([...state.layers.map((l) => l.diffId), layer.diffId]).at(-1) as Digest;
@@ -606,13 +761,13 @@ class Builder {
     ];
     state.history.push({ created, created_by: createdBy });
     state.key = key;
-    if (state.rootfs) await mergeLayer(this.engine.snapshots.path(chainId), state.rootfs);
   }
 
   /**
    * RUN: the command in a build container on an overlay of the state (ENV, the ARGs in scope,
-   * WORKDIR, USER; no network), its upper dir diffed into the step's layer. The key is the parent,
-   * the command and the ARG values in its environment (the reference: ARGs used by RUN invalidate it).
+   * WORKDIR, USER; no network unless --network=host), its upper dir diffed into the step's layer.
+   * The key is the parent, the command, the ARG values in its environment (the reference: ARGs used
+   * by RUN invalidate it), the network mode and the mounts (bind contents; never secret values).
    */
   async runInstruction(state: StageState, instruction: RunInstruction, shell: string[]): Promise<void> {
     const problem = runUnsupported(instruction);
@@ -625,28 +780,79 @@ class Builder {
     const argEnv = [...state.args].filter(([name]) => !envNames.has(name)).map(([name, value]) => `${name}=${value}`);
     const prefix = argEnv.length > 0 ? `|${argEnv.length} ${argEnv.join(" ")} ` : "";
     const createdBy = `${prefix}${args.join(" ")}`;
-    const key = sha(`${state.key}\n${JSON.stringify({ run: args, args: argEnv })}`);
+    const network = instruction.network === "host" ? "host" : "none";
+    const sources = this.mountSources();
+    let mounts: ResolvedMount[];
+    try {
+      mounts = await resolveMounts(instruction.mounts, (c.WorkingDir as string | undefined) || "/", sources);
+    } catch (error) {
+      if (error instanceof MountError) throw new BuildError(`dockerfile line ${instruction.location.line}: RUN --mount: ${error.message}`);
+      throw error;
+    }
+    const keyParts: Record<string, unknown> = { run: args, args: argEnv };
+    if (instruction.network !== undefined && instruction.network !== "default") keyParts.network = instruction.network;
+    if (mounts.length > 0) keyParts.mounts = mountsKey(mounts);
+    const key = sha(`${state.key}\n${JSON.stringify(keyParts)}`);
     await this.addLayer(state, key, createdBy, async () => {
-      const outcome = await runStep(
-        {
-          runtime: this.runtime(),
-          lowers: [...state.layers].reverse().map((l) => this.engine.snapshots.path(l.chainId)),
-          workDir: this.#work,
-          args,
-          imageEnv: envList(c),
-          env: argEnv,
-          user: c.User as string | undefined,
-          workdir: c.WorkingDir as string | undefined,
-          output: (text) => this.say(text),
-        },
-        (upper) => this.storeLayer(diffDirectory(upper, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {})),
-      );
-      if (outcome.error) throw new BuildError(outcome.error);
-      if (outcome.exitCode !== 0 || !outcome.result) {
-        throw new BuildError(`The command '${args.join(" ")}' returned a non-zero code: ${outcome.exitCode}`);
+      const scratch = await mkdtemp(join(this.#work, "mounts-"));
+      let made: Materialized | undefined;
+      try {
+        made = await materializeMounts(mounts, scratch, sources);
+        const outcome = await runStep(
+          {
+            runtime: this.runtime(),
+            lowers: [...state.layers].reverse().map((l) => this.engine.snapshots.path(l.chainId)),
+            workDir: this.#work,
+            args,
+            imageEnv: envList(c),
+            env: [...argEnv, ...made.env],
+            user: c.User as string | undefined,
+            workdir: c.WorkingDir as string | undefined,
+            output: (text) => this.say(text),
+            mounts: made.mounts,
+            mountPoints: made.points,
+            network,
+          },
+          async (upper) =>
+            (await readdir(upper)).length === 0
+              ? undefined
+              : this.storeLayer(diffDirectory(upper, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {})),
+        );
+        if (outcome.error) throw new BuildError(outcome.error);
+        if (outcome.exitCode !== 0) {
+          throw new BuildError(`The command '${args.join(" ")}' returned a non-zero code: ${outcome.exitCode}`);
+        }
+        return outcome.result;
+      } catch (error) {
+        if (error instanceof MountError)
+          throw new BuildError(`dockerfile line ${instruction.location.line}: RUN --mount: ${error.message}`);
+        throw error;
+      } finally {
+        made?.release();
+        await rm(scratch, { recursive: true, force: true });
       }
-      return outcome.result;
     });
+  }
+
+  /** Where RUN --mount finds its sources. */
+  mountSources(): MountSources {
+    return {
+      contextDir: this.options.contextDir,
+      fromRoot: async (from) => (await this.fromRoot(from)).root,
+      secrets: this.options.secrets ?? new Map(),
+      cacheMounts: cacheMounts(this.engine.config.dataRoot),
+    };
+  }
+
+  /** The merged root of the stage (by name or index) or image a `--from`/`from=` names. */
+  async fromRoot(from: string): Promise<{ root: string; text: string }> {
+    const byName = this.options.dockerfile.stages.find((s) => s.name === from.toLowerCase());
+    const index = /^[0-9]+$/.test(from) ? Number(from) : byName?.index;
+    const stage = index !== undefined ? this.#states.get(index) : undefined;
+    if (stage) return { root: await this.rootfs(stage), text: `from ${stage.key}` };
+    const image = await this.image(from);
+    this.lease([image.id, ...image.layers.flatMap((l) => [l.blobDigest, l.chainId])]);
+    return { root: await this.rootfs(image), text: `from image ${image.id}` };
   }
 
   runtime(): Runtime {
@@ -718,6 +924,6 @@ export async function build(engine: Engine, options: BuildOptions, plans: StageP
     if (error instanceof DockerfileError) throw new BuildError(error.message);
     throw error;
   } finally {
-    builder.release();
+    await builder.cleanup();
   }
 }

@@ -85,7 +85,7 @@ export interface CopyOptions {
   /** Mode bits every copied entry gets (--chmod). */
   mode?: number | undefined;
   /** Skip a path relative to the copy's source root. */
-  skip?: ((relative: string) => boolean) | undefined;
+  omit?: ((relative: string) => boolean) | undefined;
 }
 
 /** Copies `src` (file, dir or symlink, not followed) to `dst`, recursively, keeping mtimes. */
@@ -100,7 +100,7 @@ export async function copyEntry(src: string, dst: string, options: CopyOptions, 
     await mkdir(dst, { recursive: true });
     for (const name of (await readdir(src)).sort()) {
       const rel = relative === "" ? name : `${relative}/${name}`;
-      if (options.skip?.(rel)) continue;
+      if (options.omit?.(rel)) continue;
       await copyEntry(join(src, name), join(dst, name), options, rel);
     }
     await lchown(dst, uid, gid);
@@ -170,5 +170,15 @@ export async function treeDigest(root: string): Promise<string> {
     }
   };
   await walk(root, "");
+  return hash.digest("hex");
+}
+
+/** {@link treeDigest} for a directory; for a file (or symlink) its mode, owner and content. */
+export async function pathDigest(path: string): Promise<string> {
+  const s = await lstat(path);
+  if (s.isDirectory()) return treeDigest(path);
+  const hash = createHash("sha256").update(`${JSON.stringify([s.mode, s.uid, s.gid])}\n`);
+  if (s.isSymbolicLink()) hash.update(`-> ${await readlink(path)}\n`);
+  else if (s.isFile()) for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest("hex");
 }

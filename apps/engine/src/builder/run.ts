@@ -2,13 +2,22 @@
 // overlay of the build state's snapshots with a fresh upper dir; the upper dir is then the step's
 // changes. Like Docker's init layer, a private lower dir under the upper one holds the mount points
 // the runtime needs (/proc, /sys, /dev, the generated /etc files) when the image lacks them, so they
-// never show up in the diff. No network (a private namespace with only lo), a generated /etc/hosts.
+// never show up in the diff; so do the mount points of `RUN --mount`. No network (a private namespace
+// with only lo) unless `--network=host`, a generated /etc/hosts.
 import { randomBytes } from "node:crypto";
 import type { Stats } from "node:fs";
 import { chmod, lchown, lstat, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { createSpecDetailed, type OciSpec, parseK8sLog, type Runtime, RuntimeError, writeEtcFiles } from "@minato/runtime";
+import {
+  createSpecDetailed,
+  type MountOption,
+  type OciSpec,
+  parseK8sLog,
+  type Runtime,
+  RuntimeError,
+  writeEtcFiles,
+} from "@minato/runtime";
 import { mountOverlay, unmount } from "../overlay.js";
 
 /** Paths the runtime mounts over; created in the init lower dir when the image lacks them. */
@@ -35,6 +44,11 @@ export interface RunOptions {
   user?: string | undefined;
   workdir?: string | undefined;
   output: (text: string) => void;
+  /** `RUN --mount`s, and their mount points (absolute paths) to make in the init lower dir. */
+  mounts?: MountOption[];
+  mountPoints?: { path: string; type: "dir" | "file" }[];
+  /** `RUN --network`: a private namespace with only lo (default), or the host's. */
+  network?: "none" | "host";
 }
 
 async function copyAttributes(target: string, from: Stats): Promise<void> {
@@ -71,7 +85,11 @@ export async function runStep<T>(
     const lowers = options.lowers.length > 0 ? options.lowers : [join(dir, "empty")];
     await mountBuildRoot(lowers, upper, work, rootfs);
     mounted = true;
-    for (const [path, type] of MOUNT_POINTS) {
+    const points: [string, "dir" | "file"][] = [
+      ...MOUNT_POINTS,
+      ...(options.mountPoints ?? []).map((p): [string, "dir" | "file"] => [p.path.replace(/^\/+/, ""), p.type]),
+    ];
+    for (const [path, type] of points) {
       if (await lstat(join(rootfs, path)).catch(() => undefined)) continue;
       const parts = path.split("/");
       for (let i = 1; i < parts.length; i++) {
@@ -94,7 +112,12 @@ export async function runStep<T>(
     await mountBuildRoot([init, ...options.lowers], upper, work, rootfs);
     mounted = true;
     const hostname = id.slice(6, 18);
-    const etcFiles = await writeEtcFiles(join(dir, "etc"), { hostname, privateNetwork: true });
+    const host = options.network === "host";
+    const etcFiles = await writeEtcFiles(join(dir, "etc"), {
+      hostname,
+      privateNetwork: !host,
+      ...(host ? { hostHosts: await readFile("/etc/hosts", "utf8").catch(() => "127.0.0.1\tlocalhost\n") } : {}),
+    });
     let spec: OciSpec;
     try {
       ({ spec } = await createSpecDetailed({
@@ -107,7 +130,8 @@ export async function runStep<T>(
         cmd: options.args,
         env: options.env,
         hostname,
-        network: { mode: "none" },
+        network: { mode: host ? "host" : "none" },
+        mounts: options.mounts ?? [],
         cgroupsPath: `/minato/${id}`,
         etcFiles,
       }));
