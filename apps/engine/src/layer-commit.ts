@@ -1,0 +1,67 @@
+// Turning a changeset into an image, shared by the builder and `docker commit`: a layer tar is
+// gzipped into the content store and unpacked as a snapshot on its parent chain; a config and an
+// OCI manifest are written and the image recorded.
+import { createWriteStream } from "node:fs";
+import { rm } from "node:fs/promises";
+import type { Readable } from "node:stream";
+import { gzipLayer } from "@minato/layers";
+import { type Digest, digestOf, MediaType } from "@minato/oci";
+import type { ImageConfig } from "./distribution/pull.js";
+import type { Engine } from "./engine.js";
+import type { LayerRecord } from "./image-store.js";
+import { chainIds } from "./snapshots.js";
+
+export interface StoredLayer {
+  diffId: Digest;
+  /** Digest and size of the gzipped blob. */
+  digest: Digest;
+  size: number;
+}
+
+/** Gzips a layer tar into the content store. */
+export async function storeLayer(engine: Engine, tar: Readable | AsyncIterable<Uint8Array>): Promise<StoredLayer> {
+  const file = engine.content.temporaryPath("layer");
+  try {
+    const packed = await gzipLayer(tar, createWriteStream(file));
+    await engine.content.adopt(file, packed.digest);
+    return { diffId: packed.diffId, digest: packed.digest, size: packed.size };
+  } finally {
+    await rm(file, { force: true });
+  }
+}
+
+/**
+ * Puts a stored layer on top of `parents` (image-spec config.md "Layer ChainID") and unpacks its
+ * snapshot. The caller leases the returned record's keys until an image references them.
+ */
+export async function stackLayer(engine: Engine, parents: LayerRecord[], layer: StoredLayer): Promise<LayerRecord> {
+  const chainId = chainIds([...parents.map((l) => l.diffId), layer.diffId]).at(-1) as Digest;
+  await engine.snapshots.unpack(chainId, parents.at(-1)?.chainId, layer.diffId, () => engine.content.stream(layer.digest));
+  return { diffId: layer.diffId, chainId, blobDigest: layer.digest, blobSize: layer.size, mediaType: MediaType.ociLayerGzip };
+}
+
+/** Writes the config and an OCI manifest for `layers`, records the image and returns its ID (the config digest). */
+export async function writeImage(engine: Engine, config: ImageConfig, layers: LayerRecord[]): Promise<Digest> {
+  const configBytes = Buffer.from(JSON.stringify(config));
+  const id = digestOf(configBytes);
+  await engine.content.put(configBytes, id);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: id, size: configBytes.byteLength },
+      layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.blobDigest, size: l.blobSize })),
+    }),
+  );
+  const manifestDigest = await engine.content.put(manifest);
+  const size = layers.reduce((sum, l) => sum + (engine.snapshots.size(l.chainId) ?? 0), 0);
+  engine.images.save({
+    id,
+    manifestDigest,
+    manifestMediaType: MediaType.ociManifest,
+    ...(config.created ? { created: config.created } : {}),
+    size,
+    layers,
+  });
+  return id;
+}
