@@ -1,5 +1,5 @@
+import { Agent, type IncomingHttpHeaders, type IncomingMessage, request } from "node:http";
 import type { Readable } from "node:stream";
-import { Agent, type Dispatcher, request } from "undici";
 import { CliError, DaemonError } from "./errors.js";
 
 /** Where minatod listens unless `-H/--host` or `MINATO_HOST` say otherwise. */
@@ -36,6 +36,34 @@ function compareVersions(a: string, b: string): number {
   return aMajor - bMajor || aMinor - bMinor;
 }
 
+/** A daemon's answer; the body is read as a stream or whole (`text`, `dump`). */
+export interface EngineResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: ResponseBody;
+}
+
+export type ResponseBody = IncomingMessage & {
+  /** The whole body as UTF-8 text. */
+  text(): Promise<string>;
+  /** Reads the body to its end, discarding it (so the connection can be reused). */
+  dump(): Promise<void>;
+};
+
+function responseBody(message: IncomingMessage): ResponseBody {
+  const read = async () => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of message) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  };
+  return Object.assign(message, {
+    text: async () => (await read()).toString("utf8"),
+    dump: async () => {
+      await read();
+    },
+  });
+}
+
 export type QueryValue = string | number | boolean | undefined | string[];
 
 export interface RequestOptions {
@@ -68,7 +96,8 @@ function errnoOf(error: unknown): string | undefined {
 }
 
 /**
- * A client of minatod's Docker Engine API over its unix socket (undici). Every call goes to a
+ * A client of minatod's Docker Engine API over its unix socket (node:http, which a CLI process has
+ * loaded anyway: no HTTP library to load on every start). Every call goes to a
  * versioned path (`/v1.xx/...`); the version is negotiated once with `/_ping`. Error answers become
  * {@link DaemonError}s carrying the daemon's `message`; a socket that is missing or refuses becomes
  * docker's "Cannot connect" line.
@@ -82,9 +111,9 @@ export class EngineClient {
     this.socketPath = socketPathOf(host);
   }
 
-  get #dispatcher(): Agent {
-    // No body or header timeouts: a pull may unpack a big layer for minutes between two messages.
-    this.#agent ??= new Agent({ connect: { socketPath: this.socketPath }, bodyTimeout: 0, headersTimeout: 0 });
+  get #keepAlive(): Agent {
+    // No timeouts: a pull may unpack a big layer for minutes between two messages.
+    this.#agent ??= new Agent({ keepAlive: true });
     return this.#agent;
   }
 
@@ -94,7 +123,7 @@ export class EngineClient {
    */
   lostConnection(error: unknown, method: string, path: string): Error {
     const code = (error as { code?: string }).code ?? errnoOf(error);
-    if (code === "UND_ERR_SOCKET" || code === "ECONNRESET" || code === "EPIPE" || code === "UND_ERR_ABORTED") {
+    if (code === "ECONNRESET" || code === "EPIPE" || code === "ERR_STREAM_PREMATURE_CLOSE") {
       return new CliError(`the Minato daemon at ${this.host} closed the connection during ${method} ${path}: ${(error as Error).message}`);
     }
     return error as Error;
@@ -109,17 +138,26 @@ export class EngineClient {
     return this.lostConnection(error, method, path.replace(/^\/v[\d.]+/, ""));
   }
 
-  async #send(method: string, path: string, options: RequestOptions = {}): Promise<Dispatcher.ResponseData> {
-    try {
-      return await request(`http://localhost${path}${queryString(options.query)}`, {
-        dispatcher: this.#dispatcher,
-        method: method as Dispatcher.HttpMethod,
-        headers: options.headers ?? {},
-        body: options.body ?? null,
-      });
-    } catch (error) {
-      throw this.#connectError(error, method, path);
-    }
+  #send(method: string, path: string, options: RequestOptions = {}): Promise<EngineResponse> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: this.socketPath,
+          agent: this.#keepAlive,
+          method,
+          path: `${path}${queryString(options.query)}`,
+          headers: { Host: "localhost", ...options.headers },
+        },
+        (message) => resolve({ statusCode: message.statusCode ?? 0, headers: message.headers, body: responseBody(message) }),
+      );
+      req.once("error", (error) => reject(this.#connectError(error, method, path)));
+      const body = options.body;
+      if (body === undefined || typeof body === "string" || Buffer.isBuffer(body)) req.end(body);
+      else {
+        body.once("error", (error) => req.destroy(error));
+        body.pipe(req);
+      }
+    });
   }
 
   /** `GET /_ping`: the daemon's API version and OS type from the response headers. */
@@ -143,7 +181,7 @@ export class EngineClient {
   }
 
   /** Calls `method path` on the negotiated API version; throws {@link DaemonError} for 4xx/5xx answers. */
-  async call(method: string, path: string, options: RequestOptions = {}): Promise<Dispatcher.ResponseData> {
+  async call(method: string, path: string, options: RequestOptions = {}): Promise<EngineResponse> {
     const version = await this.apiVersion();
     const response = await this.#send(method, `/v${version}${path}`, options);
     if (response.statusCode >= 400) throw new DaemonError(response.statusCode, await errorMessage(response));
@@ -163,14 +201,13 @@ export class EngineClient {
 
   /** Closes the connections to the daemon, letting the process exit. */
   async close(): Promise<void> {
-    const agent = this.#agent;
+    this.#agent?.destroy();
     this.#agent = undefined;
-    await agent?.close();
   }
 }
 
 /** The `message` of a Docker API error body, or its text. */
-async function errorMessage(response: Dispatcher.ResponseData): Promise<string> {
+async function errorMessage(response: EngineResponse): Promise<string> {
   const text = (await response.body.text().catch(() => "")).trim();
   try {
     const parsed = JSON.parse(text) as { message?: unknown };

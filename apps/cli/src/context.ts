@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { CredentialStore, dockerConfigPath } from "@minato/registry-client";
+import { CredentialStore, dockerConfigPath } from "@minato/registry-client/credentials";
 import { EngineClient, resolveHost } from "./client.js";
 
 /** The streams a command reads and writes; the process's own unless a test passes others. */

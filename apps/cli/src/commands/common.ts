@@ -1,4 +1,4 @@
-import type { Dispatcher } from "undici";
+import type { EngineResponse } from "../client.js";
 import type { Context } from "../context.js";
 import { CliError } from "../errors.js";
 import { displayJsonMessages, JsonMessageDisplay } from "../output/progress.js";
@@ -28,7 +28,7 @@ export function imagePath(name: string, suffix = ""): string {
  * Shows a JSON message stream from the daemon: progress on the terminal, plain lines elsewhere,
  * nothing with `quiet` (but errors still end the command). Returns the `aux` values seen.
  */
-export async function showJsonStream(context: Context, response: Dispatcher.ResponseData, call: string, quiet = false): Promise<unknown[]> {
+export async function showJsonStream(context: Context, response: EngineResponse, call: string, quiet = false): Promise<unknown[]> {
   const aux: unknown[] = [];
   const out = quiet ? { write: () => true } : context.io.stdout;
   const display = new JsonMessageDisplay(out, { terminal: !quiet && context.io.stdout.isTTY === true, onAux: (value) => aux.push(value) });
