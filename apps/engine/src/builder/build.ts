@@ -6,10 +6,9 @@
 // read); a hit reuses the step's recorded result, so an unchanged rebuild gives the same image ID.
 import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { chmod, lchown, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { join, posix } from "node:path";
-import type { Readable } from "node:stream";
 import {
   createMatcher,
   type Dockerfile,
@@ -28,8 +27,8 @@ import {
   type StageInstruction,
   type StagePlan,
 } from "@minato/dockerfile";
-import { applyLayer, diffDirectory, gzipLayer, packDirectory } from "@minato/layers";
-import { type Digest, digestOf, hostPlatform, MediaType, parsePlatform } from "@minato/oci";
+import { applyLayer, diffDirectory, packDirectory } from "@minato/layers";
+import { type Digest, hostPlatform, MediaType, parsePlatform } from "@minato/oci";
 import { Runtime } from "@minato/runtime";
 import { ApiError } from "../api/errors.js";
 import type { ImageConfig } from "../distribution/pull.js";
@@ -37,6 +36,7 @@ import { pullImage } from "../distribution/pull.js";
 import type { Engine } from "../engine.js";
 import type { LayerRecord } from "../image-store.js";
 import { imageConfig, parseReferenceOrThrow } from "../images.js";
+import { storeLayer, writeImage } from "../layer-commit.js";
 import { mountReadOnlyOverlay, unmount } from "../overlay.js";
 import { type JsonMessage, type ProgressSink, shortId } from "../progress.js";
 import { chainIds } from "../snapshots.js";
@@ -685,7 +685,7 @@ class Builder {
             if (error instanceof BuildError) throw error;
             fail(error.message);
           });
-          return await this.storeLayer(packDirectory(tree, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}));
+          return await storeLayer(this.engine, packDirectory(tree, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}));
         } finally {
           await rm(tree, { recursive: true, force: true });
         }
@@ -707,17 +707,9 @@ class Builder {
   async commitLayer(state: StageState, tree: string, createdBy: string, keyMaterial: string): Promise<void> {
     const key = sha(`${state.key}\n${keyMaterial}`);
     await this.addLayer(state, key, `/bin/sh -c #(nop) ${createdBy}`, async () =>
-      this.storeLayer(packDirectory(tree, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {})),
+      storeLayer(this.engine, packDirectory(tree, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {})),
     );
     await rm(tree, { recursive: true, force: true });
-  }
-
-  /** Gzips a layer tar into the content store. */
-  async storeLayer(tar: Readable): Promise<CachedLayer> {
-    const file = this.engine.content.temporaryPath("build-layer");
-    const packed = await gzipLayer(tar, createWriteStream(file));
-    await this.engine.content.adopt(file, packed.digest);
-    return { diffId: packed.diffId, digest: packed.digest, size: packed.size };
   }
 
   /** The cached layer for `key`, when its blob is still there. */
@@ -816,7 +808,7 @@ class Builder {
           async (upper) =>
             (await readdir(upper)).length === 0
               ? undefined
-              : this.storeLayer(diffDirectory(upper, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {})),
+              : storeLayer(this.engine, diffDirectory(upper, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {})),
         );
         if (outcome.error) throw new BuildError(outcome.error);
         if (outcome.exitCode !== 0) {
@@ -872,27 +864,7 @@ class Builder {
       rootfs: { type: "layers", diff_ids: state.layers.map((l) => l.diffId) },
       history: state.history,
     };
-    const configBytes = Buffer.from(JSON.stringify(config));
-    const id = digestOf(configBytes);
-    await this.engine.content.put(configBytes, id);
-    const manifest = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MediaType.ociManifest,
-        config: { mediaType: MediaType.ociConfig, digest: id, size: configBytes.byteLength },
-        layers: state.layers.map((l) => ({ mediaType: l.mediaType, digest: l.blobDigest, size: l.blobSize })),
-      }),
-    );
-    const manifestDigest = await this.engine.content.put(manifest);
-    const size = state.layers.reduce((sum, l) => sum + (this.engine.snapshots.size(l.chainId) ?? 0), 0);
-    this.engine.images.save({
-      id,
-      manifestDigest,
-      manifestMediaType: MediaType.ociManifest,
-      ...(config.created ? { created: config.created } : {}),
-      size,
-      layers: state.layers,
-    });
+    const id = await writeImage(this.engine, config, state.layers);
     this.progress({ aux: { ID: id } });
     this.say(`Successfully built ${shortId(id)}\n`);
     for (const tag of this.options.tags) {
