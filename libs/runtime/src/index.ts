@@ -1,3 +1,4 @@
+export { AttachConnection, connectAttach, type OutputStream, resizeTerminal } from "./attach.js";
 export { type CommandInput, combineCommand } from "./command.js";
 export {
   DEFAULT_CAPABILITIES,

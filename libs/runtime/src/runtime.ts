@@ -6,6 +6,7 @@ import { accessSync, constants, existsSync } from "node:fs";
 import { mkdir, rm, writeFile } from "node:fs/promises";
 import { delimiter, isAbsolute, join, relative } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type AttachConnection, connectAttach, resizeTerminal } from "./attach.js";
 import { RuntimeError } from "./errors.js";
 import { type CgroupMode, detectCgroupMode } from "./host.js";
 import { type LogRecord, parseK8sLog } from "./logs.js";
@@ -29,6 +30,11 @@ export interface RuntimeOptions {
 export interface CreateOptions {
   /** Keep a stdin pipe open to the process (attach socket writes reach it). */
   stdin?: boolean;
+  /**
+   * Keep the process's stdin open when an attached client ends its input (Docker's OpenStdin without
+   * StdinOnce); by default conmon closes it then.
+   */
+  leaveStdinOpen?: boolean;
 }
 
 /** OCI states (runtime.md) as runc reports them. */
@@ -75,6 +81,11 @@ export interface ExecOptions {
   stdin?: boolean;
   /** The exec session id; generated when omitted. */
   id?: string;
+  /**
+   * Called once conmon's attach socket for the session is listening and before the process runs
+   * (conmon --exec-attach), so a client connected here misses none of its output.
+   */
+  attach?: (sockets: { attachSocket: string; ctlFifo: string }) => Promise<void>;
 }
 
 export interface ExecSession {
@@ -85,6 +96,8 @@ export interface ExecSession {
   log: string;
   exitFile: string;
   attachSocket: string;
+  /** conmon's control FIFO for the session (exists only for sessions started with `attach`). */
+  ctlFifo: string;
   /** Waits (bounded polling) for the exec'd process to end and returns its exit code. */
   wait(timeoutMs?: number): Promise<number>;
   /** The session's output so far. */
@@ -267,11 +280,13 @@ export class Runtime {
    * Starts conmon, which runs `runc create` (or `runc exec` for --exec) and reports the process pid on
    * the sync pipe (fd 3, _OCI_SYNCPIPE) as {"data": pid}, or {"data": -1, "message": ...} on failure.
    */
-  private conmon(args: string[], cwd: string, what: string): Promise<ConmonResult> {
+  private conmon(args: string[], cwd: string, what: string, attach?: () => Promise<void>): Promise<ConmonResult> {
     return new Promise((resolve, reject) => {
+      // With --exec-attach conmon reads the start pipe once at startup, writes the attach pipe when its
+      // attach socket listens, then reads the start pipe again before it runs the process.
       const child = spawn(this.conmonPath, args, {
-        env: { ...process.env, _OCI_SYNCPIPE: "3" },
-        stdio: ["ignore", "ignore", "pipe", "pipe"],
+        env: { ...process.env, _OCI_SYNCPIPE: "3", ...(attach ? { _OCI_ATTACHPIPE: "4", _OCI_STARTPIPE: "5" } : {}) },
+        stdio: attach ? ["ignore", "ignore", "pipe", "pipe", "pipe", "pipe"] : ["ignore", "ignore", "pipe", "pipe"],
         // conmon drops files (e.g. `oom`) in its working directory: keep them in the bundle.
         cwd,
         detached: true,
@@ -281,10 +296,15 @@ export class Runtime {
       let buffer = "";
       let settled = false;
       let exited: number | null | undefined;
+      const stdio = child.stdio as unknown[];
+      const attachPipe = stdio[4] as (NodeJS.ReadableStream & { destroy(): void }) | null | undefined;
+      const startPipe = stdio[5] as (NodeJS.WritableStream & { destroy(): void }) | null | undefined;
       const finish = (error: Error | undefined, value?: ConmonResult) => {
         if (settled) return;
         settled = true;
         sync.destroy();
+        attachPipe?.destroy();
+        startPipe?.destroy();
         child.unref();
         if (error) reject(error);
         else resolve(value!);
@@ -327,6 +347,20 @@ export class Runtime {
         finish(new RuntimeError("RUNTIME_FAILED", `${what}: conmon closed its sync pipe without a pid (exit ${exited}): ${stderr.trim()}`));
       });
       sync.on("error", () => {});
+      if (attach && attachPipe && startPipe) {
+        startPipe.on("error", () => {});
+        attachPipe.on("error", () => {});
+        startPipe.write("0");
+        attachPipe.once("data", () => {
+          attach().then(
+            () => startPipe.write("0"),
+            (error: Error) => {
+              finish(error);
+              child.kill("SIGKILL");
+            },
+          );
+        });
+      }
     });
   }
 
@@ -337,6 +371,7 @@ export class Runtime {
     p: { pidFile: string; conmonPidFile: string; log: string; exitDir: string; persistDir: string },
     terminal: boolean,
     stdin: boolean,
+    leaveStdinOpen = false,
   ): string[] {
     const args = [
       "--api-version",
@@ -371,6 +406,7 @@ export class Runtime {
     if (this.logSizeMax !== undefined) args.push("--log-size-max", String(this.logSizeMax));
     if (terminal) args.push("--terminal");
     if (stdin) args.push("--stdin");
+    if (stdin && leaveStdinOpen) args.push("--leave-stdin-open");
     return args;
   }
 
@@ -413,6 +449,7 @@ export class Runtime {
         },
         spec.process.terminal ?? false,
         options.stdin ?? false,
+        options.leaveStdinOpen ?? false,
       );
       const { pid } = await this.conmon(args, paths.bundle, `create ${id}`);
       return { pid, paths };
@@ -531,6 +568,19 @@ export class Runtime {
     }
   }
 
+  /**
+   * Connects to the container's attach socket (it listens from `create` on, so a client connected
+   * between create and start sees all the output). NOT_FOUND when no conmon listens there.
+   */
+  attach(id: string): AttachConnection {
+    return connectAttach(this.paths(id).attachSocket);
+  }
+
+  /** Resizes the container's TTY; false when its conmon is gone. */
+  resize(id: string, height: number, width: number): Promise<boolean> {
+    return resizeTerminal(this.paths(id).ctlFifo, height, width);
+  }
+
   /** The container's config.json as written at create. */
   async spec(id: string): Promise<OciSpec> {
     const text = await readOptional(this.paths(id).config);
@@ -581,14 +631,19 @@ export class Runtime {
         { pidFile: join(dir, "pid"), conmonPidFile: join(dir, "conmon.pid"), log, exitDir: join(dir, "exits"), persistDir: dir },
         options.tty ?? false,
         options.stdin ?? false,
+        // A client leaving a TTY session does not close its input (moby closes stdin on detach only without a TTY).
+        options.tty ?? false,
       ),
       "--exec",
       "--exec-process-spec",
       specFile,
+      ...(options.attach ? ["--exec-attach"] : []),
     ];
+    const sockets = { attachSocket: join(dir, "attach"), ctlFifo: join(dir, "ctl") };
     let pid: number;
     try {
-      ({ pid } = await this.conmon(args, dir, `exec in ${id}`));
+      const attach = options.attach;
+      ({ pid } = await this.conmon(args, dir, `exec in ${id}`, attach ? () => attach(sockets) : undefined));
     } catch (error) {
       await this.waitConmonGone(join(dir, "conmon.pid"));
       await rm(dir, { recursive: true, force: true });
@@ -605,7 +660,7 @@ export class Runtime {
       dir,
       log,
       exitFile,
-      attachSocket: join(dir, "attach"),
+      ...sockets,
       wait: (timeoutMs = DEFAULT_WAIT_MS) => waitFor(readExit, timeoutMs, `exec ${execId} in ${id} did not exit within ${timeoutMs} ms`),
       output: async () => parseK8sLog((await readOptional(log)) ?? ""),
       remove: async () => {
