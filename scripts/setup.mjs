@@ -24,6 +24,8 @@ const SYSTEM_PACKAGES = {
     // libs/runtime runs real containers: runc as the OCI runtime, conmon as their monitor.
     ["runc", "runc"],
     ["conmon", "conmon"],
+    // Interactive sessions (`run -it`, `exec -it`) are driven in a real terminal.
+    ["tmux", "tmux"],
     // Bridge networks and published ports: the CNI plugins (checked by path: they are not on PATH),
     // iptables for their NAT rules, iproute2 for network namespaces and links.
     ["containernetworking-plugins", "/usr/lib/cni/bridge"],

@@ -172,6 +172,8 @@ describe("containers on minatod (real runc and conmon, as root)", () => {
     expect((await inspect(id)).State).toMatchObject({ Status: "running", Pid: pid });
     expect((await docker(["ps", "--format", "{{.Names}}"])).stdout).toContain("survivor");
     expect((await docker(["logs", "survivor"])).stdout).toBe("alive\n");
+    const exec = await docker(["exec", "survivor", "sh", "-c", "echo after; exit 4"]);
+    expect(exec).toMatchObject({ code: 4, stdout: "after\n" });
     expect((await docker(["stop", "-t", "1", "survivor"])).code).toBe(0);
     expect((await inspect(id)).State).toMatchObject({ Status: "exited", ExitCode: 137 });
     expect((await docker(["rm", "survivor"])).code).toBe(0);

@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { containerCreateBody, containerRows, envFlag, nanoCpus, parseEnvFile, ramInBytes, runFailure } from "../src/commands/container.js";
+import {
+  containerCreateBody,
+  containerRows,
+  envFlag,
+  nanoCpus,
+  parseEnvFile,
+  ramInBytes,
+  restartPolicyFlag,
+  runFailure,
+} from "../src/commands/container.js";
+import { statsRow } from "../src/commands/container-stats.js";
 import { DaemonError, UsageError } from "../src/errors.js";
 import { demultiplex, StreamDemuxer } from "../src/output/stdcopy.js";
 
@@ -106,6 +116,7 @@ describe("POST /containers/create body", () => {
       AttachStdout: true,
       AttachStderr: true,
       OpenStdin: false,
+      StdinOnce: false,
       HostConfig: {
         Memory: 64 * 1024 * 1024,
         NanoCpus: 1_500_000_000,
@@ -126,6 +137,7 @@ describe("POST /containers/create body", () => {
       AttachStdout: true,
       AttachStderr: true,
       OpenStdin: false,
+      StdinOnce: false,
       HostConfig: {},
     });
   });
@@ -238,6 +250,44 @@ describe("docker ps rows", () => {
       Names: "web,other/alias",
       Image: summary.Image,
       Command: '"sh -c echo started; sleep 600"',
+    });
+  });
+});
+
+describe("--restart and the stats table", () => {
+  it("parses restart policies as docker does", () => {
+    expect(restartPolicyFlag("always")).toEqual({ Name: "always", MaximumRetryCount: 0 });
+    expect(restartPolicyFlag("on-failure:5")).toEqual({ Name: "on-failure", MaximumRetryCount: 5 });
+    expect(restartPolicyFlag("")).toEqual({ Name: "no", MaximumRetryCount: 0 });
+    for (const bad of ["sometimes", "always:3", "on-failure:x", "on-failure:1:2"])
+      expect(() => restartPolicyFlag(bad), bad).toThrow(UsageError);
+  });
+  it("computes CPU and memory columns from two samples", () => {
+    const row = statsRow("web", {
+      id: "0123456789abcdef0123",
+      name: "/web",
+      cpu_stats: { cpu_usage: { total_usage: 3_000_000_000 }, system_cpu_usage: 20_000_000_000, online_cpus: 2 },
+      precpu_stats: { cpu_usage: { total_usage: 2_000_000_000 }, system_cpu_usage: 18_000_000_000 },
+      memory_stats: { usage: 60 * 1024 * 1024, limit: 256 * 1024 * 1024, stats: { total_inactive_file: 10 * 1024 * 1024 } },
+      networks: { eth0: { rx_bytes: 1500, tx_bytes: 2_500_000 } },
+      blkio_stats: {
+        io_service_bytes_recursive: [
+          { op: "Read", value: 4096 },
+          { op: "Write", value: 1_000_000 },
+        ],
+      },
+      pids_stats: { current: 3 },
+    });
+    expect(row).toEqual({
+      Container: "web",
+      ID: "0123456789ab",
+      Name: "web",
+      CPUPerc: "100.00%",
+      MemUsage: "50MiB / 256MiB",
+      MemPerc: "19.53%",
+      NetIO: "1.5kB / 2.5MB",
+      BlockIO: "4.1kB / 1MB",
+      PIDs: "3",
     });
   });
 });

@@ -93,6 +93,71 @@ const MIGRATIONS: string[] = [
   -- until the daemon restarts), as Docker's HasBeenManuallyStopped.
   ALTER TABLE containers ADD COLUMN manually_stopped INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- Networks (bridge, host, none and user-defined bridges) and each container's place on them.
+  CREATE TABLE networks (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    driver TEXT NOT NULL,
+    bridge TEXT NOT NULL,
+    subnet TEXT NOT NULL,
+    gateway TEXT NOT NULL,
+    internal INTEGER NOT NULL DEFAULT 0,
+    labels TEXT NOT NULL DEFAULT '{}',
+    options TEXT NOT NULL DEFAULT '{}',
+    created TEXT NOT NULL
+  ) WITHOUT ROWID;
+  -- An endpoint is requested at create (aliases, --ip) and addressed while the container runs.
+  CREATE TABLE network_endpoints (
+    network_id TEXT NOT NULL REFERENCES networks(id),
+    container_id TEXT NOT NULL,
+    endpoint_id TEXT NOT NULL,
+    aliases TEXT NOT NULL DEFAULT '[]',
+    requested_ip TEXT,
+    ifname TEXT NOT NULL,
+    ip TEXT,
+    prefix_len INTEGER,
+    mac TEXT,
+    gateway TEXT,
+    cni_result TEXT,
+    PRIMARY KEY (network_id, container_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX network_endpoints_by_container ON network_endpoints(container_id);
+  -- Per container: its network mode, /etc/hosts inputs, published ports, and its netns while set up.
+  CREATE TABLE network_sandboxes (
+    container_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    extra_hosts TEXT NOT NULL DEFAULT '[]',
+    exposed TEXT NOT NULL DEFAULT '[]',
+    ports TEXT NOT NULL DEFAULT '[]',
+    active_ports TEXT NOT NULL DEFAULT '[]',
+    netns TEXT
+  ) WITHOUT ROWID;
+  -- Local-driver volumes, and every container's mounts (a volume in use cannot be removed).
+  CREATE TABLE volumes (
+    name TEXT PRIMARY KEY,
+    driver TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    options TEXT NOT NULL DEFAULT '{}',
+    anonymous INTEGER NOT NULL DEFAULT 0,
+    created TEXT NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE container_mounts (
+    container_id TEXT NOT NULL,
+    destination TEXT NOT NULL,
+    type TEXT NOT NULL,
+    name TEXT,
+    source TEXT NOT NULL,
+    mode TEXT NOT NULL DEFAULT '',
+    rw INTEGER NOT NULL,
+    propagation TEXT NOT NULL DEFAULT '',
+    options TEXT,
+    PRIMARY KEY (container_id, destination)
+  ) WITHOUT ROWID;
+  CREATE INDEX container_mounts_by_volume ON container_mounts(name);
+  `,
 ];
 
 export type EngineDatabase = Database.Database;

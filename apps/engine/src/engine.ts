@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import type { Digest } from "@minato/oci";
 import type { Credentials } from "@minato/registry-client";
 import { RegistryClient } from "@minato/registry-client";
 import type pino from "pino";
@@ -7,7 +8,10 @@ import { ContainerManager } from "./containers/manager.js";
 import { ContentStore } from "./content-store.js";
 import { type EngineDatabase, openDatabase } from "./db.js";
 import { ImageStore } from "./image-store.js";
+import { ContainerAttachments } from "./networks/attachments.js";
+import { NetworkManager } from "./networks/manager.js";
 import { SnapshotStore } from "./snapshots.js";
+import { VolumeManager } from "./volumes/manager.js";
 
 export const ENGINE_VERSION = "0.1.0";
 
@@ -21,14 +25,36 @@ export class Engine {
     readonly images: ImageStore,
     readonly snapshots: SnapshotStore,
     readonly containers: ContainerManager,
+    readonly networks: NetworkManager,
+    readonly volumes: VolumeManager,
   ) {}
 
   static async open(config: EngineConfig, logger: pino.Logger): Promise<Engine> {
     const db = openDatabase(join(config.dataRoot, "minato.db"));
     const content = await ContentStore.open(join(config.dataRoot, "content"));
     const snapshots = await SnapshotStore.open(join(config.dataRoot, "snapshots"), db);
-    const containers = await ContainerManager.open(config.dataRoot, config.execRoot, db, snapshots, logger);
-    return new Engine(config, logger, db, content, new ImageStore(db), snapshots, containers);
+    const images = new ImageStore(db);
+    const networks = await NetworkManager.open(
+      config.dataRoot,
+      config.execRoot,
+      db,
+      (id) => join(config.dataRoot, "containers", id, "etc", "hosts"),
+      logger,
+    );
+    const volumes = new VolumeManager(config.dataRoot, db);
+    const attachments = new ContainerAttachments(networks, volumes, logger);
+    networks.findContainer = (input) => containers.find(input);
+    const containers: ContainerManager = await ContainerManager.open(
+      config.dataRoot,
+      config.execRoot,
+      db,
+      snapshots,
+      (id) => images.get(id as Digest),
+      logger,
+      attachments,
+    );
+    await attachments.reconcile(containers.list());
+    return new Engine(config, logger, db, content, images, snapshots, containers, networks, volumes);
   }
 
   readonly #leases = new Map<string, number>();
@@ -65,6 +91,7 @@ export class Engine {
 
   close(): void {
     this.containers.close();
+    this.networks.close();
     this.db.close();
   }
 }

@@ -1,18 +1,23 @@
 import { readFileSync } from "node:fs";
-import { request as httpRequest, type IncomingMessage } from "node:http";
-import type { Socket } from "node:net";
 import { familiarName, parseImageReference } from "@minato/oci";
 import type { Command } from "commander";
 import { registryAuthHeader } from "../auth.js";
 import { type CommandGroup, collect, defineCommand } from "../command.js";
 import type { Context } from "../context.js";
 import { CliError, DaemonError, describeError, UsageError } from "../errors.js";
+import { type HijackedStream, hijack as hijacked, runSession } from "../hijack.js";
 import { formatEach, formatList, type ListFormat } from "../output/formatter.js";
 import { displayJsonMessages, JsonMessageDisplay } from "../output/progress.js";
 import { StreamDemuxer, type StreamName } from "../output/stdcopy.js";
 import { ellipsis, indentedJson, shortId } from "../output/text.js";
-import { goTimeString, timeAgo } from "../output/units.js";
+import { goTimeString, humanSize, timeAgo } from "../output/units.js";
+import { confirm } from "../prompt.js";
+import { enterRawMode, followTerminalSize, proxySignals } from "../terminal.js";
 import { filtersParam, imagePath } from "./common.js";
+import { containerFileCommands } from "./container-files.js";
+import { containerStatsCommands } from "./container-stats.js";
+import { applyNetworkFlags, type NetworkFlags, port } from "./network.js";
+import { applyVolumeFlags, type VolumeFlags } from "./volume.js";
 
 /** swagger `ContainerSummary` (the fields `docker ps` reads). */
 export interface ContainerSummary {
@@ -90,7 +95,7 @@ export function containerRows(containers: ContainerSummary[], options: { noTrunc
 }
 
 /** The flags of `run` and `create`, as commander parses them. */
-export interface ContainerFlags {
+export interface ContainerFlags extends NetworkFlags, VolumeFlags {
   env?: string[];
   envFile?: string[];
   workdir?: string;
@@ -104,9 +109,12 @@ export interface ContainerFlags {
   readOnly?: boolean;
   tmpfs?: string[];
   network?: string;
+  restart?: string;
   rm?: boolean;
   name?: string;
   tty?: boolean;
+  interactive?: boolean;
+  detach?: boolean;
 }
 
 const UNITS: Record<string, number> = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 };
@@ -234,13 +242,20 @@ export function containerCreateBody(
   }
   if (flags.network !== undefined) hostConfig.NetworkMode = flags.network;
   if (flags.rm) hostConfig.AutoRemove = true;
+  if (flags.restart !== undefined) {
+    hostConfig.RestartPolicy = restartPolicyFlag(flags.restart);
+    if (flags.rm && (hostConfig.RestartPolicy as { Name: string }).Name !== "no")
+      throw new UsageError("Conflicting options: --restart and --rm");
+  }
   const body: Record<string, unknown> = {
     Image: image,
     Tty: flags.tty === true,
-    AttachStdin: false,
-    AttachStdout: true,
-    AttachStderr: true,
-    OpenStdin: false,
+    // As the docker CLI: -i opens stdin; a foreground run closes it when the client's input ends.
+    AttachStdin: flags.interactive === true && flags.detach !== true,
+    AttachStdout: flags.detach !== true,
+    AttachStderr: flags.detach !== true,
+    OpenStdin: flags.interactive === true,
+    StdinOnce: flags.interactive === true && flags.detach !== true,
   };
   if (command.length > 0) body.Cmd = command;
   if (flags.entrypoint !== undefined) body.Entrypoint = [flags.entrypoint];
@@ -249,8 +264,22 @@ export function containerCreateBody(
   if (flags.user !== undefined) body.User = flags.user;
   if (flags.hostname !== undefined) body.Hostname = flags.hostname;
   if (Object.keys(labels).length > 0) body.Labels = labels;
+  applyNetworkFlags(flags, body, hostConfig);
+  applyVolumeFlags(flags, body, hostConfig);
   body.HostConfig = hostConfig;
   return body;
+}
+
+/** `--restart no|always|unless-stopped|on-failure[:N]` as swagger `RestartPolicy` (docker's opts.ParseRestartPolicy). */
+export function restartPolicyFlag(value: string): { Name: string; MaximumRetryCount: number } {
+  const [name = "", count, extra] = value.split(":");
+  const invalid = (why: string) => flagError(value, "--restart", new Error(why));
+  if (extra !== undefined) throw invalid(`invalid restart policy format: maximum retry count must be an integer`);
+  if (!["", "no", "always", "unless-stopped", "on-failure"].includes(name)) throw invalid(`invalid restart policy '${name}'`);
+  if (count === undefined) return { Name: name || "no", MaximumRetryCount: 0 };
+  if (name !== "on-failure") throw invalid(`invalid restart policy format: maximum retry count can only be used with 'on-failure'`);
+  if (!/^\d+$/.test(count)) throw invalid(`invalid restart policy format: maximum retry count must be an integer`);
+  return { Name: name, MaximumRetryCount: Number(count) };
 }
 
 /** The API path of a container name or ID. */
@@ -290,85 +319,129 @@ async function copyOutput(context: Context, source: AsyncIterable<Buffer | Uint8
 
 const isRaw = (contentType: string | string[] | undefined) => String(contentType ?? "").includes("raw-stream");
 
-/** A POST the daemon answers by taking the connection over (attach, exec start), upgraded as the docker CLI does it. */
-async function hijacked(
-  context: Context,
-  path: string,
-  query: string,
-  body?: string,
-): Promise<{ socket: Socket; head: Buffer; raw: boolean }> {
-  const version = await context.client.apiVersion();
-  return new Promise((resolve, reject) => {
-    const request = httpRequest({
-      socketPath: context.client.socketPath,
-      method: "POST",
-      path: `/v${version}${path}${query}`,
-      headers: {
-        Connection: "Upgrade",
-        Upgrade: "tcp",
-        Host: "localhost",
-        ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
-      },
-    });
-    request.on("upgrade", (response: IncomingMessage, socket: Socket, head: Buffer) => {
-      resolve({ socket, head, raw: isRaw(response.headers["content-type"]) });
-    });
-    request.on("response", (response: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      response.on("data", (chunk: Buffer) => chunks.push(chunk));
-      response.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8").trim();
-        let message = text;
-        try {
-          message = (JSON.parse(text) as { message?: string }).message ?? text;
-        } catch {
-          // not JSON
-        }
-        reject(new DaemonError(response.statusCode ?? 500, message || `request failed with status ${response.statusCode}`));
-      });
-    });
-    request.on("error", (error) => reject(context.client.lostConnection(error, "POST", path)));
-    request.end(body);
-  });
+/** How a foreground session talks to the user's terminal. */
+interface SessionFlags {
+  /** Forward stdin (`-i`). */
+  stdin: boolean;
+  /** The container has a TTY: raw mode and resizes when our stdin is a terminal. */
+  tty: boolean;
+  /** Forward signals to the container (`--sig-proxy`, without a TTY only). */
+  sigProxy: boolean;
+  detachKeys: string;
 }
 
-/** `POST /containers/{id}/attach` (output only). */
-function attach(context: Context, id: string): Promise<{ socket: Socket; head: Buffer; raw: boolean }> {
-  return hijacked(context, containerPath(id, "/attach"), "?stream=1&stdout=1&stderr=1");
+const DEFAULT_DETACH_KEYS = "ctrl-p,ctrl-q";
+
+/** Docker's detach key syntax (single characters or ctrl-<letter|@[\\]^_>, comma-separated) as bytes. */
+export function detachKeyBytes(spec: string): Buffer {
+  const bytes: number[] = [];
+  for (const key of spec.split(",")) {
+    const lower = key.toLowerCase();
+    if (lower.startsWith("ctrl-") && key.length === 6) {
+      const code = lower.charCodeAt(5);
+      if (code >= 0x61 && code <= 0x7a) bytes.push(code - 0x60);
+      else if ("@[\\]^_".includes(lower[5] as string)) bytes.push(code - 0x40);
+      else throw new UsageError(`invalid detach keys (${spec}) provided`);
+    } else if (key.length === 1) bytes.push(key.charCodeAt(0));
+    else throw new UsageError(`invalid detach keys (${spec}) provided`);
+  }
+  return Buffer.from(bytes);
+}
+
+/** `POST /containers/{id}/attach`: output, and stdin when asked. */
+function attach(context: Context, id: string, session?: SessionFlags): Promise<HijackedStream> {
+  const stdin = session?.stdin ? "&stdin=1" : "";
+  const keys = session?.detachKeys ? `&detachKeys=${encodeURIComponent(session.detachKeys)}` : "";
+  return hijacked(context, containerPath(id, "/attach"), `?stream=1&stdout=1&stderr=1${stdin}${keys}`);
 }
 
 /**
- * Runs a created container in the foreground, as `docker run` / `docker start -a` do: wait in place,
- * attach, start, copy the output until it ends, then the exit status the wait reports.
+ * Drives a hijacked session: raw mode and terminal size for a TTY, signal forwarding without one,
+ * stdin copied in. Everything local is restored when the session ends, however it ends.
  */
-async function runAttached(context: Context, id: string, autoRemove: boolean): Promise<number> {
+async function interactiveSession(
+  context: Context,
+  stream: HijackedStream,
+  session: SessionFlags,
+  hooks: { resize: (height: number, width: number) => Promise<void>; kill: (signal: string) => Promise<void> },
+): Promise<"ended" | "detached"> {
+  const terminal = session.tty && session.stdin && context.io.stdin.isTTY === true;
+  const restoreMode = terminal ? enterRawMode(context.io.stdin) : () => undefined;
+  const stopResizing = session.tty ? followTerminalSize(context.io.stdout, hooks.resize) : () => undefined;
+  const stopSignals = !session.tty && session.sigProxy ? proxySignals(hooks.kill) : () => undefined;
+  try {
+    return await runSession(context.io, stream, {
+      stdin: session.stdin,
+      ...(terminal ? { detachKeys: detachKeyBytes(session.detachKeys) } : {}),
+    });
+  } finally {
+    stopSignals();
+    stopResizing();
+    restoreMode();
+  }
+}
+
+const containerSessionHooks = (context: Context, id: string) => ({
+  resize: async (height: number, width: number) => {
+    await (await context.client.call("POST", containerPath(id, "/resize"), { query: { h: String(height), w: String(width) } })).body.dump();
+  },
+  kill: async (signal: string) => {
+    await (await context.client.call("POST", containerPath(id, "/kill"), { query: { signal } })).body.dump();
+  },
+});
+
+/**
+ * Runs a created container in the foreground, as `docker run` / `docker start -a` do: wait in place,
+ * attach, start, copy the output (and stdin with -i) until it ends, then the exit status the wait reports.
+ */
+async function runAttached(context: Context, id: string, autoRemove: boolean, session?: SessionFlags): Promise<number> {
+  const flags: SessionFlags = session ?? { stdin: false, tty: false, sigProxy: true, detachKeys: DEFAULT_DETACH_KEYS };
   const waiting = await context.client
     .call("POST", containerPath(id, "/wait"), { query: { condition: autoRemove ? "removed" : "next-exit" } })
     .catch((error) => {
       throw runFailure(error);
     });
-  let stream: Awaited<ReturnType<typeof attach>>;
+  let stream: HijackedStream;
   try {
-    stream = await attach(context, id);
+    stream = await attach(context, id, flags);
   } catch (error) {
     waiting.body.destroy();
     throw runFailure(error);
   }
-  const copying = copyOutput(context, stream.socket, stream.raw, stream.head);
-  copying.catch(() => undefined);
+  // The session runs from before the start so that no input or output is lost; resizes wait for the
+  // start (a TTY exists only then), as the docker CLI sends them after it.
+  let markStarted: () => void = () => undefined;
+  const started = new Promise<void>((resolve) => {
+    markStarted = resolve;
+  });
+  const hooks = containerSessionHooks(context, id);
+  const running = interactiveSession(context, stream, flags, {
+    ...hooks,
+    resize: async (height, width) => {
+      await started;
+      await hooks.resize(height, width);
+    },
+  });
+  running.catch(() => undefined);
   try {
-    const started = await context.client.call("POST", containerPath(id, "/start"));
-    await started.body.dump();
+    const response = await context.client.call("POST", containerPath(id, "/start"));
+    await response.body.dump();
+    markStarted();
   } catch (error) {
     stream.socket.destroy();
     waiting.body.destroy();
     throw runFailure(error);
   }
+  let how: "ended" | "detached";
   try {
-    await copying;
+    how = await running;
   } catch (error) {
     waiting.body.destroy();
     throw new CliError(describeError(error).line, 125);
+  }
+  if (how === "detached") {
+    waiting.body.destroy();
+    return 0;
   }
   const text = await waiting.body.text().catch((error) => {
     throw context.client.lostConnection(error, "POST", containerPath(id, "/wait"));
@@ -453,13 +526,27 @@ function containerOptions(command: Command): Command {
     .option("--pids-limit <int>", "Tune container pids limit (set -1 for unlimited)")
     .option("--read-only", "Mount the container's root filesystem as read only")
     .option("--tmpfs <list>", "Mount a tmpfs directory", collect)
-    .option("--network <network>", "Connect a container to a network (none or host)")
+    .option("--network <network>", "Connect a container to a network (bridge, host, none, NAME, container:NAME)")
+    .option("-p, --publish <list>", "Publish a container's port(s) to the host", collect)
+    .option("-P, --publish-all", "Publish all exposed ports to random ports")
+    .option("--expose <list>", "Expose a port or a range of ports", collect)
+    .option("--ip <string>", "IPv4 address (e.g., 172.30.100.104)")
+    .option("--network-alias <list>", "Add network-scoped alias for the container", collect)
+    .option("--add-host <list>", "Add a custom host-to-IP mapping (host:ip)", collect)
+    .option("--dns <list>", "Set custom DNS servers", collect)
+    .option("--dns-search <list>", "Set custom DNS search domains", collect)
+    .option("--dns-option <list>", "Set DNS options", collect)
+    .option("-v, --volume <list>", "Bind mount a volume", collect)
+    .option("--mount <mount>", "Attach a filesystem mount to the container", collect)
+    .option("--volumes-from <list>", "Mount volumes from the specified container(s)", collect)
     .option("--rm", "Automatically remove the container and its associated anonymous volumes when it exits")
+    .option("--restart <string>", 'Restart policy to apply when a container exits (default "no")')
     .option("-t, --tty", "Allocate a pseudo-TTY")
+    .option("-i, --interactive", "Keep STDIN open even if not attached")
     .option("--pull <string>", 'Pull image before running ("always", "missing", "never")', "missing");
 }
 
-type RunFlags = ContainerFlags & { detach?: boolean; pull?: string };
+type RunFlags = ContainerFlags & { detach?: boolean; pull?: string; sigProxy?: boolean; detachKeys?: string };
 
 const run = defineCommand<RunFlags>({
   name: "run",
@@ -468,7 +555,10 @@ const run = defineCommand<RunFlags>({
   description: "Create and run a new container from an image",
   args: { min: 1, max: Number.POSITIVE_INFINITY },
   options: (command) => {
-    containerOptions(command).option("-d, --detach", "Run container in background and print container ID");
+    containerOptions(command)
+      .option("-d, --detach", "Run container in background and print container ID")
+      .option("--detach-keys <string>", "Override the key sequence for detaching a container")
+      .option("--sig-proxy [bool]", "Proxy received signals to the process", parseBool, true);
   },
   async run(context, args, options) {
     const id = await createContainer(context, options, args);
@@ -481,7 +571,12 @@ const run = defineCommand<RunFlags>({
       context.out(`${id}\n`);
       return 0;
     }
-    return runAttached(context, id, options.rm === true);
+    return runAttached(context, id, options.rm === true, {
+      stdin: options.interactive === true,
+      tty: options.tty === true,
+      sigProxy: options.sigProxy !== false,
+      detachKeys: options.detachKeys ?? DEFAULT_DETACH_KEYS,
+    });
   },
 });
 
@@ -524,21 +619,31 @@ async function post(context: Context, name: string, verb: string, query: Record<
   return name;
 }
 
-const start = defineCommand<{ attach?: boolean }>({
+const start = defineCommand<{ attach?: boolean; interactive?: boolean; detachKeys?: string }>({
   name: "start",
   shortcuts: ["start"],
   usage: "[OPTIONS] CONTAINER [CONTAINER...]",
   description: "Start one or more stopped containers",
   args: { min: 1, max: Number.POSITIVE_INFINITY },
-  options: (command) => command.option("-a, --attach", "Attach STDOUT/STDERR and forward signals"),
+  options: (command) =>
+    command
+      .option("-a, --attach", "Attach STDOUT/STDERR and forward signals")
+      .option("-i, --interactive", "Attach container's STDIN")
+      .option("--detach-keys <string>", "Override the key sequence for detaching a container"),
   async run(context, names, options) {
-    if (options.attach) {
+    if (options.attach || options.interactive) {
       if (names.length > 1) throw new UsageError("you cannot start and attach multiple containers at once");
-      const info = await context.client.json<{ Id: string; HostConfig?: { AutoRemove?: boolean } }>(
-        "GET",
-        containerPath(names[0] as string, "/json"),
-      );
-      return runAttached(context, info.Id, info.HostConfig?.AutoRemove === true);
+      const info = await context.client.json<{
+        Id: string;
+        HostConfig?: { AutoRemove?: boolean };
+        Config?: { Tty?: boolean; OpenStdin?: boolean };
+      }>("GET", containerPath(names[0] as string, "/json"));
+      return runAttached(context, info.Id, info.HostConfig?.AutoRemove === true, {
+        stdin: options.interactive === true && info.Config?.OpenStdin === true,
+        tty: info.Config?.Tty === true,
+        sigProxy: true,
+        detachKeys: options.detachKeys ?? DEFAULT_DETACH_KEYS,
+      });
     }
     return eachContainer(context, names, (name) => post(context, name, "start"));
   },
@@ -658,6 +763,45 @@ const remove = defineCommand<{ force?: boolean; volumes?: boolean }>({
   },
 });
 
+const rename = defineCommand({
+  name: "rename",
+  shortcuts: ["rename"],
+  usage: "CONTAINER NEW_NAME",
+  description: "Rename a container",
+  args: { min: 2, max: 2 },
+  async run(context, [name, newName]) {
+    if ((newName as string).trim() === "") throw new UsageError("Error: Neither old nor new names may be empty");
+    await post(context, name as string, "rename", { name: newName });
+    return 0;
+  },
+});
+
+const prune = defineCommand<{ force?: boolean; filter?: string[] }>({
+  name: "prune",
+  usage: "[OPTIONS]",
+  description: "Remove all stopped containers",
+  options: (command) =>
+    command
+      .option("-f, --force", "Do not prompt for confirmation")
+      .option("--filter <filter>", 'Provide filter values (e.g. "until=<timestamp>")', collect),
+  async run(context, _args, options) {
+    if (
+      !options.force &&
+      !(await confirm(context, "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?"))
+    )
+      return 0;
+    const result = await context.client.json<{ ContainersDeleted?: string[] | null; SpaceReclaimed?: number }>(
+      "POST",
+      "/containers/prune",
+      { query: { filters: filtersParam(options.filter) } },
+    );
+    const deleted = result.ContainersDeleted ?? [];
+    if (deleted.length > 0) context.out(`Deleted Containers:\n${deleted.map((id) => `${id}\n`).join("")}\n`);
+    context.out(`Total reclaimed space: ${humanSize(result.SpaceReclaimed ?? 0)}\n`);
+    return 0;
+  },
+});
+
 const list = defineCommand<{
   all?: boolean;
   filter?: string[];
@@ -704,7 +848,7 @@ const list = defineCommand<{
   },
 });
 
-const logs = defineCommand<{ follow?: boolean; tail?: string; timestamps?: boolean }>({
+const logs = defineCommand<{ follow?: boolean; tail?: string; timestamps?: boolean; since?: string; until?: string }>({
   name: "logs",
   shortcuts: ["logs"],
   usage: "[OPTIONS] CONTAINER",
@@ -714,7 +858,9 @@ const logs = defineCommand<{ follow?: boolean; tail?: string; timestamps?: boole
     command
       .option("-f, --follow", "Follow log output")
       .option("-n, --tail <string>", 'Number of lines to show from the end of the logs (default "all")')
-      .option("-t, --timestamps", "Show timestamps"),
+      .option("-t, --timestamps", "Show timestamps")
+      .option("--since <string>", 'Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)')
+      .option("--until <string>", 'Show logs before a timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m" for 42 minutes)'),
   async run(context, [name], options) {
     const path = containerPath(name as string, "/logs");
     const response = await context.client.call("GET", path, {
@@ -724,6 +870,8 @@ const logs = defineCommand<{ follow?: boolean; tail?: string; timestamps?: boole
         follow: options.follow ? "1" : undefined,
         tail: options.tail ?? "all",
         timestamps: options.timestamps ? "1" : undefined,
+        since: options.since,
+        until: options.until,
       },
     });
     try {
@@ -807,10 +955,18 @@ const inspectAny = defineCommand<{ format?: string; type?: string }>({
 
 /**
  * `exec`: create the exec instance, start it (detached, or over a hijacked connection copying its
- * output), then its exit code from the exec inspect, as the docker CLI does (126/127 included).
- * Stdin is not forwarded.
+ * output, and stdin with -i), then its exit code from the exec inspect, as the docker CLI does
+ * (126/127 included).
  */
-const exec = defineCommand<{ detach?: boolean; env?: string[]; user?: string; workdir?: string; tty?: boolean; interactive?: boolean }>({
+const exec = defineCommand<{
+  detach?: boolean;
+  env?: string[];
+  user?: string;
+  workdir?: string;
+  tty?: boolean;
+  interactive?: boolean;
+  detachKeys?: string;
+}>({
   name: "exec",
   shortcuts: ["exec"],
   usage: "[OPTIONS] CONTAINER COMMAND [ARG...]",
@@ -825,7 +981,8 @@ const exec = defineCommand<{ detach?: boolean; env?: string[]; user?: string; wo
       .option("-u, --user <string>", "Username or UID (format: <name|uid>[:<group|gid>])")
       .option("-w, --workdir <string>", "Working directory inside the container")
       .option("-t, --tty", "Allocate a pseudo-TTY")
-      .option("-i, --interactive", "Keep STDIN open even if not attached (not supported: stdin is not forwarded)");
+      .option("-i, --interactive", "Keep STDIN open even if not attached")
+      .option("--detach-keys <string>", "Override the key sequence for detaching a container");
   },
   async run(context, args, options) {
     const [container, ...cmd] = args as [string, ...string[]];
@@ -838,7 +995,8 @@ const exec = defineCommand<{ detach?: boolean; env?: string[]; user?: string; wo
         User: options.user ?? "",
         WorkingDir: options.workdir ?? "",
         Tty: tty,
-        AttachStdin: false,
+        AttachStdin: options.interactive === true && !options.detach,
+        ...(options.detachKeys ? { DetachKeys: options.detachKeys } : {}),
         AttachStdout: !options.detach,
         AttachStderr: !options.detach,
       }),
@@ -854,7 +1012,19 @@ const exec = defineCommand<{ detach?: boolean; env?: string[]; user?: string; wo
       return 0;
     }
     const stream = await hijacked(context, startPath, "", JSON.stringify({ Detach: false, Tty: tty }));
-    await copyOutput(context, stream.socket, stream.raw, stream.head);
+    const execPath = `/exec/${encodeURIComponent(created.Id)}`;
+    const how = await interactiveSession(
+      context,
+      stream,
+      { stdin: options.interactive === true, tty, sigProxy: false, detachKeys: options.detachKeys ?? DEFAULT_DETACH_KEYS },
+      {
+        resize: async (height, width) => {
+          await (await context.client.call("POST", `${execPath}/resize`, { query: { h: String(height), w: String(width) } })).body.dump();
+        },
+        kill: async () => undefined,
+      },
+    );
+    if (how === "detached") return 0;
     const inspected = await context.client.json<{ ExitCode?: number | null; Running?: boolean }>(
       "GET",
       `/exec/${encodeURIComponent(created.Id)}/json`,
@@ -863,11 +1033,83 @@ const exec = defineCommand<{ detach?: boolean; env?: string[]; user?: string; wo
   },
 });
 
+/**
+ * `attach`: the local terminal joined to a running container's stdio — stdin too unless --no-stdin
+ * (when the container was created with -i), signals forwarded without a TTY, the exit code once it ends.
+ */
+const attachCommand = defineCommand<{ stdin?: boolean; sigProxy?: boolean; detachKeys?: string }>({
+  name: "attach",
+  shortcuts: ["attach"],
+  usage: "[OPTIONS] CONTAINER",
+  description: "Attach local standard input, output, and error streams to a running container",
+  args: { min: 1, max: 1 },
+  options: (command) =>
+    command
+      .option("--no-stdin", "Do not attach STDIN")
+      .option("--sig-proxy [bool]", "Proxy all received signals to the process", parseBool, true)
+      .option("--detach-keys <string>", "Override the key sequence for detaching a container"),
+  async run(context, names, options) {
+    const info = await context.client.json<{
+      Id: string;
+      State?: { Running?: boolean; Paused?: boolean };
+      Config?: { Tty?: boolean; OpenStdin?: boolean };
+    }>("GET", containerPath(names[0] as string, "/json"));
+    if (!info.State?.Running) throw new CliError("You cannot attach to a stopped container, start it first");
+    if (info.State.Paused) throw new CliError("You cannot attach to a paused container, unpause it first");
+    const session: SessionFlags = {
+      stdin: options.stdin !== false && info.Config?.OpenStdin === true,
+      tty: info.Config?.Tty === true,
+      sigProxy: options.sigProxy !== false,
+      detachKeys: options.detachKeys ?? DEFAULT_DETACH_KEYS,
+    };
+    const waiting = await context.client.call("POST", containerPath(info.Id, "/wait"), { query: { condition: "next-exit" } });
+    let how: "ended" | "detached";
+    try {
+      how = await interactiveSession(context, await attach(context, info.Id, session), session, containerSessionHooks(context, info.Id));
+    } catch (error) {
+      waiting.body.destroy();
+      throw error;
+    }
+    if (how === "detached") {
+      waiting.body.destroy();
+      return 0;
+    }
+    const result = JSON.parse(await waiting.body.text()) as { StatusCode: number };
+    return result.StatusCode;
+  },
+});
+
+/** `--sig-proxy=false` / `--sig-proxy false` as docker's boolean flags take it. */
+function parseBool(value: string | undefined): boolean {
+  return value === undefined || !/^(false|0|f|FALSE|False)$/.test(value);
+}
+
 /** `minato container …` and its top-level shortcuts (`run`, `ps`, `logs`, `stop`, `rm` …). */
 export const containerGroup: CommandGroup = {
   name: "container",
   description: "Manage containers",
-  commands: [run, create, start, stop, restart, kill, pause, unpause, wait, remove, list, logs, inspect, exec],
+  commands: [
+    run,
+    create,
+    start,
+    stop,
+    restart,
+    kill,
+    pause,
+    unpause,
+    wait,
+    rename,
+    remove,
+    prune,
+    list,
+    logs,
+    inspect,
+    exec,
+    port,
+    attachCommand,
+    ...containerStatsCommands,
+    ...containerFileCommands,
+  ],
 };
 
 /** Top-level commands about any kind of object. */

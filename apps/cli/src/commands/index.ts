@@ -2,8 +2,10 @@ import type { CommandGroup } from "../command.js";
 import { builderGroup, buildGroup } from "./build.js";
 import { containerGroup, objectGroup } from "./container.js";
 import { imageGroup } from "./image.js";
+import { networkGroup } from "./network.js";
 import { registryGroup } from "./registry.js";
 import { systemGroups } from "./system.js";
+import { volumeGroup } from "./volume.js";
 
 /**
  * Every command group of the CLI, in the order `--help` lists them. A new subject (container,
@@ -15,6 +17,8 @@ export const COMMAND_GROUPS: CommandGroup[] = [
   buildGroup,
   builderGroup,
   registryGroup,
+  networkGroup,
+  volumeGroup,
   ...systemGroups,
   objectGroup,
 ];

@@ -1,13 +1,17 @@
 import { Hono } from "hono";
 import type { Engine } from "../engine.js";
 import { buildRoutes } from "./build.js";
+import { containerFileRoutes } from "./container-files.js";
+import { containerMetricRoutes } from "./container-metrics.js";
 import { containerRoutes } from "./containers.js";
 import { ApiError } from "./errors.js";
 import { execRoutes } from "./exec.js";
 import { imageRoutes } from "./images.js";
+import { networkRoutes } from "./networks.js";
 import { systemRoutes } from "./system.js";
 import type { EngineEnv } from "./types.js";
 import { checkVersion } from "./version.js";
+import { volumeRoutes } from "./volumes.js";
 
 const VERSION_PREFIX = /^\/v(\d+\.\d+)(?=\/)/;
 
@@ -34,8 +38,12 @@ export function createApi(engine: Engine): Hono<EngineEnv> {
   systemRoutes(app, engine);
   imageRoutes(app, engine);
   containerRoutes(app, engine);
+  containerFileRoutes(app, engine);
+  containerMetricRoutes(app, engine);
   execRoutes(app, engine);
   buildRoutes(app, engine);
+  networkRoutes(app, engine);
+  volumeRoutes(app, engine);
 
   app.notFound((c) => c.json({ message: `page not found: ${c.req.method} ${new URL(c.req.url).pathname}` }, 404));
   app.onError((error, c) => {

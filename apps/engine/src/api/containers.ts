@@ -1,12 +1,11 @@
 // The container endpoints of the Docker Engine API (swagger "Container" section).
 import { existsSync } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import type { ServerResponse } from "node:http";
-import type { Socket } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context, Hono } from "hono";
-import { CONTAINER_FILTERS, FilterError, matchesContainerFilters } from "../containers/filters.js";
+import { containerAttachment, DEFAULT_DETACH_KEYS, parseDetachKeys, pipeAttach } from "../containers/attach.js";
+import { CONTAINER_FILTERS, FilterError, matchesContainerFilters, parseTimestamp, rfc3339Nanos } from "../containers/filters.js";
 import { encodeEntry, followLog, type LogEntry, parseRecords, tailLines } from "../containers/logs.js";
 import {
   type ContainerConfig,
@@ -19,9 +18,9 @@ import {
 import type { Engine } from "../engine.js";
 import type { ImageRecord } from "../image-store.js";
 import { findImage, imageConfig } from "../images.js";
-import { badRequest } from "./errors.js";
+import { badRequest, conflict } from "./errors.js";
 import { parseFilters } from "./images.js";
-import { hijack } from "./stream.js";
+import { hijack, terminalSize } from "./stream.js";
 import type { EngineEnv } from "./types.js";
 
 const truthy = (value: string | undefined) => value === "1" || value === "true" || value === "True";
@@ -59,6 +58,18 @@ export function statusText(c: ContainerRecord, now = Date.now()): string {
   }
 }
 
+function filterable(x: ContainerRecord) {
+  return {
+    id: x.id,
+    name: x.name,
+    status: x.status,
+    exitCode: x.exitCode,
+    imageId: x.imageId,
+    imageName: x.imageName,
+    labels: x.config.Labels ?? {},
+  };
+}
+
 function imageOf(engine: Engine, c: ContainerRecord): ImageRecord | undefined {
   return engine.images.get(c.imageId as ImageRecord["id"]);
 }
@@ -81,13 +92,13 @@ async function summary(engine: Engine, c: ContainerRecord) {
     ImageID: c.imageId,
     Command: args.join(" "),
     Created: Math.floor(Date.parse(c.created) / 1000),
-    Ports: [],
+    Ports: engine.networks.summaryPorts(c.id),
     Labels: c.config.Labels ?? {},
     State: c.status,
     Status: statusText(c),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? "none" },
-    NetworkSettings: { Networks: {} },
-    Mounts: [],
+    NetworkSettings: { Networks: engine.networks.summaryNetworks(c.id) },
+    Mounts: engine.volumes.inspectMounts(c.id),
   };
 }
 
@@ -106,7 +117,7 @@ async function inspect(engine: Engine, c: ContainerRecord) {
       Status: c.status,
       Running: running,
       Paused: c.status === "paused",
-      Restarting: false,
+      Restarting: manager.restarting(c.id),
       OOMKilled: c.oomKilled,
       Dead: false,
       Pid: running ? c.pid : 0,
@@ -130,9 +141,9 @@ async function inspect(engine: Engine, c: ContainerRecord) {
     ExecIDs: null,
     HostConfig: c.hostConfig,
     GraphDriver: manager.graphDriver(c, imageOf(engine, c)),
-    Mounts: [],
+    Mounts: engine.volumes.inspectMounts(c.id),
     Config: c.config,
-    NetworkSettings: { Bridge: "", SandboxID: "", Ports: {}, Networks: {} },
+    NetworkSettings: engine.networks.settings(c.id),
   };
 }
 
@@ -142,6 +153,19 @@ interface LogOptions {
   timestamps: boolean;
   tail?: string;
   follow: boolean;
+  /** Nanoseconds since the epoch: only entries logged at or after `since` and before `until`. */
+  since?: bigint;
+  until?: bigint;
+}
+
+/** `since`/`until` query values; 0 or absent means no bound, as dockerd reads them. */
+function timeBound(value: string | undefined, name: string): bigint | undefined {
+  if (value === undefined || value === "" || value === "0") return undefined;
+  try {
+    return parseTimestamp(value);
+  } catch (error) {
+    throw badRequest(`invalid value for ${name}: ${(error as Error).message}`);
+  }
 }
 
 /** Everything logged so far: earlier runs, then the current one; and how far the current log was read. */
@@ -164,49 +188,19 @@ async function writeLogs(
   o: LogOptions,
 ) {
   const tty = c.config.Tty === true;
-  const wanted = (e: LogEntry) => (e.stream === "stdout" ? o.stdout : o.stderr);
+  const inTime = (e: LogEntry) => {
+    if (o.since === undefined && o.until === undefined) return true;
+    const t = rfc3339Nanos(e.time) ?? 0n;
+    return (o.since === undefined || t >= o.since) && (o.until === undefined || t < o.until);
+  };
+  const wanted = (e: LogEntry) => (e.stream === "stdout" ? o.stdout : o.stderr) && inTime(e);
   const { entries, offset } = await logSoFar(manager, c.id);
   for (const entry of tailLines(entries.filter(wanted), o.tail)) out.write(encodeEntry(entry, { tty, timestamps: o.timestamps }));
-  if (!o.follow || !existsSync(manager.currentLog(c.id))) return;
+  if (!o.follow || !existsSync(manager.currentLog(c.id)) || (o.until !== undefined && o.until <= BigInt(Date.now()) * 1_000_000n)) return;
   const abort = new AbortController();
   const done = ended(manager, c.id);
   for await (const entry of followLog(manager.currentLog(c.id), offset, () => done() || out.destroyed, abort.signal)) {
     if (wanted(entry)) out.write(encodeEntry(entry, { tty, timestamps: o.timestamps }));
-  }
-}
-
-/**
- * Attach, output only: the hijacked connection (HTTP 101, then the raw or multiplexed stream) carries
- * what the container writes from now until it exits. It follows conmon's log; stdin is not wired.
- */
-async function attachOutput(socket: Socket, manager: ContainerManager, c: ContainerRecord, o: LogOptions): Promise<void> {
-  const tty = c.config.Tty === true;
-  const wanted = (e: LogEntry) => (e.stream === "stdout" ? o.stdout : o.stderr);
-  const log = manager.currentLog(c.id);
-  // Output of a running container from now on; of a created one, from its start.
-  let offset =
-    c.status === "running" || c.status === "paused"
-      ? await stat(log).then(
-          (s) => s.size,
-          () => 0,
-        )
-      : 0;
-  if (c.status !== "running" && c.status !== "paused") {
-    for (let delay = 5; ; delay = Math.min(delay * 2, 50)) {
-      if (socket.destroyed) return;
-      const now = manager.find(c.id);
-      if (!now) return;
-      if (now.status === "running" || now.status === "paused" || (now.status === "exited" && now.startedAt)) {
-        if (existsSync(log)) break;
-      }
-      if (now.status === "created" && now.error) return;
-      await sleep(delay);
-    }
-    offset = 0;
-  }
-  const done = ended(manager, c.id);
-  for await (const entry of followLog(log, offset, () => done() || socket.destroyed)) {
-    if (wanted(entry) && !socket.destroyed) socket.write(encodeEntry(entry, { tty, timestamps: false }));
   }
 }
 
@@ -228,7 +222,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     if (!body || typeof body !== "object") throw badRequest("Config cannot be empty in order to create a container");
     const {
       HostConfig: hostConfig = {},
-      NetworkingConfig: _networking,
+      NetworkingConfig: networkingConfig,
       ...config
     } = body as ContainerConfig & {
       HostConfig?: HostConfig;
@@ -244,6 +238,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       imageConfig: imageRun,
       config,
       hostConfig,
+      networkingConfig,
     });
     return c.json({ Id: created.id, Warnings: [] }, 201);
   });
@@ -259,20 +254,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const limit = Number(c.req.query("limit") ?? -1);
     let list = manager.list().filter((x) => all || x.status === "running" || x.status === "paused");
     try {
-      list = list.filter((x) =>
-        matchesContainerFilters(
-          {
-            id: x.id,
-            name: x.name,
-            status: x.status,
-            exitCode: x.exitCode,
-            imageId: x.imageId,
-            imageName: x.imageName,
-            labels: x.config.Labels ?? {},
-          },
-          filters,
-        ),
-      );
+      list = list.filter((x) => matchesContainerFilters(filterable(x), filters));
     } catch (error) {
       if (error instanceof FilterError) throw badRequest(error.message);
       throw error;
@@ -342,8 +324,34 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     return RESPONSE_ALREADY_SENT;
   });
 
+  app.post("/containers/:id/rename", async (c) => {
+    const name = c.req.query("name");
+    if (!name) throw badRequest("name is required");
+    await manager.rename(c.req.param("id"), name);
+    return c.body(null, 204);
+  });
+
+  app.post("/containers/prune", async (c) => {
+    let until: bigint | undefined;
+    let filters: Record<string, string[]>;
+    try {
+      filters = parseFilters(c.req.query("filters"), ["until", "label", "label!"]);
+      until = filters.until?.[0] !== undefined ? parseTimestamp(filters.until[0]) : undefined;
+    } catch (error) {
+      throw badRequest((error as Error).message);
+    }
+    const { deleted, reclaimed } = await manager.prune((x) => {
+      if (until !== undefined && (rfc3339Nanos(x.created) ?? 0n) >= until) return false;
+      const labels = x.config.Labels ?? {};
+      if (filters.label && !matchesContainerFilters({ ...filterable(x), labels }, { label: filters.label })) return false;
+      if (filters["label!"]?.some((l) => matchesContainerFilters({ ...filterable(x), labels }, { label: [l] }))) return false;
+      return true;
+    });
+    return c.json({ ContainersDeleted: deleted, SpaceReclaimed: reclaimed });
+  });
+
   app.delete("/containers/:id", async (c) => {
-    await manager.remove(c.req.param("id"), { force: truthy(c.req.query("force")) });
+    await manager.remove(c.req.param("id"), { force: truthy(c.req.query("force")), volumes: truthy(c.req.query("v")) });
     return c.body(null, 204);
   });
 
@@ -356,6 +364,10 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       follow: truthy(c.req.query("follow")),
       ...(c.req.query("tail") ? { tail: c.req.query("tail") as string } : {}),
     };
+    const since = timeBound(c.req.query("since"), "since");
+    const until = timeBound(c.req.query("until"), "until");
+    if (since !== undefined) options.since = since;
+    if (until !== undefined) options.until = until;
     if (!options.stdout && !options.stderr) throw badRequest("You must choose at least one stream");
     const out = streamBody(c, record.config.Tty === true);
     await manager.hold(
@@ -368,19 +380,44 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
 
   app.post("/containers/:id/attach", async (c) => {
     const record = manager.get(c.req.param("id"));
-    const socket = hijack(c, record.config.Tty === true);
-    const options: LogOptions = {
-      stdout: truthy(c.req.query("stdout")),
-      stderr: truthy(c.req.query("stderr")),
-      timestamps: false,
-      follow: true,
+    // moby's ContainerAttach refuses a paused container; a stopped one is attached at its next start.
+    if (record.status === "paused") throw conflict(`container ${record.id} is paused, unpause the container before attach`);
+    const tty = record.config.Tty === true;
+    const detachKeys = parseDetachKeys(c.req.query("detachKeys") || DEFAULT_DETACH_KEYS);
+    const socket = hijack(c, tty);
+    const stdout = truthy(c.req.query("stdout"));
+    const stderr = truthy(c.req.query("stderr"));
+    if (truthy(c.req.query("logs")))
+      await writeLogs(socket, manager, record, { stdout, stderr, timestamps: false, follow: false }).catch(() => undefined);
+    if (!truthy(c.req.query("stream"))) {
+      socket.end();
+      return RESPONSE_ALREADY_SENT;
+    }
+    const attaching = async () => {
+      const connection = await containerAttachment(manager, record.id, socket);
+      if (!connection) return void socket.end();
+      // stdin only reaches a container created with OpenStdin (conmon --stdin), as in moby.
+      await pipeAttach(socket, connection, {
+        tty,
+        stdout,
+        stderr,
+        stdin: truthy(c.req.query("stdin")) && record.config.OpenStdin === true,
+        detachKeys,
+      });
     };
-    if (truthy(c.req.query("stream")))
-      await manager.hold(
-        record.id,
-        attachOutput(socket, manager, record, options).catch(() => undefined),
-      );
-    socket.end();
+    await manager.hold(
+      record.id,
+      attaching().catch(() => void socket.destroy()),
+    );
     return RESPONSE_ALREADY_SENT;
+  });
+
+  app.post("/containers/:id/resize", async (c) => {
+    const { height, width } = terminalSize(c);
+    const record = manager.get(c.req.param("id"));
+    if (record.status !== "running" && record.status !== "paused") throw conflict(`Container ${record.id} is not running`);
+    // A container without a TTY has nothing to resize: dockerd (containerd) answers 200 for it too.
+    if (record.config.Tty === true) await manager.runtime.resize(record.id, height, width);
+    return c.body(null, 200);
   });
 }

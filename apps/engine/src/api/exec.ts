@@ -1,13 +1,14 @@
-// The exec endpoints of the Docker Engine API (swagger "Exec" section). Output is streamed from the
-// session's conmon log over the hijacked connection until the process ends; stdin is not wired
-// (conmon's attach socket is SOCK_SEQPACKET, which node:net cannot connect to).
+// The exec endpoints of the Docker Engine API (swagger "Exec" section). A started session's conmon
+// attach socket is joined to the hijacked connection (containers/attach.ts): output out, stdin in.
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
+import type { AttachConnection } from "@minato/runtime";
 import type { Hono } from "hono";
+import { DEFAULT_DETACH_KEYS, parseDetachKeys, pipeAttach } from "../containers/attach.js";
 import { type ExecConfig, ExecStore } from "../containers/exec.js";
-import { encodeEntry, followLog, multiplexFrame } from "../containers/logs.js";
+import { multiplexFrame } from "../containers/logs.js";
 import type { Engine } from "../engine.js";
 import { ApiError, badRequest } from "./errors.js";
-import { hijack } from "./stream.js";
+import { hijack, terminalSize } from "./stream.js";
 import type { EngineEnv } from "./types.js";
 
 export function execRoutes(app: Hono<EngineEnv>, engine: Engine): void {
@@ -31,17 +32,22 @@ export function execRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       return c.body(null, 200);
     }
     const tty = instance.config.Tty === true;
-    const wantStdout = instance.config.AttachStdout !== false;
-    const wantStderr = instance.config.AttachStderr !== false;
+    const config = instance.config;
+    const detachKeys = parseDetachKeys(config.DetachKeys || DEFAULT_DETACH_KEYS);
     let release: () => void = () => undefined;
     const reading = new Promise<void>((resolve) => {
       release = resolve;
     });
+    let connection: AttachConnection | undefined;
     try {
       // Errors before the process runs (no such exec, container not running) are plain HTTP errors.
-      await execs.start(instance.id, reading);
+      // The attach socket is connected before the process runs, so none of its output is lost.
+      await execs.start(instance.id, reading, (attached) => {
+        connection = attached;
+      });
     } catch (error) {
       release();
+      connection?.close();
       if (!(error instanceof ApiError) || instance.exitCode === null) throw error;
       // A command that cannot be run: dockerd reports it in the stream, the exit code in the inspect.
       const socket = hijack(c, tty);
@@ -50,23 +56,21 @@ export function execRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       return RESPONSE_ALREADY_SENT;
     }
     const socket = hijack(c, tty);
-    const session = instance.session!;
-    const stream = async () => {
-      if (!(await ExecStore.logReady(session, instance))) return;
-      for await (const entry of followLog(session.log, 0, () => !instance.running || socket.destroyed)) {
-        if (socket.destroyed) continue;
-        if (entry.stream === "stdout" ? wantStdout : wantStderr) socket.write(encodeEntry(entry, { tty, timestamps: false }));
-      }
-    };
+    const piping = pipeAttach(socket, connection!, {
+      tty,
+      stdout: config.AttachStdout !== false,
+      stderr: config.AttachStderr !== false,
+      stdin: config.AttachStdin === true,
+      detachKeys,
+      // The client asks for the exit code as soon as the stream ends: record it first.
+      beforeEnd: () => instance.ended,
+    });
+    connection!.resume();
     try {
-      await manager.hold(
-        instance.containerId,
-        stream().catch(() => undefined),
-      );
+      await manager.hold(instance.containerId, piping);
     } finally {
       release();
     }
-    socket.end();
     return RESPONSE_ALREADY_SENT;
   });
 
@@ -96,10 +100,8 @@ export function execRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   });
 
   app.post("/exec/:id/resize", async (c) => {
-    const h = Number(c.req.query("h") ?? 0);
-    const w = Number(c.req.query("w") ?? 0);
-    if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0) throw badRequest("invalid terminal size");
-    await execs.resize(c.req.param("id"), h, w);
+    const { height, width } = terminalSize(c);
+    await execs.resize(c.req.param("id"), height, width);
     return c.body(null, 200);
   });
 }

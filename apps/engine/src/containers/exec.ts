@@ -4,11 +4,9 @@
 // no reader needs its log any more.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { constants, open } from "node:fs/promises";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type ExecSession, RuntimeError } from "@minato/runtime";
-import { badRequest, conflict, notFound } from "../api/errors.js";
+import { type AttachConnection, connectAttach, type ExecSession, RuntimeError, resizeTerminal } from "@minato/runtime";
+import { ApiError, badRequest, conflict, notFound } from "../api/errors.js";
 import { apiErrorFrom, type ContainerManager, type ContainerRecord } from "./manager.js";
 
 /** swagger `ExecConfig` (the fields minatod uses). */
@@ -75,9 +73,14 @@ export class ExecStore {
   /**
    * Runs the process. A command that cannot be run fails here (a RuntimeError carrying 126/127, which
    * becomes the instance's exit code, as dockerd records it). `readers` delays the removal of the
-   * session's files (its log) until the output has been sent.
+   * session's files (its log) until the output has been sent. With `attach`, the session's attach
+   * socket is connected before the process runs and handed over (paused: resume it to read).
    */
-  async start(id: string, readers: Promise<unknown> = Promise.resolve()): Promise<ExecInstance> {
+  async start(
+    id: string,
+    readers: Promise<unknown> = Promise.resolve(),
+    attach?: (connection: AttachConnection) => void,
+  ): Promise<ExecInstance> {
     const instance = this.get(id);
     if (instance.started) throw conflict(`Exec command ${id} has already run`);
     const c = this.manager.get(instance.containerId);
@@ -93,6 +96,16 @@ export class ExecStore {
         ...(config.User ? { user: config.User } : {}),
         ...(config.WorkingDir ? { workdir: config.WorkingDir } : {}),
         tty: config.Tty === true,
+        stdin: attach !== undefined && config.AttachStdin === true,
+        ...(attach
+          ? {
+              attach: async ({ attachSocket }: { attachSocket: string }) => {
+                const connection = connectAttach(attachSocket);
+                connection.pause();
+                attach(connection);
+              },
+            }
+          : {}),
         // Short: conmon's attach socket path under the session directory must fit 108 bytes.
         id: id.slice(0, 12),
       });
@@ -124,20 +137,21 @@ export class ExecStore {
     await session.remove().catch(() => undefined);
   }
 
-  /** Resizes the session's terminal through conmon's control FIFO (a no-op without a TTY or once ended). */
+  /**
+   * Resizes the session's terminal through conmon's control FIFO. As in moby: 409 when the container
+   * is not running; a session still starting is waited for (up to 10 s); without a TTY, or once the
+   * process ended, there is nothing to resize and it succeeds.
+   */
   async resize(id: string, height: number, width: number): Promise<void> {
     const instance = this.get(id);
+    checkRunning(this.manager.get(instance.containerId));
+    for (let waited = 0; instance.started && !instance.session && instance.exitCode === null; waited += 20) {
+      if (waited >= 10_000) throw new ApiError(500, "timeout waiting for exec session ready");
+      await sleep(20);
+    }
     const session = instance.session;
     if (!session || !instance.running || instance.config.Tty !== true) return;
-    const handle = await open(join(session.dir, "ctl"), constants.O_WRONLY | constants.O_NONBLOCK).catch(() => undefined);
-    if (!handle) return;
-    try {
-      await handle.write(`1 ${height} ${width}\n`);
-    } catch {
-      // conmon is gone
-    } finally {
-      await handle.close();
-    }
+    await resizeTerminal(session.ctlFifo, height, width);
   }
 
   /** Waits until the session's log file exists (conmon creates it as it starts the process). */

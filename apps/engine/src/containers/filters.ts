@@ -60,3 +60,38 @@ export function matchesContainerFilters(container: FilterableContainer, filters:
   }
   return true;
 }
+
+const DURATION_UNITS: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+const RFC3339 = /^(\d{4}-\d\d-\d\d)(?:T(\d\d:\d\d)(?::(\d\d)(?:\.(\d+))?)?(Z|[+-]\d\d:\d\d)?)?$/;
+
+/** Nanoseconds since the epoch of an RFC 3339 date or date-time, the fraction kept exactly; undefined if it is not one. */
+export function rfc3339Nanos(text: string): bigint | undefined {
+  const match = RFC3339.exec(text);
+  if (!match) return undefined;
+  const [, date, hm, seconds, fraction, zone] = match;
+  const ms = Date.parse(`${date}T${hm ?? "00:00"}:${seconds ?? "00"}${zone ?? "Z"}`);
+  if (Number.isNaN(ms)) return undefined;
+  return BigInt(ms) * 1_000_000n + BigInt((fraction ?? "").slice(0, 9).padEnd(9, "0"));
+}
+
+/**
+ * A point in time as Docker's `since`/`until` take it (timetypes.GetTimestamp): unix seconds with an
+ * optional fraction, a Go duration counted back from `now` ("10m", "1h30m"), or an RFC 3339 date or
+ * date-time. Nanoseconds since the epoch: log records carry nanoseconds, and a client that sends
+ * one record's time back must get exactly that record.
+ */
+export function parseTimestamp(value: string, now = Date.now()): bigint {
+  const text = value.trim();
+  const unix = /^(\d+)(?:\.(\d+))?$/.exec(text);
+  if (unix) return BigInt(unix[1] as string) * 1_000_000_000n + BigInt((unix[2] ?? "").slice(0, 9).padEnd(9, "0"));
+  if (/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text)) {
+    let seconds = 0;
+    for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
+      seconds += Number(amount) * (DURATION_UNITS[unit as string] ?? 0);
+    return BigInt(now) * 1_000_000n - BigInt(Math.round(seconds * 1e9));
+  }
+  const nanos = rfc3339Nanos(text);
+  if (nanos === undefined)
+    throw new FilterError(`invalid timestamp ${JSON.stringify(value)}: use unix seconds, a duration like 10m, or RFC 3339`);
+  return nanos;
+}

@@ -21,9 +21,12 @@ import {
 import { ApiError, badRequest, conflict, notFound } from "../api/errors.js";
 import type { EngineDatabase } from "../db.js";
 import type { ImageRecord } from "../image-store.js";
+import type { ContainerAttachments } from "../networks/attachments.js";
 import { isMountPoint, mountOverlay, unmount } from "../overlay.js";
 import type { SnapshotStore } from "../snapshots.js";
 import { newContainerId, randomName, validName } from "./names.js";
+import { RestartBackoff, type RestartPolicy, restartPolicy, restartsAfterExit, restartsOnDaemonStart } from "./restart-policy.js";
+import { directorySize } from "./usage.js";
 
 /** The subset of swagger `ContainerConfig` minatod honours. */
 export interface ContainerConfig {
@@ -51,6 +54,7 @@ export interface HostConfig {
   Tmpfs?: Record<string, string> | null;
   NetworkMode?: string;
   AutoRemove?: boolean;
+  RestartPolicy?: RestartPolicy;
   [key: string]: unknown;
 }
 
@@ -74,6 +78,8 @@ export interface ContainerRecord {
   startedAt: string | undefined;
   finishedAt: string | undefined;
   restartCount: number;
+  /** Stopped or killed by a user: restart policies leave it alone (Docker's HasBeenManuallyStopped). */
+  manuallyStopped: boolean;
 }
 
 /** What the image contributes: its run config (the `config` object of the image config blob), and labels. */
@@ -86,6 +92,8 @@ export interface CreateRequest {
   imageConfig: ImageRunDefaults;
   config: ContainerConfig;
   hostConfig: HostConfig;
+  /** swagger `NetworkingConfig` (EndpointsConfig: aliases, `--ip`). */
+  networkingConfig?: unknown;
 }
 
 export type WaitCondition = "not-running" | "next-exit" | "removed";
@@ -112,6 +120,7 @@ function toRecord(row: Row): ContainerRecord {
     startedAt: (row.started_at as string | null) ?? undefined,
     finishedAt: (row.finished_at as string | null) ?? undefined,
     restartCount: row.restart_count as number,
+    manuallyStopped: row.manually_stopped === 1,
   };
 }
 
@@ -142,9 +151,15 @@ export function networkMode(value: string | undefined): "none" | "host" {
   throw badRequest(`network mode ${JSON.stringify(value)} is not supported yet: use none or host`);
 }
 
+function policyOf(c: ContainerRecord): RestartPolicy {
+  return c.hostConfig.RestartPolicy ?? { Name: "no", MaximumRetryCount: 0 };
+}
+
 export class ContainerManager {
   readonly root: string;
   readonly runtime: Runtime;
+  /** Networks and mounts (set by the engine): hooks at create, start, exit and removal. */
+  attachments: ContainerAttachments | undefined;
   readonly #q;
   readonly #watchers = new Map<string, FSWatcher>();
   readonly #exitWaiters = new Map<string, ((code: number) => void)[]>();
@@ -155,6 +170,12 @@ export class ContainerManager {
   /** Readers (attach, logs) an auto-remove waits for before it deletes the log. */
   readonly #holds = new Map<string, Set<Promise<unknown>>>();
   readonly #finishing = new Set<string>();
+  /** Attach clients waiting for a container's next start (see beforeNextStart). */
+  readonly #startHooks = new Map<string, Set<(started: boolean) => void>>();
+  readonly #restartTimers = new Map<string, NodeJS.Timeout>();
+  /** Containers a restart policy is starting right now (still "restarting" to inspect). */
+  readonly #policyStarts = new Set<string>();
+  readonly #backoff = new RestartBackoff();
   #timer: NodeJS.Timeout | undefined;
 
   private constructor(
@@ -162,6 +183,7 @@ export class ContainerManager {
     execRoot: string,
     private readonly db: EngineDatabase,
     private readonly snapshots: SnapshotStore,
+    private readonly images: (id: string) => ImageRecord | undefined,
     private readonly log: { warn(obj: object, msg: string): void },
   ) {
     this.root = join(dataRoot, "containers");
@@ -185,9 +207,12 @@ export class ContainerManager {
     execRoot: string,
     db: EngineDatabase,
     snapshots: SnapshotStore,
+    images: (id: string) => ImageRecord | undefined,
     log: { warn(obj: object, msg: string): void },
+    attachments?: ContainerAttachments,
   ): Promise<ContainerManager> {
-    const manager = new ContainerManager(dataRoot, execRoot, db, snapshots, log);
+    const manager = new ContainerManager(dataRoot, execRoot, db, snapshots, images, log);
+    manager.attachments = attachments;
     await mkdir(manager.root, { recursive: true, mode: 0o700 });
     await manager.#recover();
     // A safety net for exits the exit-dir watch missed.
@@ -198,6 +223,8 @@ export class ContainerManager {
 
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
+    for (const timer of this.#restartTimers.values()) clearTimeout(timer);
+    this.#restartTimers.clear();
     for (const watcher of this.#watchers.values()) watcher.close();
     this.#watchers.clear();
   }
@@ -291,10 +318,11 @@ export class ContainerManager {
     }
     const id = newContainerId();
     const { config, hostConfig, image, imageConfig } = request;
-    const network = networkMode(hostConfig.NetworkMode);
+    const network = this.attachments ? undefined : networkMode(hostConfig.NetworkMode);
     if (hostConfig.Memory && hostConfig.Memory > 0 && hostConfig.Memory < 6 * 1024 * 1024)
       throw badRequest("Minimum memory limit allowed is 6MB");
     if (hostConfig.NanoCpus !== undefined && hostConfig.NanoCpus < 0) throw badRequest("invalid NanoCpus: must be positive");
+    const restart = restartPolicy(hostConfig.RestartPolicy, hostConfig.AutoRemove === true);
 
     const dir = this.dir(id);
     await mkdir(join(dir, "upper"), { recursive: true });
@@ -303,11 +331,23 @@ export class ContainerManager {
     await mkdir(join(dir, "etc"), { recursive: true });
     try {
       await this.#mount(id, image);
-      const hostname = config.Hostname || (network === "host" ? hostHostname() : id.slice(0, 12));
+      const attached = await this.attachments?.prepare({
+        id,
+        name,
+        rootfs: this.rootfs(id),
+        config,
+        hostConfig,
+        imageConfig,
+        networkingConfig: request.networkingConfig,
+      });
+      const networkSpec: NetworkMode = attached?.network ?? { mode: network ?? "none" };
+      const onHost = networkSpec.mode === "host";
+      const hostname = attached?.hostname ?? (config.Hostname || (onHost ? hostHostname() : id.slice(0, 12)));
       const etcFiles = await writeEtcFiles(join(dir, "etc"), {
         hostname,
-        privateNetwork: network === "none",
-        ...(network === "host" ? { hostHosts: await readFile("/etc/hosts", "utf8").catch(() => "") } : {}),
+        privateNetwork: !onHost,
+        ...(onHost ? { hostHosts: await readFile("/etc/hosts", "utf8").catch(() => "") } : {}),
+        ...attached?.etc,
       });
       const userEnv = config.Env ?? [];
       const created = await createSpecDetailed({
@@ -332,7 +372,8 @@ export class ContainerManager {
         ...(hostConfig.Memory ? { memory: hostConfig.Memory } : {}),
         ...(hostConfig.NanoCpus ? { cpus: hostConfig.NanoCpus / 1e9 } : {}),
         ...(hostConfig.PidsLimit ? { pidsLimit: hostConfig.PidsLimit } : {}),
-        network: { mode: network } as NetworkMode,
+        network: networkSpec,
+        ...(attached ? { mounts: attached.mounts } : {}),
         cgroupsPath: `/minato/${id}`,
         etcFiles,
       });
@@ -361,12 +402,13 @@ export class ContainerManager {
       };
       const storedHost: HostConfig = {
         ...hostConfig,
-        NetworkMode: network,
+        NetworkMode: attached?.mode ?? network,
         Memory: hostConfig.Memory ?? 0,
         NanoCpus: hostConfig.NanoCpus ?? 0,
         PidsLimit: hostConfig.PidsLimit ?? null,
         ReadonlyRootfs: hostConfig.ReadonlyRootfs === true,
         AutoRemove: hostConfig.AutoRemove === true,
+        RestartPolicy: restart,
       };
       try {
         this.#q.insert.run(
@@ -387,6 +429,7 @@ export class ContainerManager {
         throw error;
       }
     } catch (error) {
+      await this.attachments?.discard(id);
       await this.#unmount(id);
       await rm(dir, { recursive: true, force: true });
       throw apiErrorFrom(error);
@@ -424,28 +467,48 @@ export class ContainerManager {
     return this.runtime.paths(id).log;
   }
 
-  async start(input: string, image: () => ImageRecord): Promise<"started" | "already"> {
+  /**
+   * `byPolicy`: a restart policy's start, which a user's stop (even one that came just now) cancels;
+   * `countRestart`: it counts in RestartCount.
+   */
+  async start(
+    input: string,
+    image: () => ImageRecord,
+    options: { byPolicy?: boolean; countRestart?: boolean } = {},
+  ): Promise<"started" | "already"> {
     const record = this.get(input);
     return this.#locked(record.id, async () => {
       const c = this.get(record.id);
-      if (c.status === "running") return "already";
+      if (c.status === "running" || (options.byPolicy && c.manuallyStopped)) return "already";
+      if (options.countRestart) this.#update(c.id, { restart_count: c.restartCount + 1 });
+      // A user's start undoes their earlier stop; a stop arriving during this start still counts.
+      else this.#update(c.id, { manually_stopped: 0 });
       if (c.status === "paused") throw conflict("cannot start a paused container, try unpause instead");
       const id = c.id;
       await this.#mount(id, image());
       await this.#deleteBundle(id);
       const spec = JSON.parse(await readFile(join(this.dir(id), "config.json"), "utf8")) as OciSpec;
       try {
-        await this.runtime.create(id, spec, { stdin: c.config.OpenStdin === true });
+        await this.attachments?.beforeStart(id);
+        await this.runtime.create(id, spec, {
+          stdin: c.config.OpenStdin === true,
+          // Docker keeps stdin open for later attaches unless StdinOnce (what `run -i` asks for); a
+          // TTY's input is never closed by a client leaving (moby closes stdin only without a TTY).
+          leaveStdinOpen: c.config.StdinOnce !== true || c.config.Tty === true,
+        });
         this.#watch(id);
+        this.#runStartHooks(id, true);
         await this.runtime.start(id);
       } catch (error) {
+        this.#runStartHooks(id, false);
         this.#unwatch(id);
         const exitCode = error instanceof RuntimeError && error.exitCode !== undefined ? error.exitCode : 128;
         await this.#deleteBundle(id).catch(() => undefined);
+        await this.attachments?.stopped(id);
         this.#update(id, { status: "created", exit_code: exitCode, error: (error as Error).message, pid: 0 });
         if (c.hostConfig.AutoRemove) {
           this.#rememberRemoved(id, exitCode);
-          void this.#removeNow(id).catch((e) => this.log.warn({ err: e, id }, "auto-remove failed"));
+          void this.#removeNow(id, true).catch((e) => this.log.warn({ err: e, id }, "auto-remove failed"));
         }
         throw apiErrorFrom(error);
       }
@@ -463,6 +526,27 @@ export class ContainerManager {
       void this.#checkExit(id);
       return "started";
     });
+  }
+
+  /**
+   * Calls `hook(true)` at the container's next start once its conmon listens on the attach socket and
+   * before the process runs — the docker CLI attaches before it starts a container and must not miss
+   * its first output — or `hook(false)` when that start fails first. Returns a function that cancels.
+   */
+  beforeNextStart(id: string, hook: (started: boolean) => void): () => void {
+    const hooks = this.#startHooks.get(id) ?? new Set();
+    this.#startHooks.set(id, hooks);
+    hooks.add(hook);
+    return () => {
+      hooks.delete(hook);
+      if (hooks.size === 0 && this.#startHooks.get(id) === hooks) this.#startHooks.delete(id);
+    };
+  }
+
+  #runStartHooks(id: string, started: boolean): void {
+    const hooks = this.#startHooks.get(id);
+    this.#startHooks.delete(id);
+    for (const hook of hooks ?? []) hook(started);
   }
 
   /** Removes the runc container and bundle of an earlier run, keeping its log. */
@@ -513,11 +597,19 @@ export class ContainerManager {
         () => new Date().toISOString(),
       );
       this.#unwatch(id);
+      // Before the state changes: a remove waiting for this exit must find the network torn down.
+      await this.attachments?.stopped(id);
+      // A concurrent check may have recorded this exit (and a remove followed) while the network went.
+      const current = this.find(id);
+      if (!current || (current.status !== "running" && current.status !== "paused")) return;
       this.#update(id, { status: "exited", pid: 0, exit_code: code, oom_killed: existsSync(paths.oomFile) ? 1 : 0, finished_at: finished });
       for (const resolve of this.#exitWaiters.get(id)?.splice(0) ?? []) resolve(code);
       if (c.hostConfig.AutoRemove) {
         this.#rememberRemoved(id, code);
-        await this.#locked(id, () => this.#removeNow(id)).catch((error) => this.log.warn({ err: error, id }, "auto-remove failed"));
+        await this.#locked(id, () => this.#removeNow(id, true)).catch((error) => this.log.warn({ err: error, id }, "auto-remove failed"));
+      } else {
+        const exited = this.get(id);
+        if (restartsAfterExit(policyOf(exited), exited)) this.#scheduleRestart(exited);
       }
     } finally {
       this.#finishing.delete(id);
@@ -570,6 +662,7 @@ export class ContainerManager {
   /** `docker stop`: the stop signal (image STOPSIGNAL or SIGTERM), then SIGKILL after `timeout` seconds. */
   async stop(input: string, options: { timeout?: number; signal?: string } = {}): Promise<"stopped" | "already"> {
     const record = this.get(input);
+    this.#markManuallyStopped(record.id);
     return this.#locked(record.id, async () => {
       const c = this.get(record.id);
       if (c.status !== "running" && c.status !== "paused") return "already";
@@ -604,6 +697,7 @@ export class ContainerManager {
     const c = this.get(input);
     if (c.status !== "running" && c.status !== "paused") throw conflict(`Container ${c.id} is not running`);
     if (!/^(SIG)?[A-Z0-9+-]+$/i.test(signal)) throw badRequest(`Invalid signal: ${signal}`);
+    this.#markManuallyStopped(c.id);
     await this.#signal(c, signal);
     if (/^(SIG)?KILL$|^9$/i.test(signal)) await this.#nextExit(c.id, 30_000);
   }
@@ -612,7 +706,55 @@ export class ContainerManager {
     const c = this.get(input);
     await this.stop(c.id, options);
     await this.start(c.id, image);
-    this.#update(c.id, { restart_count: this.get(c.id).restartCount + 1 });
+  }
+
+  #markManuallyStopped(id: string): void {
+    this.#cancelRestart(id);
+    this.#update(id, { manually_stopped: 1 });
+  }
+
+  /** True while a restart policy's restart is pending (inspect's State.Restarting). */
+  restarting(id: string): boolean {
+    return this.#restartTimers.has(id) || this.#policyStarts.has(id);
+  }
+
+  #cancelRestart(id: string): void {
+    clearTimeout(this.#restartTimers.get(id));
+    this.#restartTimers.delete(id);
+  }
+
+  #scheduleRestart(c: ContainerRecord): void {
+    const ran = Date.parse(c.finishedAt ?? "") - Date.parse(c.startedAt ?? "");
+    const delay = this.#backoff.next(c.id, Number.isNaN(ran) ? 0 : ran);
+    this.#cancelRestart(c.id);
+    const timer = setTimeout(() => {
+      this.#policyStarts.add(c.id);
+      this.#restartTimers.delete(c.id);
+      void this.#restartByPolicy(c.id).finally(() => this.#policyStarts.delete(c.id));
+    }, delay);
+    timer.unref();
+    this.#restartTimers.set(c.id, timer);
+  }
+
+  /** `daemonStart`: the daemon's own start, where `always` restarts even a container a user stopped. */
+  async #restartByPolicy(id: string, daemonStart = false): Promise<void> {
+    const c = this.find(id);
+    if (!c || c.status === "running" || c.status === "paused" || (c.manuallyStopped && !daemonStart)) return;
+    const image = this.images(c.imageId);
+    if (!image) {
+      this.log.warn({ id, image: c.imageId }, "restart policy: the container's image is gone");
+      return;
+    }
+    try {
+      // At daemon start it is as if a user started it again; after an exit it is the policy's restart.
+      await this.start(id, () => image, daemonStart ? {} : { byPolicy: true, countRestart: true });
+    } catch (error) {
+      this.log.warn({ err: error, id }, "restart policy: start failed");
+      const failed = this.find(id);
+      // A failed start is an exit too: the policy decides again, with a longer wait.
+      if (failed && !failed.manuallyStopped && restartsAfterExit(policyOf(failed), { ...failed, exitCode: failed.exitCode || 128 }))
+        this.#scheduleRestart(failed);
+    }
   }
 
   async pause(input: string): Promise<void> {
@@ -640,8 +782,51 @@ export class ContainerManager {
     });
   }
 
+  /** `docker rename`: names are unique; the hostname stays as it was (as in Docker). */
+  async rename(input: string, newName: string): Promise<void> {
+    const name = newName.replace(/^\//, "");
+    if (!validName(name)) throw badRequest(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    const record = this.get(input);
+    await this.#locked(record.id, async () => {
+      const c = this.get(record.id);
+      if (c.name === name) throw badRequest("Renaming a container with the same name as its current name");
+      const owner = this.#q.byName.get(name) as Row | undefined;
+      const inUse = () =>
+        conflict(
+          `Conflict. The container name "/${name}" is already in use by container "${owner?.id as string}". You have to remove (or rename) that container to be able to reuse that name.`,
+        );
+      if (owner) throw inUse();
+      try {
+        this.#update(c.id, { name });
+      } catch (error) {
+        if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw inUse();
+        throw error;
+      }
+    });
+  }
+
+  /** `docker container prune`: removes the stopped containers `select` accepts; returns their IDs and freed bytes. */
+  async prune(select: (c: ContainerRecord) => boolean): Promise<{ deleted: string[]; reclaimed: number }> {
+    const deleted: string[] = [];
+    let reclaimed = 0;
+    for (const c of this.list()) {
+      if (c.status === "running" || c.status === "paused" || this.restarting(c.id) || !select(c)) continue;
+      const size = await directorySize(join(this.dir(c.id), "upper"));
+      try {
+        await this.remove(c.id);
+      } catch (error) {
+        // Started or removed meanwhile: not this prune's to take.
+        if (error instanceof ApiError && (error.status === 404 || error.status === 409)) continue;
+        throw error;
+      }
+      deleted.push(c.id);
+      reclaimed += size;
+    }
+    return { deleted, reclaimed };
+  }
+
   /** `docker rm`: a running container needs `force` (SIGKILL first). Unmounts and removes all its files. */
-  async remove(input: string, options: { force?: boolean } = {}): Promise<void> {
+  async remove(input: string, options: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const record = this.get(input);
     await this.#locked(record.id, async () => {
       const c = this.find(record.id);
@@ -656,16 +841,20 @@ export class ContainerManager {
         await this.#signal(c, "SIGKILL");
         await exited;
       }
-      await this.#removeNow(c.id);
+      await this.#removeNow(c.id, options.volumes === true);
     });
   }
 
-  async #removeNow(id: string): Promise<void> {
+  /** `anonymousVolumes`: `rm -v` and auto-removal also remove the container's anonymous volumes. */
+  async #removeNow(id: string, anonymousVolumes = false): Promise<void> {
+    this.#cancelRestart(id);
+    this.#backoff.forget(id);
     const holds = this.#holds.get(id);
     if (holds && holds.size > 0) await Promise.race([Promise.allSettled([...holds]), sleep(30_000)]);
     const c = this.find(id);
     this.#unwatch(id);
     await this.#deleteBundle(id);
+    await this.attachments?.removed(id, anonymousVolumes);
     await this.#unmount(id);
     if (c) this.#q.remove.run(id);
     await rm(this.dir(id), { recursive: true, force: true });
@@ -697,7 +886,11 @@ export class ContainerManager {
       // Gone without an exit code (the host rebooted): exited, as dockerd marks them.
       const code = (await this.runtime.exitCode(c.id).catch(() => undefined)) ?? 255;
       this.#update(c.id, { status: "exited", pid: 0, exit_code: code, finished_at: new Date().toISOString() });
-      if (c.hostConfig.AutoRemove) await this.#removeNow(c.id).catch(() => undefined);
+      if (c.hostConfig.AutoRemove) await this.#removeNow(c.id, true).catch(() => undefined);
+    }
+    for (const c of this.list()) {
+      if (c.status === "running" || c.status === "paused" || this.#restartTimers.has(c.id)) continue;
+      if (restartsOnDaemonStart(policyOf(c), c.manuallyStopped)) void this.#restartByPolicy(c.id, true);
     }
   }
 
