@@ -80,6 +80,21 @@ describe("container verbs, limits and isolation on minatod", () => {
     ok(await docker(["rm", "again", "taken"]));
   });
 
+  it("concurrent creates get distinct names; the same name twice at once is one 201 and one 409", async () => {
+    const create = (name?: string) =>
+      engine.json<{ Id: string }>("POST", `/containers/create${name ? `?name=${name}` : ""}`, {
+        body: JSON.stringify({ Image: "busybox", Cmd: ["true"], HostConfig: { NetworkMode: "none" } }),
+        headers: { "content-type": "application/json" },
+      });
+    const many = await Promise.all(Array.from({ length: 30 }, () => create()));
+    expect(many.map((r) => r.status)).toEqual(Array(30).fill(201));
+    const names = await Promise.all(many.map(async (r) => (await inspect(r.body.Id)).Name));
+    expect(new Set(names).size).toBe(30);
+    const twice = await Promise.all([create("twin"), create("twin")]);
+    expect(twice.map((r) => r.status).sort()).toEqual([201, 409]);
+    for (const r of [...many, ...twice]) if (r.status === 201) await engine.api("DELETE", `/containers/${r.body.Id}?force=1`);
+  });
+
   it("top lists the container's processes, PID 1's command first; ps arguments pass through", async () => {
     ok(await docker(["run", "-d", "--name", "topper", "busybox", "sh", "-c", "sleep 300 & exec sleep 301"]));
     const pid = (await inspect("topper")).State.Pid;

@@ -170,6 +170,8 @@ export class ContainerManager {
   /** Readers (attach, logs) an auto-remove waits for before it deletes the log. */
   readonly #holds = new Map<string, Set<Promise<unknown>>>();
   readonly #finishing = new Set<string>();
+  /** Names of containers being created, not yet in the database. */
+  readonly #creatingNames = new Set<string>();
   /** Attach clients waiting for a container's next start (see beforeNextStart). */
   readonly #startHooks = new Map<string, Set<(started: boolean) => void>>();
   readonly #restartTimers = new Map<string, NodeJS.Timeout>();
@@ -304,18 +306,28 @@ export class ContainerManager {
     if (name !== undefined && name !== "") {
       if (!validName(name)) throw badRequest(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
       const existing = this.find(name);
-      if (existing && existing.name === name) {
+      if ((existing && existing.name === name) || this.#creatingNames.has(name)) {
         throw conflict(
-          `Conflict. The container name "/${name}" is already in use by container "${existing.id}". You have to remove (or rename) that container to be able to reuse that name.`,
+          `Conflict. The container name "/${name}" is already in use by container "${existing?.id ?? "being created"}". You have to remove (or rename) that container to be able to reuse that name.`,
         );
       }
     } else {
       name = undefined;
       for (let retry = 0; name === undefined; retry++) {
         const candidate = randomName(retry);
-        if (!this.#q.byName.get(candidate)) name = candidate;
+        if (!this.#q.byName.get(candidate) && !this.#creatingNames.has(candidate)) name = candidate;
       }
     }
+    // Held from here to the insert: concurrent creates (50 at once) must not pick the same name.
+    this.#creatingNames.add(name);
+    try {
+      return await this.#create(request, name);
+    } finally {
+      this.#creatingNames.delete(name);
+    }
+  }
+
+  async #create(request: CreateRequest, name: string): Promise<ContainerRecord> {
     const id = newContainerId();
     const { config, hostConfig, image, imageConfig } = request;
     const network = this.attachments ? undefined : networkMode(hostConfig.NetworkMode);
