@@ -17,7 +17,6 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { commandOutput, median } from "./common.mjs";
 import {
   capture,
@@ -25,6 +24,7 @@ import {
   cleanup,
   isInterrupted,
   log,
+  peerBenchmarkArgs,
   RESULTS,
   ROOT,
   services,
@@ -36,22 +36,8 @@ import {
 
 const MINATO_CLI = join(ROOT, "apps", "cli", "bin", "minato.js");
 
-const { values: args } = parseArgs({
-  options: {
-    runs: { type: "string" },
-    "no-docker": { type: "boolean", default: false },
-    "no-podman": { type: "boolean", default: false },
-    help: { type: "boolean", default: false },
-  },
-  strict: true,
-});
-if (args.help) {
-  process.stdout.write("usage: node bench/build.mjs [--runs N] [--no-docker] [--no-podman]\n");
-  process.exit(0);
-}
-const RUNS = Number(args.runs ?? 3);
-if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 20) throw new Error("--runs must be an integer from 1 to 20");
-if (process.getuid?.() !== 0) throw new Error("bench:build needs root: minatod (and dockerd) refuse to run otherwise");
+const args = peerBenchmarkArgs("build.mjs", { defaultRuns: 3, maxRuns: 20 });
+const RUNS = args.runs;
 
 const DOCKERFILE = `# bench: a busybox-based multi-stage build
 FROM busybox AS build

@@ -17,7 +17,6 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { commandOutput, median } from "./common.mjs";
 import {
   busyboxRootfs,
@@ -26,6 +25,7 @@ import {
   engineCall,
   isInterrupted,
   log,
+  peerBenchmarkArgs,
   ROOT,
   runBenchmark,
   startDockerd,
@@ -34,22 +34,8 @@ import {
   writeReport,
 } from "./harness.mjs";
 
-const { values: args } = parseArgs({
-  options: {
-    runs: { type: "string" },
-    "no-docker": { type: "boolean", default: false },
-    "no-podman": { type: "boolean", default: false },
-    help: { type: "boolean", default: false },
-  },
-  strict: true,
-});
-if (args.help) {
-  process.stdout.write("usage: node bench/containers.mjs [--runs N] [--no-docker] [--no-podman]\n");
-  process.exit(0);
-}
-const RUNS = Number(args.runs ?? 20);
-if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 200) throw new Error("--runs must be an integer from 1 to 200");
-if (process.getuid?.() !== 0) throw new Error("the containers benchmark needs root: minatod (and dockerd) refuse to run otherwise");
+const args = peerBenchmarkArgs("containers.mjs", { defaultRuns: 20 });
+const RUNS = args.runs;
 
 const CONCURRENT = 50;
 const IDLE = 10;

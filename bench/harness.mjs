@@ -10,6 +10,7 @@ import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 import { freePort, HOST, stopProcess } from "./common.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -463,4 +464,30 @@ export async function runBenchmark(main) {
   } finally {
     await cleanup();
   }
+}
+
+/**
+ * The flags of a benchmark that runs engines side by side: `--runs N` (default `defaultRuns`),
+ * `--no-docker`, `--no-podman`, plus `extra` parseArgs options; `--help` prints the usage and exits.
+ * Refuses to go on without root, as the daemons do.
+ */
+export function peerBenchmarkArgs(script, { defaultRuns, maxRuns = 200, extra = {}, usage = "" }) {
+  const { values } = parseArgs({
+    options: {
+      runs: { type: "string" },
+      "no-docker": { type: "boolean", default: false },
+      "no-podman": { type: "boolean", default: false },
+      help: { type: "boolean", default: false },
+      ...extra,
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(`usage: node bench/${script} [--runs N] [--no-docker] [--no-podman]${usage}\n`);
+    process.exit(0);
+  }
+  const runs = Number(values.runs ?? defaultRuns);
+  if (!Number.isInteger(runs) || runs < 1 || runs > maxRuns) throw new Error(`--runs must be an integer from 1 to ${maxRuns}`);
+  if (process.getuid?.() !== 0) throw new Error(`bench/${script} needs root: minatod (and dockerd) refuse to run otherwise`);
+  return { ...values, runs };
 }
