@@ -5,25 +5,8 @@
 import { constants, createReadStream, type Stats } from "node:fs";
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, readlink, rm, stat, symlink, utimes } from "node:fs/promises";
 import { join } from "node:path";
-import { archivePathComponents, END_OF_ARCHIVE, encodeHeader, padding, readTar, type TarHeader } from "@minato/layers";
+import { archivePathComponents, END_OF_ARCHIVE, encodeHeader, padding, readTar, statHeader } from "@minato/layers";
 import { CliError } from "./errors.js";
-
-function headerOf(name: string, stats: Stats, fields: Partial<TarHeader>): TarHeader {
-  return {
-    name,
-    type: "file",
-    mode: stats.mode & 0o7777,
-    uid: stats.uid,
-    gid: stats.gid,
-    size: 0,
-    mtime: Math.floor(stats.mtimeMs / 1000),
-    linkname: "",
-    devmajor: 0,
-    devminor: 0,
-    xattrs: new Map(),
-    ...fields,
-  };
-}
 
 /** Exactly `size` bytes of a file (zeros if it shrank, cut if it grew), so the tar stays well formed. */
 async function* content(path: string, size: number): AsyncGenerator<Buffer> {
@@ -48,7 +31,7 @@ export async function* packLocal(path: string, name: string, followLink: boolean
   const links = new Map<string, string>();
   async function* entry(host: string, archiveName: string, stats: Stats): AsyncGenerator<Buffer> {
     if (stats.isDirectory()) {
-      yield encodeHeader(headerOf(archiveName, stats, { type: "directory" }));
+      yield encodeHeader(statHeader(archiveName, stats, { type: "directory" }));
       for (const child of (await readdir(host)).sort()) {
         const childPath = join(host, child);
         yield* entry(childPath, `${archiveName}/${child}`, await lstat(childPath));
@@ -59,23 +42,23 @@ export async function* packLocal(path: string, name: string, followLink: boolean
       const key = `${stats.dev}:${stats.ino}`;
       const first = links.get(key);
       if (first !== undefined) {
-        yield encodeHeader(headerOf(archiveName, stats, { type: "link", linkname: first }));
+        yield encodeHeader(statHeader(archiveName, stats, { type: "link", linkname: first }));
         return;
       }
       links.set(key, archiveName);
     }
     if (stats.isFile()) {
-      yield encodeHeader(headerOf(archiveName, stats, { size: stats.size }));
+      yield encodeHeader(statHeader(archiveName, stats, { size: stats.size }));
       yield* content(host, stats.size);
     } else if (stats.isSymbolicLink()) {
-      yield encodeHeader(headerOf(archiveName, stats, { type: "symlink", linkname: await readlink(host) }));
+      yield encodeHeader(statHeader(archiveName, stats, { type: "symlink", linkname: await readlink(host) }));
     } else if (stats.isFIFO()) {
-      yield encodeHeader(headerOf(archiveName, stats, { type: "fifo" }));
+      yield encodeHeader(statHeader(archiveName, stats, { type: "fifo" }));
     } else if (stats.isCharacterDevice() || stats.isBlockDevice()) {
       const major = (stats.rdev >>> 8) & 0xfff;
       const minor = (stats.rdev & 0xff) | ((stats.rdev >>> 12) & 0xfff00);
       yield encodeHeader(
-        headerOf(archiveName, stats, { type: stats.isCharacterDevice() ? "char" : "block", devmajor: major, devminor: minor }),
+        statHeader(archiveName, stats, { type: stats.isCharacterDevice() ? "char" : "block", devmajor: major, devminor: minor }),
       );
     }
     // Sockets have no tar form; docker leaves them out too.

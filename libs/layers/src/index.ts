@@ -4,7 +4,7 @@ export { LayerError, type LayerErrorCode } from "./errors.js";
 export { type GzipOptions, gzipLayer, type LayerDigests } from "./gzip.js";
 export { diffDirectory, type PackOptions, packDirectory } from "./pack.js";
 export { archivePathComponents } from "./paths.js";
-export { END_OF_ARCHIVE, type EntryType, encodeHeader, padding, readTar, type TarEntry, type TarHeader } from "./tar.js";
+export { END_OF_ARCHIVE, type EntryType, encodeHeader, padding, readTar, statHeader, type TarEntry, type TarHeader } from "./tar.js";
 export {
   OPAQUE_WHITEOUT,
   OVERLAY_OPAQUE_XATTR,

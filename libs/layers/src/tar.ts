@@ -491,3 +491,28 @@ export function encodeHeader(header: TarHeader): Buffer {
   });
   return Buffer.concat([paxHeader, body, padding(body.length), entry]);
 }
+
+/**
+ * A header for a file on disk: its mode bits, owner and mtime (whole seconds), type and anything
+ * else from `fields`. Device numbers and xattrs are the caller's to add.
+ */
+export function statHeader(
+  name: string,
+  stats: { mode: number; uid: number; gid: number; mtimeMs: number },
+  fields: Partial<TarHeader>,
+): TarHeader {
+  return {
+    name,
+    type: "file",
+    mode: stats.mode & 0o7777,
+    uid: stats.uid,
+    gid: stats.gid,
+    size: 0,
+    mtime: Math.floor(stats.mtimeMs / 1000),
+    linkname: "",
+    devmajor: 0,
+    devminor: 0,
+    xattrs: new Map(),
+    ...fields,
+  };
+}

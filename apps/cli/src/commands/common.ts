@@ -42,3 +42,22 @@ export async function showJsonStream(context: Context, response: EngineResponse,
   }
   return aux;
 }
+
+/**
+ * Runs `action` on each named object in turn, as docker's multi-object verbs (`rm`, `stop` …) do: the name on stdout
+ * for each success, one error line on stderr for each failure, status 1 if any failed.
+ */
+export async function eachName(context: Context, names: string[], action: (name: string) => Promise<string | undefined>): Promise<number> {
+  let failed = false;
+  for (const name of names) {
+    try {
+      const line = await action(name);
+      if (line !== undefined) context.out(`${line}\n`);
+    } catch (error) {
+      if (!(error instanceof CliError)) throw error;
+      failed = true;
+      context.err(`${error.display}\n`);
+    }
+  }
+  return failed ? 1 : 0;
+}

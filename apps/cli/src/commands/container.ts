@@ -13,7 +13,7 @@ import { ellipsis, indentedJson, shortId } from "../output/text.js";
 import { goTimeString, humanSize, timeAgo } from "../output/units.js";
 import { confirm } from "../prompt.js";
 import { enterRawMode, followTerminalSize, proxySignals } from "../terminal.js";
-import { filtersParam, imagePath } from "./common.js";
+import { eachName, filtersParam, imagePath } from "./common.js";
 import { containerFileCommands } from "./container-files.js";
 import { containerStatsCommands } from "./container-stats.js";
 import { applyNetworkFlags, type NetworkFlags, port } from "./network.js";
@@ -595,25 +595,6 @@ const create = defineCommand<ContainerFlags & { pull?: string }>({
   },
 });
 
-/**
- * Runs `action` on each container in turn, as docker's multi-container verbs do: the name on stdout
- * for each success, one error line on stderr for each failure, status 1 if any failed.
- */
-async function eachContainer(context: Context, names: string[], action: (name: string) => Promise<string | undefined>): Promise<number> {
-  let failed = false;
-  for (const name of names) {
-    try {
-      const line = await action(name);
-      if (line !== undefined) context.out(`${line}\n`);
-    } catch (error) {
-      if (!(error instanceof CliError)) throw error;
-      failed = true;
-      context.err(`${error.display}\n`);
-    }
-  }
-  return failed ? 1 : 0;
-}
-
 async function post(context: Context, name: string, verb: string, query: Record<string, string | undefined> = {}): Promise<string> {
   await (await context.client.call("POST", containerPath(name, `/${verb}`), { query })).body.dump();
   return name;
@@ -645,7 +626,7 @@ const start = defineCommand<{ attach?: boolean; interactive?: boolean; detachKey
         detachKeys: options.detachKeys ?? DEFAULT_DETACH_KEYS,
       });
     }
-    return eachContainer(context, names, (name) => post(context, name, "start"));
+    return eachName(context, names, (name) => post(context, name, "start"));
   },
 });
 
@@ -665,7 +646,7 @@ const stop = defineCommand<{ time?: string; signal?: string }>({
         `invalid argument "${options.time}" for "-t, --time" flag: strconv.ParseInt: parsing "${options.time}": invalid syntax`,
       );
     }
-    return eachContainer(context, names, (name) => post(context, name, "stop", { t: options.time, signal: options.signal }));
+    return eachName(context, names, (name) => post(context, name, "stop", { t: options.time, signal: options.signal }));
   },
 });
 
@@ -685,7 +666,7 @@ const restart = defineCommand<{ time?: string; signal?: string }>({
         `invalid argument "${options.time}" for "-t, --time" flag: strconv.ParseInt: parsing "${options.time}": invalid syntax`,
       );
     }
-    return eachContainer(context, names, (name) => post(context, name, "restart", { t: options.time, signal: options.signal }));
+    return eachName(context, names, (name) => post(context, name, "restart", { t: options.time, signal: options.signal }));
   },
 });
 
@@ -697,7 +678,7 @@ const kill = defineCommand<{ signal?: string }>({
   args: { min: 1, max: Number.POSITIVE_INFINITY },
   options: (command) => command.option("-s, --signal <string>", "Signal to send to the container"),
   async run(context, names, options) {
-    return eachContainer(context, names, (name) => post(context, name, "kill", { signal: options.signal || undefined }));
+    return eachName(context, names, (name) => post(context, name, "kill", { signal: options.signal || undefined }));
   },
 });
 
@@ -708,7 +689,7 @@ const pause = defineCommand({
   description: "Pause all processes within one or more containers",
   args: { min: 1, max: Number.POSITIVE_INFINITY },
   async run(context, names) {
-    return eachContainer(context, names, (name) => post(context, name, "pause"));
+    return eachName(context, names, (name) => post(context, name, "pause"));
   },
 });
 
@@ -719,7 +700,7 @@ const unpause = defineCommand({
   description: "Unpause all processes within one or more containers",
   args: { min: 1, max: Number.POSITIVE_INFINITY },
   async run(context, names) {
-    return eachContainer(context, names, (name) => post(context, name, "unpause"));
+    return eachName(context, names, (name) => post(context, name, "unpause"));
   },
 });
 
@@ -730,7 +711,7 @@ const wait = defineCommand({
   description: "Block until one or more containers stop, then print their exit codes",
   args: { min: 1, max: Number.POSITIVE_INFINITY },
   async run(context, names) {
-    return eachContainer(context, names, async (name) => {
+    return eachName(context, names, async (name) => {
       const result = await context.client.json<{ StatusCode: number; Error?: { Message?: string } | null }>(
         "POST",
         containerPath(name, "/wait"),
@@ -753,7 +734,7 @@ const remove = defineCommand<{ force?: boolean; volumes?: boolean }>({
       .option("-f, --force", "Force the removal of a running container (uses SIGKILL)")
       .option("-v, --volumes", "Remove anonymous volumes associated with the container"),
   async run(context, names, options) {
-    return eachContainer(context, names, async (name) => {
+    return eachName(context, names, async (name) => {
       const response = await context.client.call("DELETE", containerPath(name), {
         query: { force: options.force || undefined, v: options.volumes || undefined },
       });

@@ -6,7 +6,7 @@ import { CliError, DaemonError, UsageError } from "../errors.js";
 import { formatEach, formatList, type ListFormat } from "../output/formatter.js";
 import { indentedJson, shortId } from "../output/text.js";
 import { confirm } from "../prompt.js";
-import { filtersParam } from "./common.js";
+import { eachName, filtersParam } from "./common.js";
 
 export interface NetworkFlags {
   publish?: string[];
@@ -236,18 +236,10 @@ const remove = defineCommand({
   description: "Remove one or more networks",
   args: { min: 1, max: Number.POSITIVE_INFINITY },
   async run(context, names) {
-    let status = 0;
-    for (const name of names) {
-      try {
-        await (await context.client.call("DELETE", networkPath(name))).body.dump();
-        context.out(`${name}\n`);
-      } catch (error) {
-        if (!(error instanceof CliError)) throw error;
-        context.err(`${error.display}\n`);
-        status = 1;
-      }
-    }
-    return status;
+    return eachName(context, names, async (name) => {
+      await (await context.client.call("DELETE", networkPath(name))).body.dump();
+      return name;
+    });
   },
 });
 

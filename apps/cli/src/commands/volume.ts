@@ -1,11 +1,11 @@
 // `minato volume …` (create, ls, inspect, rm, prune) and the mount flags of `run`/`create`
 // (-v, --mount, --volumes-from).
 import { type CommandGroup, collect, defineCommand } from "../command.js";
-import { CliError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { formatList, type ListFormat } from "../output/formatter.js";
 import { humanSize } from "../output/units.js";
 import { confirm } from "../prompt.js";
-import { filtersParam } from "./common.js";
+import { eachName, filtersParam } from "./common.js";
 import { inspectAll } from "./network.js";
 
 export interface VolumeFlags {
@@ -190,18 +190,10 @@ const remove = defineCommand<{ force?: boolean }>({
   args: { min: 1, max: Number.POSITIVE_INFINITY },
   options: (command) => command.option("-f, --force", "Force the removal of one or more volumes"),
   async run(context, names, options) {
-    let status = 0;
-    for (const name of names) {
-      try {
-        await (await context.client.call("DELETE", volumePath(name), { query: { force: options.force || undefined } })).body.dump();
-        context.out(`${name}\n`);
-      } catch (error) {
-        if (!(error instanceof CliError)) throw error;
-        context.err(`${error.display}\n`);
-        status = 1;
-      }
-    }
-    return status;
+    return eachName(context, names, async (name) => {
+      await (await context.client.call("DELETE", volumePath(name), { query: { force: options.force || undefined } })).body.dump();
+      return name;
+    });
   },
 });
 

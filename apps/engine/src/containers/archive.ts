@@ -18,6 +18,7 @@ import {
   packDirectory,
   padding,
   readTar,
+  statHeader,
   type TarHeader,
 } from "@minato/layers";
 import { ApiError, badRequest, notFound } from "../api/errors.js";
@@ -108,23 +109,6 @@ export async function statContainerPath(engine: Engine, c: ContainerRecord, path
 const devMajor = (rdev: number) => (rdev >>> 8) & 0xfff;
 const devMinor = (rdev: number) => (rdev & 0xff) | ((rdev >>> 12) & 0xfff00);
 
-function headerOf(name: string, stats: Stats, fields: Partial<TarHeader>): TarHeader {
-  return {
-    name,
-    type: "file",
-    mode: stats.mode & 0o7777,
-    uid: stats.uid,
-    gid: stats.gid,
-    size: 0,
-    mtime: Math.floor(stats.mtimeMs / 1000),
-    linkname: "",
-    devmajor: 0,
-    devminor: 0,
-    xattrs: new Map(),
-    ...fields,
-  };
-}
-
 /** Exactly `size` bytes of an open file (zeros if it shrank, cut if it grew), so the tar stays well formed. */
 async function* fileContent(handle: FileHandle, size: number): AsyncGenerator<Buffer> {
   let remaining = size;
@@ -143,7 +127,7 @@ async function* fileContent(handle: FileHandle, size: number): AsyncGenerator<Bu
 async function* pathArchive(located: Located): AsyncGenerator<Buffer> {
   const { resolved, stats, rebase } = located;
   if (stats.isDirectory()) {
-    yield encodeHeader(headerOf(rebase, stats, { type: "directory" }));
+    yield encodeHeader(statHeader(rebase, stats, { type: "directory" }));
     for await (const { header, body } of readTar(packDirectory(resolved.host))) {
       const renamed: TarHeader = { ...header, name: `${rebase}/${header.name}` };
       if (header.type === "link") renamed.linkname = `${rebase}/${header.linkname}`;
@@ -154,19 +138,19 @@ async function* pathArchive(located: Located): AsyncGenerator<Buffer> {
   } else if (stats.isFile()) {
     const handle = await open(resolved.host, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
-      yield encodeHeader(headerOf(rebase, stats, { size: stats.size }));
+      yield encodeHeader(statHeader(rebase, stats, { size: stats.size }));
       yield* fileContent(handle, stats.size);
       yield padding(stats.size);
     } finally {
       await handle.close();
     }
   } else if (stats.isSymbolicLink()) {
-    yield encodeHeader(headerOf(rebase, stats, { type: "symlink", linkname: await readlink(resolved.host) }));
+    yield encodeHeader(statHeader(rebase, stats, { type: "symlink", linkname: await readlink(resolved.host) }));
   } else if (stats.isFIFO()) {
-    yield encodeHeader(headerOf(rebase, stats, { type: "fifo" }));
+    yield encodeHeader(statHeader(rebase, stats, { type: "fifo" }));
   } else if (stats.isCharacterDevice() || stats.isBlockDevice()) {
     const type = stats.isCharacterDevice() ? "char" : "block";
-    yield encodeHeader(headerOf(rebase, stats, { type, devmajor: devMajor(stats.rdev), devminor: devMinor(stats.rdev) }));
+    yield encodeHeader(statHeader(rebase, stats, { type, devmajor: devMajor(stats.rdev), devminor: devMinor(stats.rdev) }));
   }
   yield END_OF_ARCHIVE;
 }
