@@ -1,29 +1,24 @@
-import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { promisify } from "node:util";
+import { mount, unmount as unmountNow } from "@minato/layers";
 
-const run = promisify(execFile);
+/** mount(2)'s MS_RDONLY. */
+const MS_RDONLY = 1;
 
 /**
  * Mounts an overlay root filesystem: `lowers` top-down (snapshot dirs), a private upper and work dir.
  * redirect_dir and metacopy stay off so the upper dir holds whole files and plain whiteouts, which
- * is what a layer diff of it needs. Throws with mount's own message.
+ * is what a layer diff of it needs. Throws with the errno and the target.
  */
 export async function mountOverlay(lowers: string[], upper: string, work: string, target: string): Promise<void> {
-  const options = `lowerdir=${lowers.join(":")},upperdir=${upper},workdir=${work},redirect_dir=off,metacopy=off`;
-  try {
-    await run("mount", ["-t", "overlay", "overlay", "-o", options, target]);
-  } catch (error) {
-    throw new Error((error as { stderr?: string }).stderr?.trim() || (error as Error).message);
-  }
+  await mount("overlay", target, "overlay", `lowerdir=${lowers.join(":")},upperdir=${upper},workdir=${work},redirect_dir=off,metacopy=off`);
 }
 
 /** Unmounts, lazily when something still holds the mount (it goes once they let go). */
 export async function unmount(target: string): Promise<void> {
   try {
-    await run("umount", [target]);
+    await unmountNow(target);
   } catch {
-    await run("umount", ["-l", target]).catch(() => undefined);
+    await unmountNow(target, { detach: true }).catch(() => undefined);
   }
 }
 
@@ -34,9 +29,5 @@ export async function isMountPoint(path: string): Promise<boolean> {
 
 /** A read-only overlay of two or more `lowers` (top-down): a merged view without an upper dir. */
 export async function mountReadOnlyOverlay(lowers: string[], target: string): Promise<void> {
-  try {
-    await run("mount", ["-t", "overlay", "overlay", "-o", `ro,lowerdir=${lowers.join(":")}`, target]);
-  } catch (error) {
-    throw new Error((error as { stderr?: string }).stderr?.trim() || (error as Error).message);
-  }
+  await mount("overlay", target, "overlay", `lowerdir=${lowers.join(":")}`, MS_RDONLY);
 }

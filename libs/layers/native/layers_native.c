@@ -1,12 +1,16 @@
 // The few Linux system calls @minato/layers needs that Node's fs module lacks: mknod(2) for device
-// nodes and overlay whiteouts, and the l*xattr(2) family for extended attributes (which never
-// follow symlinks). Every call is synchronous and takes microseconds; errors are thrown as Node-style
-// errors (`code`, `errno`, `syscall`, `path`) so callers handle them like fs errors.
+// nodes and overlay whiteouts, the l*xattr(2) family for extended attributes (which never follow
+// symlinks), and mount(2)/umount2(2) for the overlays that stack layers into a root filesystem.
+// mknod and the xattr calls are synchronous and take microseconds; mount and umount2 run on the
+// thread pool and return promises (unmounting an overlay syncs its upper file system, which can take
+// long after a build wrote many files). Errors are Node-style (`code`, `errno`, `syscall`, `path`)
+// so callers handle them like fs errors.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
@@ -37,11 +41,13 @@ static const char *errno_code(int err) {
     case ERANGE: return "ERANGE";
     case E2BIG: return "E2BIG";
     case EDQUOT: return "EDQUOT";
+    case EBUSY: return "EBUSY";
+    case ENODEV: return "ENODEV";
     default: return "EUNKNOWN";
   }
 }
 
-static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+static napi_value errno_error(napi_env env, int err, const char *syscall, const char *path) {
   char message[PATH_BUF + 128];
   snprintf(message, sizeof message, "%s: %s, %s '%s'", errno_code(err), strerror(err), syscall, path);
   napi_value msg, error, value;
@@ -55,7 +61,11 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall, const 
   napi_set_named_property(env, error, "syscall", value);
   napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &value);
   napi_set_named_property(env, error, "path", value);
-  napi_throw(env, error);
+  return error;
+}
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall, const char *path) {
+  napi_throw(env, errno_error(env, err, syscall, path));
   return NULL;
 }
 
@@ -196,6 +206,88 @@ static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   }
 }
 
+// A mount(2) or umount2(2) call on the thread pool, settling `deferred` when done.
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int is_mount;
+  char source[PATH_BUF];
+  char target[PATH_BUF];
+  char fstype[NAME_BUF];
+  char *data;
+  uint32_t flags;
+  int err;
+} mount_job;
+
+static void mount_execute(napi_env env, void *p) {
+  mount_job *job = p;
+  int rc = job->is_mount ? mount(job->source, job->target, job->fstype, job->flags, job->data)
+                         : umount2(job->target, (int)job->flags);
+  job->err = rc == 0 ? 0 : errno;
+}
+
+static void mount_complete(napi_env env, napi_status status, void *p) {
+  mount_job *job = p;
+  if (job->err != 0) {
+    napi_reject_deferred(env, job->deferred, errno_error(env, job->err, job->is_mount ? "mount" : "umount2", job->target));
+  } else {
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, job->deferred, undefined);
+  }
+  napi_delete_async_work(env, job->work);
+  free(job->data);
+  free(job);
+}
+
+static napi_value queue_mount_job(napi_env env, mount_job *job) {
+  napi_value promise, name;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, job->is_mount ? "mount" : "umount2", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, NULL, name, mount_execute, mount_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
+// mount(source, target, fstype, flags, data) -> Promise<void>
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  size_t data_length = 0;
+  if (!get_args(env, info, 5, argv)) return NULL;
+  mount_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "mount", "");
+  job->is_mount = 1;
+  if (!get_string(env, argv[0], job->source, sizeof job->source, "source must be a string") ||
+      !get_string(env, argv[1], job->target, sizeof job->target, "target must be a string") ||
+      !get_string(env, argv[2], job->fstype, sizeof job->fstype, "fstype must be a string") ||
+      !get_u32(env, argv[3], &job->flags, "flags must be a number") ||
+      napi_get_value_string_utf8(env, argv[4], NULL, 0, &data_length) != napi_ok) {
+    free(job);
+    return NULL;
+  }
+  job->data = malloc(data_length + 1);
+  if (!job->data) {
+    free(job);
+    return throw_errno(env, ENOMEM, "mount", "");
+  }
+  napi_get_value_string_utf8(env, argv[4], job->data, data_length + 1, &data_length);
+  return queue_mount_job(env, job);
+}
+
+// umount(target, flags) -> Promise<void>; flags as umount2(2) takes them (MNT_DETACH = 2).
+static napi_value js_umount(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  mount_job *job = calloc(1, sizeof *job);
+  if (!job) return throw_errno(env, ENOMEM, "umount2", "");
+  if (!get_string(env, argv[0], job->target, sizeof job->target, "target must be a string") ||
+      !get_u32(env, argv[1], &job->flags, "flags must be a number")) {
+    free(job);
+    return NULL;
+  }
+  return queue_mount_job(env, job);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -203,6 +295,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lremovexattr", NULL, js_lremovexattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_enumerable, NULL},
       {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mount", NULL, js_mount, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"umount", NULL, js_umount, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

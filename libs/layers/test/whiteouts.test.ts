@@ -1,10 +1,11 @@
-import { spawnSync } from "node:child_process";
 import {
   chmodSync,
+  closeSync,
   existsSync,
   linkSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -15,9 +16,9 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { applyLayer, diffDirectory, LayerError } from "../src/index.js";
+import { applyLayer, diffDirectory, LayerError, mount, unmount as unmountOverlay } from "../src/index.js";
 import { native, S_IFCHR } from "../src/native.js";
-import { buildTar, collect, listTar, requireRoot, run, snapshot, streamOf, tempDir } from "./helpers.js";
+import { buildTar, collect, listTar, requireRoot, snapshot, streamOf, tempDir } from "./helpers.js";
 
 requireRoot();
 const work = tempDir("whiteouts");
@@ -32,12 +33,12 @@ const isWhiteout = (path: string) => {
 const allNames = (root: string): string[] => readdirSync(root, { recursive: true, encoding: "utf8" }).sort();
 
 const mounts: string[] = [];
-afterEach(() => {
-  for (const merged of mounts.splice(0).reverse()) spawnSync("umount", [merged]);
+afterEach(async () => {
+  for (const merged of mounts.splice(0).reverse()) await unmountOverlay(merged, { detach: true });
 });
 
 /** Mounts overlayfs with the given lower dirs (topmost first) and optional upper dir. */
-function mountOverlay(lower: string[], upper?: string): string {
+async function mountOverlay(lower: string[], upper?: string): Promise<string> {
   const merged = fresh("merged");
   mkdirSync(merged);
   let options = `lowerdir=${lower.join(":")}`;
@@ -48,13 +49,13 @@ function mountOverlay(lower: string[], upper?: string): string {
   }
   // The settings the engine must use for diffable upper dirs (see diffDirectory).
   options += ",redirect_dir=off,metacopy=off";
-  run("mount", ["-t", "overlay", "overlay", "-o", options, merged]);
+  await mount("overlay", merged, "overlay", options);
   mounts.push(merged);
   return merged;
 }
 
-function unmount(merged: string): void {
-  run("umount", [merged]);
+async function unmount(merged: string): Promise<void> {
+  await unmountOverlay(merged);
   mounts.splice(mounts.indexOf(merged), 1);
 }
 
@@ -229,7 +230,7 @@ describe("with a real overlayfs", () => {
       change,
     );
 
-    const merged = mountOverlay([change, base]);
+    const merged = await mountOverlay([change, base]);
     expect(allNames(merged)).toEqual(["bin", "bin/new", "dir", "dir/b", "etc", "etc/other", "file4", "keep"]);
     expect(readFileSync(join(merged, "keep"), "utf8")).toBe("keep");
     expect(existsSync(join(merged, "gone"))).toBe(false);
@@ -258,7 +259,7 @@ describe("with a real overlayfs", () => {
     // A "container" changes the tree through overlayfs.
     const upper = fresh("container-upper");
     mkdirSync(upper);
-    const rw = mountOverlay([base], upper);
+    const rw = await mountOverlay([base], upper);
     unlinkSync(join(rw, "etc/motd"));
     rmSync(join(rw, "var/cache"), { recursive: true });
     mkdirSync(join(rw, "var/cache"));
@@ -273,7 +274,7 @@ describe("with a real overlayfs", () => {
     native().mknod(join(rw, "app/pipe"), 0o010644, 0, 0);
     renameSync(join(rw, "bin/sh"), join(rw, "bin/dash"));
     const expected = snapshot(rw);
-    unmount(rw);
+    await unmount(rw);
 
     const layer = await collect(diffDirectory(upper));
     const names = (await listTar(layer)).map((header) => header.name);
@@ -284,7 +285,7 @@ describe("with a real overlayfs", () => {
 
     const applied = fresh("container-layer");
     await applyLayer(streamOf(layer), applied);
-    const merged = mountOverlay([applied, base]);
+    const merged = await mountOverlay([applied, base]);
     expect(snapshot(merged)).toEqual(expected);
     expect(allNames(merged)).toEqual([
       "app",
@@ -301,5 +302,36 @@ describe("with a real overlayfs", () => {
       "var/cache",
       "var/cache/fresh",
     ]);
+  });
+});
+
+describe("mount and unmount (the engine's overlays, without exec'ing mount(8))", () => {
+  it("report errors as fs-style errors and detach a busy mount lazily", async () => {
+    const missing = fresh("missing");
+    await expect(mount("overlay", missing, "overlay", `lowerdir=${work}`)).rejects.toMatchObject({
+      code: "ENOENT",
+      syscall: "mount",
+      path: missing,
+    });
+    const notMounted = fresh("plain");
+    mkdirSync(notMounted);
+    await expect(unmountOverlay(notMounted)).rejects.toMatchObject({ code: "EINVAL", syscall: "umount2" });
+
+    const lower = fresh("lower");
+    mkdirSync(lower);
+    writeFileSync(join(lower, "file"), "content");
+    const base = fresh("base");
+    mkdirSync(base);
+    const merged = await mountOverlay([lower, base]);
+    const busy = openSync(join(merged, "file"), "r");
+    try {
+      await expect(unmountOverlay(merged)).rejects.toMatchObject({ code: "EBUSY" });
+      await unmountOverlay(merged, { detach: true });
+      mounts.splice(mounts.indexOf(merged), 1);
+      expect(existsSync(join(merged, "file"))).toBe(false);
+      expect(readFileSync(busy, "utf8")).toBe("content");
+    } finally {
+      closeSync(busy);
+    }
   });
 });

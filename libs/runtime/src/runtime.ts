@@ -594,8 +594,9 @@ export class Runtime {
    */
   async exec(id: string, options: ExecOptions): Promise<ExecSession> {
     const spec = await this.spec(id);
-    const state = await this.state(id);
-    if (state.status !== "running") throw new RuntimeError("INVALID_STATE", `Container ${id} is not running`);
+    // A stopped container has conmon's exit file; runc exec itself refuses a paused one (mapped
+    // below). Asking `runc state` first would cost one more runc process on every exec.
+    if ((await this.exitCode(id)) !== undefined) throw new RuntimeError("INVALID_STATE", `Container ${id} is not running`);
     if (options.args.length === 0) throw new RuntimeError("NO_COMMAND", "No exec command specified");
     const execId = options.id ?? `e${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
     checkId(execId);
@@ -647,6 +648,8 @@ export class Runtime {
     } catch (error) {
       await this.waitConmonGone(join(dir, "conmon.pid"));
       await rm(dir, { recursive: true, force: true });
+      const refused = /cannot exec in a (paused|stopped) container/.exec((error as Error).message);
+      if (refused) throw new RuntimeError("INVALID_STATE", `Container ${id} is ${refused[1]}`);
       throw error;
     }
     const readExit = async () => {

@@ -500,14 +500,16 @@ export class ContainerManager {
       await this.#mount(id, image());
       await this.#deleteBundle(id);
       const spec = JSON.parse(await readFile(join(this.dir(id), "config.json"), "utf8")) as OciSpec;
+      // conmon reports the process's pid once `runc create` made it: no `runc state` needed after.
+      let pid: number;
       try {
         await this.attachments?.beforeStart(id);
-        await this.runtime.create(id, spec, {
+        ({ pid } = await this.runtime.create(id, spec, {
           stdin: c.config.OpenStdin === true,
           // Docker keeps stdin open for later attaches unless StdinOnce (what `run -i` asks for); a
           // TTY's input is never closed by a client leaving (moby closes stdin only without a TTY).
           leaveStdinOpen: c.config.StdinOnce !== true || c.config.Tty === true,
-        });
+        }));
         this.#watch(id);
         this.#runStartHooks(id, true);
         await this.runtime.start(id);
@@ -524,10 +526,9 @@ export class ContainerManager {
         }
         throw apiErrorFrom(error);
       }
-      const state = await this.runtime.state(id);
       this.#update(id, {
         status: "running",
-        pid: state.pid,
+        pid,
         exit_code: 0,
         oom_killed: 0,
         error: "",
