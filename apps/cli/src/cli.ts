@@ -11,7 +11,7 @@ function processIo(): Io {
   return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr };
 }
 
-function createProgram(io: Io, onInvoke: (invocation: Invocation) => void): Command {
+function createProgram(io: Io, argv: string[], onInvoke: (invocation: Invocation) => void): Command {
   const root = new Command("minato")
     .usage("[OPTIONS] COMMAND")
     .description("A client for the Minato engine (minatod), speaking the Docker Engine API")
@@ -24,6 +24,7 @@ function createProgram(io: Io, onInvoke: (invocation: Invocation) => void): Comm
     COMMAND_GROUPS,
     { writeOut: (text) => io.stdout.write(text), writeErr: (text) => io.stderr.write(text) },
     onInvoke,
+    argv,
   );
 }
 
@@ -34,7 +35,7 @@ function createProgram(io: Io, onInvoke: (invocation: Invocation) => void): Comm
  */
 export async function main(argv: string[], io: Io = processIo(), env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let invocation: Invocation | undefined;
-  const program = createProgram(io, (chosen) => {
+  const program = createProgram(io, argv, (chosen) => {
     invocation = chosen;
   });
   // `minato images | head -1`: a closed pipe ends the output quietly (the listener stays: the

@@ -82,9 +82,20 @@ export class ParseFailure extends Error {
 /**
  * Builds the commander tree. Commands do not run inside commander: the action records the
  * {@link Invocation} and the caller runs it, so parsing errors and command errors are reported
- * alike, as one line and docker's exit status.
+ * alike, as one line and docker's exit status. With `argv`, only commands named in it get their
+ * flags declared: a command runs only when named, and declaring every command's flags was a good
+ * part of the CLI's start.
  */
-export function buildProgram(root: Command, groups: CommandGroup[], output: Output, onInvoke: (invocation: Invocation) => void): Command {
+export function buildProgram(
+  root: Command,
+  groups: CommandGroup[],
+  output: Output,
+  onInvoke: (invocation: Invocation) => void,
+  argv?: string[],
+): Command {
+  const named = argv ? new Set(argv) : undefined;
+  const mentioned = (spec: CommandSpec<never>, name: string) =>
+    !named || named.has(name) || (spec.aliases ?? []).some((alias) => named.has(alias));
   const configure = (command: Command, path: string) => {
     command
       .exitOverride((error) => {
@@ -107,7 +118,7 @@ export function buildProgram(root: Command, groups: CommandGroup[], output: Outp
       .helpGroup(heading);
     configure(command, path);
     if (name === spec.name) for (const alias of spec.aliases ?? []) command.alias(alias);
-    spec.options?.(command);
+    if (mentioned(spec, name)) spec.options?.(command);
     command.action((args: string[], options: Record<string, unknown>) => {
       onInvoke({ spec, path, args, options });
     });

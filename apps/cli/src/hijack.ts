@@ -21,17 +21,13 @@ const isRaw = (contentType: string | string[] | undefined) => String(contentType
 export async function hijack(context: Context, path: string, query: string, body?: string): Promise<HijackedStream> {
   const version = await context.client.apiVersion();
   return new Promise((resolve, reject) => {
-    const request = httpRequest({
-      socketPath: context.client.socketPath,
-      method: "POST",
-      path: `/v${version}${path}${query}`,
-      headers: {
+    const request = httpRequest(
+      context.client.requestOptions("POST", `/v${version}${path}${query}`, {
         Connection: "Upgrade",
         Upgrade: "tcp",
-        Host: "localhost",
         ...(body !== undefined ? { "Content-Type": "application/json" } : {}),
-      },
-    });
+      }),
+    );
     request.on("upgrade", (response: IncomingMessage, socket: Socket, head: Buffer) => {
       resolve({ socket, head, raw: isRaw(response.headers["content-type"]) });
     });

@@ -13,11 +13,17 @@ export async function mountOverlay(lowers: string[], upper: string, work: string
   await mount("overlay", target, "overlay", `lowerdir=${lowers.join(":")},upperdir=${upper},workdir=${work},redirect_dir=off,metacopy=off`);
 }
 
-/** Unmounts, lazily when something still holds the mount (it goes once they let go). */
+/**
+ * Unmounts `target` if something is mounted there, lazily when something still holds the mount (it
+ * goes once they let go).
+ */
 export async function unmount(target: string): Promise<void> {
   try {
     await unmountNow(target);
-  } catch {
+  } catch (error) {
+    // EINVAL: not a mount point; ENOENT: no such path. Nothing to undo either way.
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EINVAL" || code === "ENOENT") return;
     await unmountNow(target, { detach: true }).catch(() => undefined);
   }
 }

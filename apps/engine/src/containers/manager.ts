@@ -465,9 +465,7 @@ export class ContainerManager {
   }
 
   async #unmount(id: string): Promise<void> {
-    const target = this.rootfs(id);
-    if (!existsSync(target) || !(await isMountPoint(target))) return;
-    await unmount(target);
+    await unmount(this.rootfs(id));
   }
 
   /** The log of earlier runs (conmon's log goes with the runtime bundle, which each start re-creates). */
@@ -866,9 +864,9 @@ export class ContainerManager {
     if (holds && holds.size > 0) await Promise.race([Promise.allSettled([...holds]), sleep(30_000)]);
     const c = this.find(id);
     this.#unwatch(id);
-    await this.#deleteBundle(id);
+    // runc's state and the rootfs overlay are independent: both go at once.
+    await Promise.all([this.#deleteBundle(id), this.#unmount(id)]);
     await this.attachments?.removed(id, anonymousVolumes);
-    await this.#unmount(id);
     if (c) this.#q.remove.run(id);
     await rm(this.dir(id), { recursive: true, force: true });
     const code = c?.exitCode ?? this.#removed.get(id) ?? 0;
