@@ -235,9 +235,11 @@ export function describeParseFailure(failure: ParseFailure): { line?: string; ex
     return { exitCode: error.exitCode };
   }
   const message = error.message.replace(/^error: /, "");
-  const unknownCommand = /^unknown command '([^']+)'(.*)$/.exec(message);
+  // commander puts its "(Did you mean …?)" on a line of its own: the error stays one line.
+  const unknownCommand = /^unknown command '([^']+)'([\s\S]*)$/.exec(message);
   if (unknownCommand) {
-    return { line: `${path}: '${unknownCommand[1]}' is not a ${path} command.${unknownCommand[2]} See '${path} --help'.`, exitCode: 125 };
+    const suggestion = (unknownCommand[2] ?? "").replace(/\s+/g, " ").trimEnd();
+    return { line: `${path}: '${unknownCommand[1]}' is not a ${path} command.${suggestion} See '${path} --help'.`, exitCode: 125 };
   }
   const rewrites: [RegExp, (match: RegExpExecArray) => string][] = [
     [/^unknown option '(--[^']+)'(.*)$/, (m) => `unknown flag: ${m[1]}${m[2]}`],

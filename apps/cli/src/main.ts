@@ -1,4 +1,6 @@
-// The `minato` process: the entry point that bin/minato.js runs, bundled as dist/minato.mjs.
+// The `minato` process: the entry point that bin/minato.js runs, bundled as dist/minato.cjs.
 import { main } from "./cli.js";
 
-process.exitCode = await main(process.argv.slice(2));
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

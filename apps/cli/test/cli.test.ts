@@ -108,6 +108,7 @@ describe("usage errors exit 125 with one line", () => {
     [["version", "extra"], `"minato version" accepts no arguments. See 'minato version --help'.`],
     [["history", "--human=maybe", "x"], `invalid argument "maybe" for "--human" flag: strconv.ParseBool: parsing "maybe": invalid syntax`],
     [["frobnicate"], "minato: 'frobnicate' is not a minato command. See 'minato --help'."],
+    [["lgos"], "minato: 'lgos' is not a minato command. (Did you mean logs?) See 'minato --help'."],
     [["image", "frobnicate"], "minato image: 'frobnicate' is not a minato image command. See 'minato image --help'."],
   ])("%j", async (argv, line) => {
     const { code, stdout, stderr } = await runCli(argv, { env });
