@@ -278,6 +278,62 @@ describe("POST /build", () => {
     expect(cold.text).not.toContain("Using cache");
   });
 
+  it("keys COPY by the files' modes, owners and link targets, not by ignored files, and COPY --from by what it copies", async () => {
+    const dir = join(work, "exact");
+    await writeTree(dir, {
+      Dockerfile: "FROM scratch AS src\nCOPY stage/ /s/\nFROM scratch\nCOPY --from=src /s/keep.txt /keep.txt\nCOPY files/ /files/\n",
+      ".dockerignore": "files/*.log\n",
+      "stage/keep.txt": "keep\n",
+      "stage/other.txt": "other\n",
+      "files/a.txt": "a\n",
+      "files/b.txt": "b\n",
+      "files/x.log": "log 1\n",
+    });
+    execFileSync("ln", ["-s", "a.txt", join(dir, "files/l")]);
+    const build = async () => {
+      const built = await post(engine, tarOf(dir), { t: "exact:1" });
+      expect(streamError(built.messages)).toBeUndefined();
+      const steps = stepsOf(built.text);
+      const hits = cacheHits(built.text);
+      const hit = (text: string) => hits.get([...steps].find(([, t]) => t === text)?.[0] as number);
+      return {
+        id: built.id,
+        stage: hit("COPY stage/ /s/"),
+        from: hit("COPY --from=src /s/keep.txt /keep.txt"),
+        files: hit("COPY files/ /files/"),
+      };
+    };
+    const first = await build();
+    expect(await build()).toEqual({ id: first.id, stage: true, from: true, files: true });
+
+    // Another file of the source stage: the stage's COPY runs again, COPY --from finds the same content.
+    await writeFile(join(dir, "stage/other.txt"), "other 2\n");
+    expect(await build()).toEqual({ id: first.id, stage: false, from: true, files: true });
+    // An ignored file, or only an mtime: nothing changes.
+    await writeFile(join(dir, "files/x.log"), "log 2\n");
+    await utimes(join(dir, "files/b.txt"), Date.now() / 1000 + 60, Date.now() / 1000 + 60);
+    expect(await build()).toEqual({ id: first.id, stage: true, from: true, files: true });
+
+    // A mode, a link target: COPY files/ runs again; back as they were, the first entry is found again.
+    await chmod(join(dir, "files/b.txt"), 0o600);
+    const mode = await build();
+    expect(mode).toMatchObject({ from: true, files: false });
+    expect(mode.id).not.toBe(first.id);
+    await chmod(join(dir, "files/b.txt"), 0o644);
+    await rm(join(dir, "files/l"));
+    execFileSync("ln", ["-s", "b.txt", join(dir, "files/l")]);
+    const link = await build();
+    expect(link).toMatchObject({ from: true, files: false });
+    expect(link.id).not.toBe(first.id);
+    await rm(join(dir, "files/l"));
+    execFileSync("ln", ["-s", "a.txt", join(dir, "files/l")]);
+    expect(await build()).toEqual({ id: first.id, stage: true, from: true, files: true });
+    const files = await imageFiles(engine, "exact:1", work);
+    expect(files.get("keep.txt")?.content).toBe("keep\n");
+    expect(files.get("files/l")).toMatchObject({ type: "symlink", linkname: "a.txt" });
+    expect(files.has("files/x.log")).toBe(false);
+  });
+
   it("builds only the stages --target needs", async () => {
     const built = await post(engine, tarOf(context), { t: "assets:1", target: "assets" });
     expect(streamError(built.messages)).toBeUndefined();
@@ -513,6 +569,23 @@ describe("POST /build", () => {
     const cold = await cli(["build", "-t", "viacli:1", "--build-arg", "VERSION=2", context]);
     expect(cold.code, cold.stderr).toBe(0);
     expect(cold.stdout).not.toContain("Using cache");
+  });
+
+  it("minato build streams a context too big to pack in memory", async () => {
+    const dir = join(work, "big");
+    await writeTree(dir, {
+      Dockerfile: "FROM busybox\nCOPY big z.txt /d/\nRUN test $(wc -c < /d/big) -eq 34603008 && grep -q zed /d/z.txt\n",
+      "z.txt": "zed\n",
+    });
+    execFileSync("truncate", ["-s", "33M", join(dir, "big")]);
+    const env = { PATH: process.env.PATH, HOME: work, MINATO_HOST: `unix://${engine.socket}` };
+    const built = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, [join(ROOT, "apps/cli/bin/minato.js"), "build", "-t", "big:1", dir], { env }, (error, stdout, stderr) =>
+        resolve({ code: (error?.code as number | undefined) ?? 0, stdout, stderr }),
+      );
+    });
+    expect(built.code, built.stderr + built.stdout).toBe(0);
+    expect(built.stdout).toContain("Successfully tagged big:1");
   });
 
   it("works with the stock docker CLI's classic builder, giving the same image", async () => {

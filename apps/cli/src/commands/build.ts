@@ -3,7 +3,7 @@ import { writeFile } from "node:fs/promises";
 import { isAbsolute, join, relative, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { createMatcher, dockerignoreFor, keepBuildFiles, parseDockerignore } from "@minato/dockerfile";
-import { END_OF_ARCHIVE, type EntryType, encodeHeader, padding, type TarHeader } from "@minato/layers";
+import { END_OF_ARCHIVE, type EntryType, encodeHeader, padding } from "@minato/layers";
 import { type CommandGroup, collect, defineCommand } from "../command.js";
 import type { Context } from "../context.js";
 import { CliError } from "../errors.js";
@@ -22,12 +22,17 @@ function pairs(values: string[] | undefined, env: NodeJS.ProcessEnv, fromEnv: bo
   return out;
 }
 
+/** Up to this many bytes the context tar is made in memory and sent in one write. */
+const IN_MEMORY_CONTEXT = 32 * 1024 * 1024;
+
 /**
  * The build context as the docker CLI sends it to the classic builder: a tar of the directory
  * without what `.dockerignore` (or `<Dockerfile>.dockerignore`) excludes, the Dockerfile and the
- * ignore file kept. Entries sorted, numeric owners 0.
+ * ignore file kept. Entries sorted, numeric owners 0. The tree is walked once, synchronously (a
+ * context is mostly small files, where streams cost more than the reads); a context up to 32 MiB is
+ * one Buffer, a bigger one a stream that reads the files as it goes.
  */
-export function contextTar(dir: string, dockerfile: string): Readable {
+export function contextTar(dir: string, dockerfile: string): Buffer | Readable {
   let patterns: string[] = [];
   let ignoreFile = ".dockerignore";
   for (const name of dockerignoreFor(dockerfile)) {
@@ -38,52 +43,71 @@ export function contextTar(dir: string, dockerfile: string): Readable {
     } catch {}
   }
   const matcher = createMatcher(keepBuildFiles(patterns, dockerfile, ignoreFile));
+  // Headers (and padding) as Buffers, files' contents as [path, size] to read.
+  const parts: (Buffer | [string, number])[] = [];
+  let total = END_OF_ARCHIVE.length;
+  const walk = (path: string, rel: string): void => {
+    for (const name of readdirSync(path).sort()) {
+      const full = join(path, name);
+      const r = rel === "" ? name : `${rel}/${name}`;
+      const stats = lstatSync(full);
+      const excluded = patterns.length > 0 && matcher(r);
+      if (excluded && !(stats.isDirectory() && matcher.mayHaveExceptions(r))) continue;
+      let type: EntryType;
+      if (stats.isDirectory()) type = "directory";
+      else if (stats.isSymbolicLink()) type = "symlink";
+      else if (stats.isFile()) type = "file";
+      else continue;
+      const header = encodeHeader({
+        name: r,
+        type,
+        mode: stats.mode & 0o7777,
+        uid: 0,
+        gid: 0,
+        size: type === "file" ? stats.size : 0,
+        mtime: Math.floor(stats.mtimeMs / 1000),
+        linkname: type === "symlink" ? readlinkSync(full) : "",
+        devmajor: 0,
+        devminor: 0,
+        xattrs: new Map(),
+      });
+      parts.push(header);
+      total += header.length;
+      if (type === "file") {
+        const pad = padding(stats.size);
+        parts.push([full, stats.size], pad);
+        total += stats.size + pad.length;
+      } else if (type === "directory") walk(full, r);
+    }
+  };
+  walk(dir, "");
+  const changed = (path: string) => new CliError(`${path} changed while the context was read`);
+  if (total <= IN_MEMORY_CONTEXT) {
+    const buffers = parts.map((part) => {
+      if (Buffer.isBuffer(part)) return part;
+      const [path, size] = part;
+      const content = readFileSync(path);
+      if (content.length < size) throw changed(path);
+      return content.subarray(0, size);
+    });
+    return Buffer.concat([...buffers, END_OF_ARCHIVE], total);
+  }
   async function* entries(): AsyncGenerator<Buffer> {
-    const walk = async function* (path: string, rel: string): AsyncGenerator<Buffer> {
-      for (const name of readdirSync(path).sort()) {
-        const full = join(path, name);
-        const r = rel === "" ? name : `${rel}/${name}`;
-        const stats = lstatSync(full);
-        const excluded = patterns.length > 0 && matcher(r);
-        if (excluded && !(stats.isDirectory() && matcher.mayHaveExceptions(r))) continue;
-        let type: EntryType;
-        if (stats.isDirectory()) type = "directory";
-        else if (stats.isSymbolicLink()) type = "symlink";
-        else if (stats.isFile()) type = "file";
-        else continue;
-        const header: TarHeader = {
-          name: r,
-          type,
-          mode: stats.mode & 0o7777,
-          uid: 0,
-          gid: 0,
-          size: type === "file" ? stats.size : 0,
-          mtime: Math.floor(stats.mtimeMs / 1000),
-          linkname: type === "symlink" ? readlinkSync(full) : "",
-          devmajor: 0,
-          devminor: 0,
-          xattrs: new Map(),
-        };
-        if (excluded) {
-          yield encodeHeader(header);
-          yield* walk(full, r);
-          continue;
-        }
-        yield encodeHeader(header);
-        if (type === "file") {
-          let written = 0;
-          for await (const chunk of createReadStream(full)) {
-            const buffer = chunk as Buffer;
-            const part = buffer.subarray(0, Math.max(0, header.size - written));
-            written += part.length;
-            yield part;
-          }
-          if (written < header.size) throw new CliError(`${full} changed while the context was read`);
-          yield padding(header.size);
-        } else if (type === "directory") yield* walk(full, r);
+    for (const part of parts) {
+      if (Buffer.isBuffer(part)) {
+        yield part;
+        continue;
       }
-    };
-    yield* walk(dir, "");
+      const [path, size] = part;
+      let written = 0;
+      if (size > 0) {
+        for await (const chunk of createReadStream(path, { end: size - 1 })) {
+          written += (chunk as Buffer).length;
+          yield chunk as Buffer;
+        }
+      }
+      if (written < size) throw changed(path);
+    }
     yield END_OF_ARCHIVE;
   }
   return Readable.from(entries());

@@ -5,9 +5,10 @@ import type { Hono } from "hono";
 import { build, planBuild } from "../builder/build.js";
 import { BuildCache } from "../builder/cache.js";
 import { cacheMounts } from "../builder/cache-mounts.js";
-import { applyIgnore, extractContext, readBuildFiles } from "../builder/context.js";
+import { BuildContext } from "../builder/context.js";
 import type { Engine } from "../engine.js";
 import { parseReferenceOrThrow } from "../images.js";
+import type { JsonMessage } from "../progress.js";
 import { badRequest } from "./errors.js";
 import { jsonMessageStream } from "./stream.js";
 import type { EngineEnv } from "./types.js";
@@ -71,9 +72,8 @@ export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     await mkdir(root, { recursive: true });
     const work = await mkdtemp(join(root, "build-"));
     try {
-      const contextDir = join(work, "context");
-      await extractContext(c.env.incoming, contextDir);
-      const files = await readBuildFiles(contextDir, dockerfilePath);
+      const context = await BuildContext.receive(c.env.incoming, work, dockerfilePath);
+      const files = await context.readBuildFiles(dockerfilePath);
       let dockerfile: ReturnType<typeof parseDockerfile>;
       try {
         dockerfile = parseDockerfile(files.text);
@@ -83,10 +83,10 @@ export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       }
       const target = c.req.query("target") || undefined;
       const plans = planBuild(dockerfile, buildArgs, target);
-      await applyIgnore(contextDir, files.ignore);
+      await context.applyIgnore(files.ignore);
       const options = {
         dockerfile,
-        contextDir,
+        context,
         workDir: join(work, "steps"),
         tags,
         buildArgs,
@@ -98,7 +98,22 @@ export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
         secrets,
       };
       await mkdir(options.workDir);
-      return await jsonMessageStream(c.env.outgoing, async (progress) => {
+      const out = c.env.outgoing;
+      return await jsonMessageStream(out, async (write) => {
+        // The messages a step prints at once go out in one write: a cached build prints ~3 per step.
+        let corked = false;
+        const progress = (message: JsonMessage) => {
+          if (!corked) {
+            corked = true;
+            out.cork();
+            setImmediate(() => {
+              corked = false;
+              // end() uncorks fully; the connection may serve another request by now.
+              if (!out.writableEnded) out.uncork();
+            });
+          }
+          write(message);
+        };
         await build(engine, options, plans, quiet ? (m) => (m.aux ? progress(m) : undefined) : progress);
       });
     } finally {

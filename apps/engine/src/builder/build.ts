@@ -4,7 +4,6 @@
 // tree that mirrors the target paths, packed deterministically, gzipped and unpacked as a snapshot
 // on the parent chain. Every step has a cache key (parent + instruction after expansion + what it
 // read); a hit reuses the step's recorded result, so an unchanged rebuild gives the same image ID.
-import { AsyncLocalStorage } from "node:async_hooks";
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { chmod, lchown, lstat, mkdir, mkdtemp, open, readdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
@@ -40,10 +39,22 @@ import { storeLayer, writeImage } from "../layer-commit.js";
 import { mountReadOnlyOverlay, unmount } from "../overlay.js";
 import { type JsonMessage, type ProgressSink, shortId } from "../progress.js";
 import { chainIds } from "../snapshots.js";
-import { BuildCache, type CachedLayer } from "./cache.js";
+import { BuildCache, type CachedLayer, type CachedStep } from "./cache.js";
 import { cacheMounts } from "./cache-mounts.js";
+import type { BuildContext } from "./context.js";
 import { download, isGitSource, isUrl, parseChecksum, urlFileName } from "./download.js";
-import { type CopyOptions, copyEntry, expandSource, hasGlob, resolveIn, treeDigest } from "./fs.js";
+import {
+  type CopyOptions,
+  copyEntry,
+  DiskTree,
+  expandSource,
+  hasGlob,
+  pathDigest,
+  resolveIn,
+  resolvePath,
+  type SourceTree,
+  treeDigest,
+} from "./fs.js";
 import { runStep } from "./run.js";
 import {
   type Materialized,
@@ -74,8 +85,8 @@ class StageAborted extends Error {}
 
 export interface BuildOptions {
   dockerfile: Dockerfile;
-  /** The unpacked, .dockerignore-filtered context. */
-  contextDir: string;
+  /** The build context, `.dockerignore` applied. */
+  context: BuildContext;
   /** A private directory for the build's scratch trees (the caller removes it). */
   workDir: string;
   tags: string[];
@@ -119,6 +130,8 @@ interface StageState {
   /** ARG values in scope. */
   args: Map<string, string>;
   cmdSet: boolean;
+  /** Where the stage's progress goes (held back until the stages before it have printed theirs). */
+  out: ProgressSink;
 }
 
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");
@@ -167,7 +180,6 @@ class Builder {
   readonly #buildArgs: Map<string, string>;
   readonly #consumed = new Set<string>(["SOURCE_DATE_EPOCH"]);
   readonly #globals: Map<string, string>;
-  readonly #output = new AsyncLocalStorage<ProgressSink>();
   #steps = 0;
   #rootfsCount = 0;
   /** Read-only views by their top layer's chain ID, and the overlay mounts among them. */
@@ -193,13 +205,9 @@ class Builder {
     for (const g of options.dockerfile.globalArgs) for (const a of g.args) this.#consumed.add(a.name);
   }
 
-  /** Progress for the stage being built (see {@link run}), else straight to the client. */
-  emit(message: JsonMessage): void {
-    (this.#output.getStore() ?? this.progress)(message);
-  }
-
-  say(text: string): void {
-    this.emit({ stream: text });
+  /** Output text for a stage's sink (see {@link run}), or straight to the client. */
+  say(text: string, out: ProgressSink = this.progress): void {
+    out({ stream: text });
   }
 
   now(): string {
@@ -210,8 +218,9 @@ class Builder {
     this.#releases.push(this.engine.lease(keys));
   }
 
-  /** Unmounts the views and releases the leases. */
+  /** Records the cache entries used, unmounts the views and releases the leases. */
   async cleanup(): Promise<void> {
+    this.cache.flush();
     for (const mount of this.#mounts.splice(0)) await unmount(mount);
     for (const release of this.#releases.splice(0)) release();
   }
@@ -256,7 +265,7 @@ class Builder {
         while (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
         running++;
         try {
-          return await this.#output.run(sinkFor(position), () => this.stage(plan, first.get(plan.index) ?? 0, () => failure !== undefined));
+          return await this.stage(plan, first.get(plan.index) ?? 0, sinkFor(position), () => failure !== undefined);
         } finally {
           running--;
           waiting.shift()?.();
@@ -289,21 +298,21 @@ class Builder {
   }
 
   /** One stage: its FROM, then its instructions, numbered from `step`; stops early when `aborted()`. */
-  async stage(plan: StagePlan, step: number, aborted: () => boolean): Promise<StageState> {
+  async stage(plan: StagePlan, step: number, out: ProgressSink, aborted: () => boolean): Promise<StageState> {
     const stage = this.options.dockerfile.stages[plan.index];
     if (!stage) throw new BuildError(`stage ${plan.index} does not exist`);
-    const state = await this.from(plan, stage.from.original, ++step);
+    const state = await this.from(plan, stage.from.original, ++step, out);
     for (const instruction of stage.instructions) {
       if (aborted()) throw new StageAborted();
-      this.say(`Step ${++step}/${this.#steps} : ${instruction.original}\n`);
+      this.say(`Step ${++step}/${this.#steps} : ${instruction.original}\n`, out);
       await this.instruction(state, instruction, false);
-      this.say(` ---> ${state.key.slice(0, 12)}\n`);
+      this.say(` ---> ${state.key.slice(0, 12)}\n`, out);
     }
     return state;
   }
 
-  async from(plan: StagePlan, original: string, step: number): Promise<StageState> {
-    this.say(`Step ${step}/${this.#steps} : ${original}\n`);
+  async from(plan: StagePlan, original: string, step: number, out: ProgressSink): Promise<StageState> {
+    this.say(`Step ${step}/${this.#steps} : ${original}\n`, out);
     const platform = hostPlatform();
     const empty = (): StageState => ({
       key: sha("scratch"),
@@ -312,11 +321,12 @@ class Builder {
       history: [],
       args: new Map(),
       cmdSet: false,
+      out,
     });
     let state: StageState;
     if (plan.base.kind === "scratch") {
       state = empty();
-      this.say(" ---> \n");
+      this.say(" ---> \n", out);
     } else if (plan.base.kind === "stage") {
       const base = this.#states.get(plan.base.index);
       if (!base) throw new BuildError(`stage ${plan.base.index} was not built`);
@@ -327,10 +337,11 @@ class Builder {
         history: structuredClone(base.history),
         args: new Map(),
         cmdSet: false,
+        out,
       };
-      this.say(` ---> ${base.key.slice(0, 12)}\n`);
+      this.say(` ---> ${base.key.slice(0, 12)}\n`, out);
     } else {
-      const image = await this.image(plan.base.ref, plan.platform);
+      const image = await this.image(plan.base.ref, out, plan.platform);
       const config = await imageConfig(this.engine, image);
       state = {
         key: sha(`image ${image.id}`),
@@ -339,15 +350,16 @@ class Builder {
         history: config.history ?? [],
         args: new Map(),
         cmdSet: false,
+        out,
       };
       this.lease([image.id, ...image.layers.flatMap((l) => [l.blobDigest, l.chainId])]);
-      this.say(` ---> ${shortId(image.id)}\n`);
+      this.say(` ---> ${shortId(image.id)}\n`, out);
     }
     // A base's ONBUILD triggers run now, and are not inherited (reference: ONBUILD).
     const triggers = (state.config.config.OnBuild as string[] | undefined) ?? [];
     if (triggers.length > 0) {
       delete state.config.config.OnBuild;
-      this.say(`# Executing ${triggers.length} build trigger${triggers.length === 1 ? "" : "s"}\n`);
+      this.say(`# Executing ${triggers.length} build trigger${triggers.length === 1 ? "" : "s"}\n`, out);
       for (const expression of triggers) {
         const trigger = parseTrigger(expression);
         await this.instruction(state, trigger, true);
@@ -357,13 +369,13 @@ class Builder {
   }
 
   /** An image for FROM or COPY --from: local, else pulled anonymously. */
-  async image(ref: string, platform?: string) {
+  async image(ref: string, out: ProgressSink, platform?: string) {
     const reference = parseReferenceOrThrow(ref);
     const local = this.engine.images.resolve(ref);
     if (local && !this.options.pull) return local;
     const pulled = await pullImage(this.engine, reference, {
       platform: platform ? parsePlatform(platform) : hostPlatform(),
-      progress: (message) => this.emit(message),
+      progress: out,
     });
     return pulled;
   }
@@ -474,7 +486,7 @@ class Builder {
     const key = sha(`${state.key}\n${keyText(instruction)}`);
     apply();
     const cached = this.options.noCache ? undefined : this.cache.get(key);
-    if (cached) this.say(" ---> Using cache\n");
+    if (cached) this.say(" ---> Using cache\n", state.out);
     const created = cached?.created ?? this.now();
     if (!cached) this.cache.put(key, { created });
     state.history.push({ created, created_by: `/bin/sh -c #(nop)  ${text}`, empty_layer: true });
@@ -513,15 +525,40 @@ class Builder {
     const c = state.config.config;
     const dir = posix.resolve((c.WorkingDir as string | undefined) || "/", path);
     c.WorkingDir = dir;
+    const asMetadata = { kind: "workdir", path: dir } as Instruction;
+    const key = sha(`${state.key}\nworkdir ${dir}`);
+    const createdBy = `/bin/sh -c #(nop) WORKDIR ${dir}`;
+    // Docker creates a missing working directory, in a layer of its own.
+    const made = async () => {
+      const tree = await mkdtemp(join(this.#work, "tree-"));
+      try {
+        await this.makeParents(state, tree, `${dir}/`, undefined);
+        return { layer: await storeLayer(this.engine, this.pack(tree)), createdBy };
+      } finally {
+        await rm(tree, { recursive: true, force: true });
+      }
+    };
+    if (!this.options.noCache) {
+      // Whether the directory exists is the parent's to say, and the parent is in both keys: a step
+      // cached either way needs no look into the image.
+      const cached = await this.cachedLayer(key);
+      if (cached) {
+        await this.addLayer(state, key, createdBy, made, cached);
+        return;
+      }
+      if (this.cache.has(sha(`${state.key}\n${keyText(asMetadata)}`))) {
+        return this.metadata(state, asMetadata, `WORKDIR ${dir}`, () => undefined);
+      }
+    }
     const root = await this.rootfs(state);
     const existing = await lstat(await resolveIn(root, dir)).catch(() => undefined);
-    if (existing?.isDirectory()) {
-      return this.metadata(state, { kind: "workdir", path: dir } as Instruction, `WORKDIR ${dir}`, () => undefined);
-    }
-    // Docker creates a missing working directory, in a layer of its own.
-    const tree = await mkdtemp(join(this.#work, "tree-"));
-    await this.makeParents(state, tree, `${dir}/`, undefined);
-    await this.commitLayer(state, tree, `WORKDIR ${dir}`, `workdir ${dir}`);
+    if (existing?.isDirectory()) return this.metadata(state, asMetadata, `WORKDIR ${dir}`, () => undefined);
+    await this.addLayer(state, key, createdBy, made);
+  }
+
+  /** A tree packed as a layer tar, with SOURCE_DATE_EPOCH's timestamps when it is set. */
+  pack(tree: string) {
+    return packDirectory(tree, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {});
   }
 
   /** Creates `path`'s ancestors (and itself when it ends in `/`) in the tree, with the image's metadata where they exist. */
@@ -570,21 +607,27 @@ class Builder {
     return [u[0], g[0]];
   }
 
+  /**
+   * COPY and ADD. The key is the parent, the instruction and what the sources hold (see
+   * {@link sourcesDigest}): for the context, read from its index, so a cached COPY unpacks nothing and
+   * mounts nothing. `--from` sources are first looked up by the layers they come from (the same
+   * layers hold the same files), then by their content, which needs their root mounted. ADD of a URL
+   * is keyed by what it downloaded, or by its --checksum alone.
+   */
   async copy(state: StageState, instruction: Extract<Instruction, { kind: "copy" | "add" }>): Promise<void> {
     const line = instruction.location.line;
+    const kind = instruction.kind.toUpperCase();
     const fail = (message: string): never => {
       throw new BuildError(`dockerfile line ${line}: ${instruction.keyword.toUpperCase()} failed: ${message}`);
     };
-    let sourceRoot = this.options.contextDir;
-    let fromText = "";
-    if (instruction.kind === "copy" && instruction.from !== undefined) {
-      ({ root: sourceRoot, text: fromText } = await this.fromRoot(instruction.from));
-    }
-    const owner = await this.owner(state, instruction.chown);
+    const failWith = (error: Error): never => {
+      if (error instanceof BuildError) throw error;
+      return fail(error.message);
+    };
     const mode = instruction.chmod ? parseOctalMode(instruction.chmod) : undefined;
     const c = state.config.config;
     const workdir = (c.WorkingDir as string | undefined) || "/";
-    let dest = posix.resolve(workdir, instruction.dest);
+    const target = posix.resolve(workdir, instruction.dest);
     const checksum = instruction.kind === "add" ? instruction.checksum : undefined;
     for (const source of instruction.sources) {
       if (isGitSource(source))
@@ -602,17 +645,23 @@ class Builder {
     }
     const many =
       instruction.sources.length + instruction.inlineSources.length > 1 || instruction.sources.some((s) => !isUrl(s) && hasGlob(s));
-    const root = await this.rootfs(state);
-    const destStats = await lstat(await resolveIn(root, dest)).catch(() => undefined);
-    const destIsDir = instruction.dest.endsWith("/") || instruction.dest === "." || many || destStats?.isDirectory() === true;
-    if (many && !instruction.dest.endsWith("/") && !destStats?.isDirectory()) {
-      fail(`When using COPY with more than one source file, the destination must be a directory and end with a /`);
-    }
-    if (destIsDir && !dest.endsWith("/")) dest = `${dest}/`;
-
     const excluded = instruction.excludes.length > 0 ? createMatcher(instruction.excludes) : undefined;
-    const options: CopyOptions = { owner, mode };
-    const fillTree = async (tree: string): Promise<void> => {
+    const from =
+      instruction.kind === "copy" && instruction.from !== undefined ? await this.fromSource(instruction.from, state.out) : undefined;
+
+    /** Fills `tree` with what the step adds, as paths under the image root; returns the destination as it was taken. */
+    const fillTree = async (tree: string): Promise<string> => {
+      const sourceRoot = from ? await from.root() : await this.options.context.dir();
+      const owner = await this.owner(state, instruction.chown);
+      const root = await this.rootfs(state);
+      let dest = target;
+      const destStats = await lstat(await resolveIn(root, dest)).catch(() => undefined);
+      const destIsDir = instruction.dest.endsWith("/") || instruction.dest === "." || many || destStats?.isDirectory() === true;
+      if (many && !instruction.dest.endsWith("/") && !destStats?.isDirectory()) {
+        fail(`When using COPY with more than one source file, the destination must be a directory and end with a /`);
+      }
+      if (destIsDir && !dest.endsWith("/")) dest = `${dest}/`;
+      const options: CopyOptions = { owner, mode };
       await this.makeParents(state, tree, dest, owner);
       for (const source of instruction.sources) {
         if (isUrl(source)) {
@@ -627,7 +676,7 @@ class Builder {
           }
           continue;
         }
-        const matches = await expandSource(sourceRoot, source);
+        const matches = await expandSource(new DiskTree(sourceRoot), source);
         const found: string[] = [];
         for (const rel of matches) if (await lstat(await resolveIn(sourceRoot, rel)).catch(() => undefined)) found.push(rel);
         if (found.length === 0) fail(`file not found in build context or excluded by .dockerignore: stat ${source}: file does not exist`);
@@ -672,76 +721,129 @@ class Builder {
         const time = this.#epoch ?? Math.floor(Date.now() / 1000);
         await utimes(target, time, time);
       }
+      return dest;
     };
+    /** Makes the layer: fills a scratch tree and packs it; `name` gives the history's source name. */
+    const make = (name: string) => async () => {
+      const tree = await mkdtemp(join(this.#work, "tree-"));
+      try {
+        const dest = await fillTree(tree).catch(failWith);
+        const layer = await storeLayer(this.engine, this.pack(tree));
+        return { layer, createdBy: `/bin/sh -c #(nop) ${kind} ${many ? "multi" : "file"}:${name} in ${dest} ` };
+      } finally {
+        await rm(tree, { recursive: true, force: true });
+      }
+    };
+
+    const keyBase = `${state.key}\n${keyText(instruction)}`;
     if (checksum !== undefined) {
       // With --checksum the content is known before the download: the step is keyed by it, so a
       // cached rebuild does not fetch the URL again.
-      const { hex } = parseChecksum(checksum);
-      const key = sha(`${state.key}\n${keyText(instruction)}`);
-      await this.addLayer(state, key, `/bin/sh -c #(nop) ADD ${many ? "multi" : "file"}:${hex} in ${dest} `, async () => {
-        const tree = await mkdtemp(join(this.#work, "tree-"));
-        try {
-          await fillTree(tree).catch((error: Error) => {
-            if (error instanceof BuildError) throw error;
-            fail(error.message);
-          });
-          return await storeLayer(this.engine, packDirectory(tree, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {}));
-        } finally {
-          await rm(tree, { recursive: true, force: true });
-        }
-      });
+      await this.addLayer(state, sha(keyBase), undefined, make(parseChecksum(checksum).hex));
       return;
     }
-    const tree = await mkdtemp(join(this.#work, "tree-"));
-    await fillTree(tree).catch(async (error: Error) => {
-      await rm(tree, { recursive: true, force: true });
-      if (error instanceof BuildError) throw error;
-      fail(error.message);
-    });
-    const digest = await treeDigest(tree);
-    const created = `${instruction.kind.toUpperCase()} ${many ? "multi" : "file"}:${digest} in ${dest} `;
-    await this.commitLayer(state, tree, created, `${keyText(instruction)}\n${fromText}\n${digest}`);
+    if (instruction.sources.some(isUrl)) {
+      // What a URL holds is known once it is downloaded: the key has the tree the step adds.
+      const tree = await mkdtemp(join(this.#work, "tree-"));
+      try {
+        const dest = await fillTree(tree).catch(failWith);
+        const digest = await treeDigest(tree);
+        const createdBy = `/bin/sh -c #(nop) ${kind} ${many ? "multi" : "file"}:${digest} in ${dest} `;
+        await this.addLayer(state, sha(`${keyBase}\n${digest}`), createdBy, async () => ({
+          layer: await storeLayer(this.engine, this.pack(tree)),
+          createdBy,
+        }));
+      } finally {
+        await rm(tree, { recursive: true, force: true });
+      }
+      return;
+    }
+    // The step's key is always the content key, so the steps after it see the same parent whichever
+    // way it was found; the entry by layers records it.
+    let byLayers: string | undefined;
+    if (from) {
+      byLayers = sha(`${keyBase}\nfrom layers ${from.layers.at(-1)?.chainId ?? "scratch"}`);
+      const cached = await this.cachedLayer(byLayers);
+      if (cached?.createdBy !== undefined && cached.key !== undefined) {
+        // A hit: `produce` is never called with a cached step that has its created_by.
+        await this.addLayer(state, cached.key, undefined, async () => fail("the cached step was lost"), cached);
+        return;
+      }
+    }
+    const tree = from ? new DiskTree(await from.root()) : this.options.context.tree;
+    const digest = await this.sourcesDigest(tree, instruction, excluded).catch(failWith);
+    const key = sha(`${keyBase}\n${digest}`);
+    const step = await this.addLayer(state, key, undefined, make(digest));
+    if (byLayers) this.cache.put(byLayers, { ...step, key });
   }
 
-  /** Packs a tree into a layer (or reuses the cached one) and puts it on the state. */
-  async commitLayer(state: StageState, tree: string, createdBy: string, keyMaterial: string): Promise<void> {
-    const key = sha(`${state.key}\n${keyMaterial}`);
-    await this.addLayer(state, key, `/bin/sh -c #(nop) ${createdBy}`, async () =>
-      storeLayer(this.engine, packDirectory(tree, this.#epoch !== undefined ? { sourceDateEpoch: this.#epoch } : {})),
-    );
-    await rm(tree, { recursive: true, force: true });
+  /**
+   * The digest of what a COPY/ADD reads from `tree`: for each source, the paths it matches (after
+   * wildcards) and, for each path not excluded, the entry it resolves to (mode, owner, link target,
+   * size and content; a directory's entries below it, minus the excluded ones). Not mtimes. With the
+   * parent's key and the instruction it decides the layer; a source that matches nothing fails here.
+   */
+  async sourcesDigest(
+    tree: SourceTree,
+    instruction: Extract<Instruction, { kind: "copy" | "add" }>,
+    excluded: ((path: string) => boolean) | undefined,
+  ): Promise<string> {
+    const hash = createHash("sha256");
+    for (const source of instruction.sources) {
+      const found: [string, string][] = [];
+      for (const rel of await expandSource(tree, source)) {
+        const resolved = await resolvePath(tree, rel);
+        if (await tree.lstat(resolved)) found.push([rel, resolved]);
+      }
+      if (found.length === 0) {
+        throw new Error(`file not found in build context or excluded by .dockerignore: stat ${source}: file does not exist`);
+      }
+      hash.update(`${JSON.stringify(["source", source])}\n`);
+      for (const [rel, resolved] of found) {
+        if (excluded?.(rel)) continue;
+        const omit = excluded ? (r: string) => excluded(rel === "" ? r : `${rel}/${r}`) : undefined;
+        hash.update(`${JSON.stringify(["path", rel, await pathDigest(tree, resolved, omit)])}\n`);
+      }
+    }
+    return hash.digest("hex");
   }
 
-  /** The cached layer for `key`, when its blob is still there. */
-  async cachedLayer(key: string): Promise<{ created: string; layer: CachedLayer | undefined } | undefined> {
+  /** The cached step for `key` when it may be used: not --no-cache, and its layer's blob still there. */
+  async cachedLayer(key: string): Promise<CachedStep | undefined> {
     const cached = this.options.noCache ? undefined : this.cache.get(key);
     if (!cached) return undefined;
     if (cached.layer && !(await this.engine.content.has(cached.layer.digest))) return undefined;
-    return { created: cached.created, layer: cached.layer };
+    return cached;
   }
 
   /**
    * Puts the step's layer (cached, else made by `produce`) on the state as a snapshot on the parent
-   * chain. `produce` gives no layer for a RUN that changed nothing: like BuildKit, the step is then
-   * an `empty_layer` history entry.
+   * chain, and returns the step as cached. `produce` gives no layer for a RUN that changed nothing:
+   * like BuildKit, the step is then an `empty_layer` history entry. `createdBy` is the history's
+   * text when the key alone decides it; otherwise the cached step has it (else it is made again).
    */
-  async addLayer(state: StageState, key: string, createdBy: string, produce: () => Promise<CachedLayer | undefined>): Promise<void> {
-    const cached = await this.cachedLayer(key);
-    let layer: CachedLayer | undefined;
-    let created: string;
-    if (cached) {
-      this.say(" ---> Using cache\n");
-      layer = cached.layer;
-      created = cached.created;
+  async addLayer(
+    state: StageState,
+    key: string,
+    createdBy: string | undefined,
+    produce: () => Promise<{ layer: CachedLayer | undefined; createdBy: string }>,
+    found?: CachedStep,
+  ): Promise<CachedStep> {
+    const cached = found ?? (await this.cachedLayer(key));
+    let step: CachedStep & { createdBy: string };
+    if (cached && (cached.createdBy ?? createdBy) !== undefined) {
+      this.say(" ---> Using cache\n", state.out);
+      step = { ...cached, createdBy: (cached.createdBy ?? createdBy) as string };
     } else {
-      layer = await produce();
-      created = this.now();
-      this.cache.put(key, { created, ...(layer ? { layer } : {}) });
+      const made = await produce();
+      step = { created: this.now(), ...(made.layer ? { layer: made.layer } : {}), createdBy: made.createdBy };
+      this.cache.put(key, step);
     }
+    const layer = step.layer;
     if (!layer) {
-      state.history.push({ created, created_by: createdBy, empty_layer: true });
+      state.history.push({ created: step.created, created_by: step.createdBy, empty_layer: true });
       state.key = key;
-      return;
+      return step;
     }
     const parent = state.layers.at(-1)?.chainId;
     const chainId = chainIds([...state.layers.map((l) => l.diffId), layer.diffId]).at(-1) as Digest;
@@ -751,8 +853,9 @@ class Builder {
       ...state.layers,
       { diffId: layer.diffId, chainId, blobDigest: layer.digest, blobSize: layer.size, mediaType: MediaType.ociLayerGzip },
     ];
-    state.history.push({ created, created_by: createdBy });
+    state.history.push({ created: step.created, created_by: step.createdBy });
     state.key = key;
+    return step;
   }
 
   /**
@@ -773,7 +876,7 @@ class Builder {
     const prefix = argEnv.length > 0 ? `|${argEnv.length} ${argEnv.join(" ")} ` : "";
     const createdBy = `${prefix}${args.join(" ")}`;
     const network = instruction.network === "host" ? "host" : "none";
-    const sources = this.mountSources();
+    const sources = this.mountSources(state.out);
     let mounts: ResolvedMount[];
     try {
       mounts = await resolveMounts(instruction.mounts, (c.WorkingDir as string | undefined) || "/", sources);
@@ -800,7 +903,7 @@ class Builder {
             env: [...argEnv, ...made.env],
             user: c.User as string | undefined,
             workdir: c.WorkingDir as string | undefined,
-            output: (text) => this.say(text),
+            output: (text) => this.say(text, state.out),
             mounts: made.mounts,
             mountPoints: made.points,
             network,
@@ -814,7 +917,7 @@ class Builder {
         if (outcome.exitCode !== 0) {
           throw new BuildError(`The command '${args.join(" ")}' returned a non-zero code: ${outcome.exitCode}`);
         }
-        return outcome.result;
+        return { layer: outcome.result, createdBy };
       } catch (error) {
         if (error instanceof MountError)
           throw new BuildError(`dockerfile line ${instruction.location.line}: RUN --mount: ${error.message}`);
@@ -827,24 +930,28 @@ class Builder {
   }
 
   /** Where RUN --mount finds its sources. */
-  mountSources(): MountSources {
+  mountSources(out: ProgressSink): MountSources {
     return {
-      contextDir: this.options.contextDir,
-      fromRoot: async (from) => (await this.fromRoot(from)).root,
+      context: this.options.context.tree,
+      contextDir: () => this.options.context.dir(),
+      fromRoot: async (from) => (await this.fromSource(from, out)).root(),
       secrets: this.options.secrets ?? new Map(),
       cacheMounts: cacheMounts(this.engine.config.dataRoot),
     };
   }
 
-  /** The merged root of the stage (by name or index) or image a `--from`/`from=` names. */
-  async fromRoot(from: string): Promise<{ root: string; text: string }> {
+  /**
+   * The stage (by name or index) or image a `--from`/`from=` names: its layers, and its merged root,
+   * mounted when first asked for.
+   */
+  async fromSource(from: string, out: ProgressSink): Promise<{ layers: LayerRecord[]; root: () => Promise<string> }> {
     const byName = this.options.dockerfile.stages.find((s) => s.name === from.toLowerCase());
     const index = /^[0-9]+$/.test(from) ? Number(from) : byName?.index;
     const stage = index !== undefined ? this.#states.get(index) : undefined;
-    if (stage) return { root: await this.rootfs(stage), text: `from ${stage.key}` };
-    const image = await this.image(from);
+    if (stage) return { layers: stage.layers, root: () => this.rootfs(stage) };
+    const image = await this.image(from, out);
     this.lease([image.id, ...image.layers.flatMap((l) => [l.blobDigest, l.chainId])]);
-    return { root: await this.rootfs(image), text: `from image ${image.id}` };
+    return { layers: image.layers, root: () => this.rootfs(image) };
   }
 
   runtime(): Runtime {

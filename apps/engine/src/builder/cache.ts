@@ -11,15 +11,27 @@ export interface CachedLayer {
 export interface CachedStep {
   created: string;
   layer?: CachedLayer;
+  /**
+   * The history's `created_by` for a layer step, when it depends on more than the key shows (COPY
+   * names the destination as it found it in the image): a cache hit gives it without looking.
+   */
+  createdBy?: string;
+  /** For an entry found under a second key (COPY --from by its source's layers): the step's own key. */
+  key?: string;
 }
 
 /** The builder's step cache in SQLite, so it outlives the daemon (Docker's build cache). */
 export class BuildCache {
   readonly #q;
+  readonly #db: EngineDatabase;
+  /** Keys read since the last {@link flush}, whose use time is still to record. */
+  readonly #used = new Set<string>();
 
   constructor(db: EngineDatabase) {
+    this.#db = db;
     this.#q = {
       get: db.prepare("SELECT created, layer FROM build_cache WHERE key = ?"),
+      has: db.prepare("SELECT 1 FROM build_cache WHERE key = ?"),
       touch: db.prepare("UPDATE build_cache SET used_at = ? WHERE key = ?"),
       put: db.prepare(
         "INSERT INTO build_cache (key, created, layer, size, used_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET created = excluded.created, layer = excluded.layer, size = excluded.size, used_at = excluded.used_at",
@@ -32,12 +44,35 @@ export class BuildCache {
   get(key: string): CachedStep | undefined {
     const row = this.#q.get.get(key) as { created: string; layer: string | null } | undefined;
     if (!row) return undefined;
-    this.#q.touch.run(Date.now(), key);
-    return { created: row.created, ...(row.layer ? { layer: JSON.parse(row.layer) as CachedLayer } : {}) };
+    this.#used.add(key);
+    if (!row.layer) return { created: row.created };
+    // The layer column holds the layer and, beside it, the step's created_by and own key when recorded.
+    const { createdBy, key: own, ...layer } = JSON.parse(row.layer) as CachedLayer & { createdBy?: string; key?: string };
+    return { created: row.created, layer, ...(createdBy !== undefined ? { createdBy } : {}), ...(own !== undefined ? { key: own } : {}) };
+  }
+
+  /** Whether `key` has an entry (without marking it used). */
+  has(key: string): boolean {
+    return this.#q.has.get(key) !== undefined;
   }
 
   put(key: string, step: CachedStep): void {
-    this.#q.put.run(key, step.created, step.layer ? JSON.stringify(step.layer) : null, step.layer?.size ?? 0, Date.now());
+    const extra = {
+      ...(step.createdBy !== undefined ? { createdBy: step.createdBy } : {}),
+      ...(step.key !== undefined ? { key: step.key } : {}),
+    };
+    const layer = step.layer ? JSON.stringify({ ...step.layer, ...extra }) : null;
+    this.#q.put.run(key, step.created, layer, step.layer?.size ?? 0, Date.now());
+  }
+
+  /** Records when the entries read were used, in one transaction. */
+  flush(): void {
+    if (this.#used.size === 0) return;
+    const now = Date.now();
+    this.#db.transaction(() => {
+      for (const key of this.#used) this.#q.touch.run(now, key);
+    })();
+    this.#used.clear();
   }
 
   /** Drops every entry (`docker builder prune`); returns their keys and the layer bytes they named. */

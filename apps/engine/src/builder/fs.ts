@@ -1,12 +1,71 @@
-// Filesystem helpers of the builder: paths resolved inside a root (symlinks cannot lead out), layer
-// snapshots merged into a plain rootfs view, trees copied with the ownership and modes COPY gives.
+// Filesystem helpers of the builder: source trees (a directory, or the context's index) with paths
+// resolved inside them (symlinks cannot lead out) and digests of their entries for cache keys, and
+// trees copied with the ownership and modes COPY gives.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { chmod, copyFile, lchown, lstat, lutimes, mkdir, readdir, readlink, rm, symlink, utimes } from "node:fs/promises";
 import { join, posix } from "node:path";
 
-/** A path inside `root` with every symlink resolved within it (absolute targets are relative to root; `..` stops at root). */
-export async function resolveIn(root: string, path: string, followLast = true): Promise<string> {
+/** What a step reads of a source entry: its type, mode (with the type bits, as lstat gives it), owner and size. */
+export interface TreeStat {
+  type: "file" | "directory" | "symlink" | "other";
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+}
+
+/**
+ * A read-only file tree that COPY/ADD sources and bind mounts come from, addressed by relative paths
+ * ("" is the root) that never follow a final symlink: a directory on disk, or the build context's
+ * index (context.ts), which answers without unpacking the context.
+ */
+export interface SourceTree {
+  lstat(rel: string): Promise<TreeStat | undefined>;
+  /** The names in a directory (unsorted); throws when `rel` is not one. */
+  readdir(rel: string): Promise<string[]>;
+  readlink(rel: string): Promise<string>;
+  /** sha256 (hex) of a regular file's content. */
+  fileDigest(rel: string): Promise<string>;
+}
+
+const join_ = (rel: string, name: string) => (rel === "" ? name : `${rel}/${name}`);
+
+/** A directory on disk as a {@link SourceTree}. */
+export class DiskTree implements SourceTree {
+  constructor(readonly root: string) {}
+
+  path(rel: string): string {
+    return rel === "" ? this.root : join(this.root, rel);
+  }
+
+  async lstat(rel: string): Promise<TreeStat | undefined> {
+    const s = await lstat(this.path(rel)).catch(() => undefined);
+    if (!s) return undefined;
+    const type = s.isFile() ? "file" : s.isDirectory() ? "directory" : s.isSymbolicLink() ? "symlink" : "other";
+    return { type, mode: s.mode, uid: s.uid, gid: s.gid, size: s.size };
+  }
+
+  readdir(rel: string): Promise<string[]> {
+    return readdir(this.path(rel));
+  }
+
+  readlink(rel: string): Promise<string> {
+    return readlink(this.path(rel));
+  }
+
+  async fileDigest(rel: string): Promise<string> {
+    const hash = createHash("sha256");
+    for await (const chunk of createReadStream(this.path(rel))) hash.update(chunk as Buffer);
+    return hash.digest("hex");
+  }
+}
+
+/**
+ * The relative path `path` names inside a tree, every symlink resolved within it (absolute targets
+ * are relative to the root; `..` stops at the root); the last component is followed when `followLast`.
+ */
+export async function resolvePath(tree: SourceTree, path: string, followLast = true): Promise<string> {
   let pending = posix
     .normalize(`/${path}`)
     .split("/")
@@ -19,18 +78,24 @@ export async function resolveIn(root: string, path: string, followLast = true): 
       done.pop();
       continue;
     }
-    const candidate = join(root, ...done, part);
-    const stats = await lstat(candidate).catch(() => undefined);
-    if (stats?.isSymbolicLink() && (pending.length > 0 || followLast)) {
+    const candidate = [...done, part].join("/");
+    const stats = await tree.lstat(candidate);
+    if (stats?.type === "symlink" && (pending.length > 0 || followLast)) {
       if (++links > 255) throw new Error(`too many levels of symbolic links: ${path}`);
-      const target = await readlink(candidate);
+      const target = await tree.readlink(candidate);
       if (target.startsWith("/")) done.length = 0;
       pending = [...target.split("/").filter((p) => p !== "" && p !== "."), ...pending];
       continue;
     }
     done.push(part);
   }
-  return join(root, ...done);
+  return done.join("/");
+}
+
+/** A path inside `root` with every symlink resolved within it (absolute targets are relative to root; `..` stops at root). */
+export async function resolveIn(root: string, path: string, followLast = true): Promise<string> {
+  const rel = await resolvePath(new DiskTree(root), path, followLast);
+  return rel === "" ? root : join(root, rel);
 }
 
 /** Go's filepath.Match for one path segment. */
@@ -55,8 +120,8 @@ function segmentRegExp(pattern: string): RegExp {
 
 export const hasGlob = (path: string) => /[*?[]/.test(path);
 
-/** The relative paths under `root` a source pattern names (wildcards per segment, as Docker's COPY). */
-export async function expandSource(root: string, source: string): Promise<string[]> {
+/** The relative paths in `tree` a source pattern names (wildcards per segment, as Docker's COPY). */
+export async function expandSource(tree: SourceTree, source: string): Promise<string[]> {
   const parts = posix
     .normalize(`/${source}`)
     .split("/")
@@ -66,13 +131,13 @@ export async function expandSource(root: string, source: string): Promise<string
     const next: string[] = [];
     for (const base of matches) {
       if (!hasGlob(part)) {
-        next.push(base === "" ? part : `${base}/${part}`);
+        next.push(join_(base, part));
         continue;
       }
-      const dir = await resolveIn(root, base);
-      const names = await readdir(dir).catch(() => [] as string[]);
+      const dir = await resolvePath(tree, base);
+      const names = await tree.readdir(dir).catch(() => [] as string[]);
       const re = segmentRegExp(part);
-      for (const name of names.sort()) if (re.test(name)) next.push(base === "" ? name : `${base}/${name}`);
+      for (const name of names.sort()) if (re.test(name)) next.push(join_(base, name));
     }
     matches = next;
   }
@@ -123,62 +188,45 @@ export async function copyEntry(src: string, dst: string, options: CopyOptions, 
 }
 
 /**
- * Merges a snapshot (an overlay lower dir) over `target`: overlay whiteouts (0/0 character
- * devices) remove what they name, opaque directories are not distinguished.
+ * Feeds an entry of a tree into `hash`: its mode (with type bits), owner, link target or size and
+ * content digest, and for a directory each child's name and entry, sorted, except those `omit`
+ * (given the path relative to `rel`) leaves out. Not mtimes: a cache key must not change when only
+ * they do. `own` false leaves out the entry's own metadata (a directory's contents only).
  */
-export async function mergeLayer(layer: string, target: string): Promise<void> {
-  for (const name of (await readdir(layer)).sort()) {
-    const src = join(layer, name);
-    const dst = join(target, name);
-    const stats = await lstat(src);
-    if (stats.isCharacterDevice() && stats.rdev === 0) {
-      await rm(dst, { recursive: true, force: true });
-      continue;
-    }
-    if (stats.isDirectory()) {
-      const existing = await lstat(dst).catch(() => undefined);
-      if (existing && !existing.isDirectory()) await rm(dst, { recursive: true, force: true });
-      await mkdir(dst, { recursive: true });
-      await mergeLayer(src, dst);
-      await lchown(dst, stats.uid, stats.gid);
-      await chmod(dst, stats.mode & 0o7777);
-      await utimes(dst, stats.atime, stats.mtime);
-    } else if (stats.isFile() || stats.isSymbolicLink()) {
-      await copyEntry(src, dst, {});
+async function digestEntry(
+  hash: ReturnType<typeof createHash>,
+  tree: SourceTree,
+  rel: string,
+  own: boolean,
+  omit?: (relative: string) => boolean,
+  relative = "",
+): Promise<void> {
+  const s = await tree.lstat(rel);
+  if (!s) throw new Error(`${rel}: no such file or directory`);
+  if (own) hash.update(`${JSON.stringify([s.mode, s.uid, s.gid])}\n`);
+  if (s.type === "symlink") hash.update(`-> ${await tree.readlink(rel)}\n`);
+  else if (s.type === "file") hash.update(`${s.size} ${await tree.fileDigest(rel)}\n`);
+  else if (s.type === "directory") {
+    for (const name of (await tree.readdir(rel)).sort()) {
+      const r = join_(relative, name);
+      if (omit?.(r)) continue;
+      hash.update(`${JSON.stringify(["/", name])}\n`);
+      await digestEntry(hash, tree, join_(rel, name), true, omit, r);
+      hash.update(")\n");
     }
   }
 }
 
-/**
- * A digest of a tree's names, types, modes, owners, sizes, link targets and file contents — not
- * its mtimes: the part of a COPY/ADD step's cache key that says what it copied.
- */
+/** A digest of the tree's content below its root (names, types, modes, owners, link targets, file contents; not mtimes). */
 export async function treeDigest(root: string): Promise<string> {
   const hash = createHash("sha256");
-  const walk = async (dir: string, rel: string): Promise<void> => {
-    for (const name of (await readdir(dir)).sort()) {
-      const path = join(dir, name);
-      const r = `${rel}/${name}`;
-      const s = await lstat(path);
-      hash.update(`${JSON.stringify([r, s.mode, s.uid, s.gid])}\n`);
-      if (s.isSymbolicLink()) hash.update(`-> ${await readlink(path)}\n`);
-      else if (s.isFile()) {
-        const file = createHash("sha256");
-        for await (const chunk of createReadStream(path)) file.update(chunk as Buffer);
-        hash.update(`${s.size} ${file.digest("hex")}\n`);
-      } else if (s.isDirectory()) await walk(path, r);
-    }
-  };
-  await walk(root, "");
+  await digestEntry(hash, new DiskTree(root), "", false);
   return hash.digest("hex");
 }
 
-/** {@link treeDigest} for a directory; for a file (or symlink) its mode, owner and content. */
-export async function pathDigest(path: string): Promise<string> {
-  const s = await lstat(path);
-  if (s.isDirectory()) return treeDigest(path);
-  const hash = createHash("sha256").update(`${JSON.stringify([s.mode, s.uid, s.gid])}\n`);
-  if (s.isSymbolicLink()) hash.update(`-> ${await readlink(path)}\n`);
-  else if (s.isFile()) for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+/** A digest of one entry of a tree and, for a directory, everything below it except what `omit` leaves out. */
+export async function pathDigest(tree: SourceTree, rel: string, omit?: (relative: string) => boolean): Promise<string> {
+  const hash = createHash("sha256");
+  await digestEntry(hash, tree, rel, true, omit);
   return hash.digest("hex");
 }

@@ -9,10 +9,13 @@ import { join, posix } from "node:path";
 import type { Mount } from "@minato/dockerfile";
 import type { MountOption } from "@minato/runtime";
 import type { CacheMounts } from "./cache-mounts.js";
-import { copyEntry, pathDigest, resolveIn } from "./fs.js";
+import { copyEntry, DiskTree, pathDigest, resolveIn, resolvePath, type SourceTree } from "./fs.js";
 
 export interface MountSources {
-  contextDir: string;
+  /** The build context's files, for the keys of bind mounts from it. */
+  context: SourceTree;
+  /** The build context on disk (unpacked when first asked for). */
+  contextDir(): Promise<string>;
   /** The merged root filesystem of the stage or image `from=` names. */
   fromRoot(from: string): Promise<string>;
   secrets: ReadonlyMap<string, Buffer>;
@@ -21,7 +24,7 @@ export interface MountSources {
 
 /** A mount resolved against the build state: enough for the cache key, made real by {@link materializeMounts}. */
 export type ResolvedMount =
-  | { type: "bind"; target: string; source: string; readonly: boolean; isDir: boolean; key: string }
+  | { type: "bind"; target: string; source: () => Promise<string>; readonly: boolean; isDir: boolean; key: string }
   | {
       type: "cache";
       target: string;
@@ -30,7 +33,7 @@ export type ResolvedMount =
       mode: number;
       uid: number;
       gid: number;
-      from?: { root: string; source: string };
+      from?: { root: () => Promise<string>; source: string };
     }
   | { type: "tmpfs"; target: string; size?: number }
   | { type: "secret"; id: string; target?: string; env?: string; value: Buffer; mode: number; uid: number; gid: number };
@@ -47,24 +50,27 @@ export async function resolveMounts(mounts: readonly Mount[], workdir: string, s
   for (const mount of mounts) {
     switch (mount.type) {
       case "bind": {
-        const root = mount.from ? await sources.fromRoot(mount.from) : sources.contextDir;
-        const source = await resolveIn(root, mount.source ?? "/");
-        const stats = await lstat(source).catch(() => undefined);
+        // The key comes from the context's index (or the stage's root); the context is unpacked only to run.
+        const fromRoot = mount.from ? await sources.fromRoot(mount.from) : undefined;
+        const tree = fromRoot !== undefined ? new DiskTree(fromRoot) : sources.context;
+        const rel = await resolvePath(tree, mount.source ?? "/");
+        const stats = await tree.lstat(rel);
         if (!stats) throw new MountError(`failed to compute cache key: "${posix.resolve("/", mount.source ?? "/")}" not found`);
         resolved.push({
           type: "bind",
           target: targetOf(mount),
-          source,
+          source: async () => join(fromRoot ?? (await sources.contextDir()), rel),
           readonly: mount.readonly,
-          isDir: stats.isDirectory(),
-          key: await pathDigest(source),
+          isDir: stats.type === "directory",
+          key: await pathDigest(tree, rel),
         });
         break;
       }
       case "cache": {
         const target = targetOf(mount);
-        let from: { root: string; source: string } | undefined;
-        if (mount.from) from = { root: await sources.fromRoot(mount.from), source: mount.source ?? "/" };
+        let from: { root: () => Promise<string>; source: string } | undefined;
+        const fromName = mount.from;
+        if (fromName) from = { root: () => sources.fromRoot(fromName), source: mount.source ?? "/" };
         resolved.push({
           type: "cache",
           target,
@@ -148,11 +154,12 @@ export async function materializeMounts(resolved: readonly ResolvedMount[], scra
     for (const [i, m] of resolved.entries()) {
       switch (m.type) {
         case "bind": {
-          let source = m.source;
+          let source = await m.source();
           if (!m.readonly) {
             // Writes go to a private copy that is dropped with the run (reference: "rw … data is discarded").
-            source = join(scratch, `bind-${i}`);
-            await copyEntry(m.source, source, {});
+            const copy = join(scratch, `bind-${i}`);
+            await copyEntry(source, copy, {});
+            source = copy;
           }
           out.mounts.push({ source, destination: m.target, readonly: m.readonly });
           out.points.push({ path: m.target, type: m.isDir ? "dir" : "file" });
@@ -168,7 +175,7 @@ export async function materializeMounts(resolved: readonly ResolvedMount[], scra
             gid: m.gid,
             seed: from
               ? async (dir) => {
-                  const source = await resolveIn(from.root, from.source);
+                  const source = await resolveIn(await from.root(), from.source);
                   const stats = await lstat(source).catch(() => undefined);
                   if (!stats?.isDirectory()) throw new MountError(`cache mount source ${from.source} is not a directory`);
                   for (const name of await readdir(source)) await copyEntry(join(source, name), join(dir, name), {});
