@@ -220,7 +220,8 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
       if (block.length === 0 && !first) break; // no end-of-archive marker: accepted, as GNU tar does
       if (block.length < BLOCK) throw block.length === 0 ? new LayerError("INVALID_TAR", "invalid layer tar: empty input") : truncated();
       if (isZeroBlock(block)) {
-        if (first) throw new LayerError("INVALID_TAR", "invalid layer tar: empty archive");
+        // Only the end-of-archive marker (`first`) is the empty layer images carry for steps that
+        // change no file (the gzip of 1024 zero bytes, sha256:a3ed95ca…): valid, with no entries.
         if (pax || longName !== undefined || longLink !== undefined) throw truncated();
         break;
       }

@@ -1,4 +1,5 @@
 import { spawnSync } from "node:child_process";
+import { readdirSync } from "node:fs";
 import * as zlib from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { applyLayer, END_OF_ARCHIVE, encodeHeader, LayerError, padding, readTar, type TarHeader } from "../src/index.js";
@@ -122,7 +123,6 @@ describe("tar codec", () => {
     const cases: [string, Buffer, string, RegExp][] = [
       ["random bytes", Buffer.from("this is not a tar archive at all".repeat(40)), "INVALID_TAR", /checksum mismatch/],
       ["empty input", Buffer.alloc(0), "INVALID_TAR", /empty input/],
-      ["only zero blocks", Buffer.alloc(1024), "INVALID_TAR", /empty archive/],
       ["cut inside a header", good.subarray(0, 300), "INVALID_TAR", /unexpected end/],
       ["cut inside content", good.subarray(0, 2000), "INVALID_TAR", /unexpected end/],
       ["truncated gzip", zlib.gzipSync(good).subarray(0, 40), "INVALID_TAR", /corrupt gzip data/],
@@ -141,6 +141,21 @@ describe("tar codec", () => {
       expect(error, what).toMatchObject({ code });
       expect((error as Error).message, what).toMatch(message);
     }
+  });
+
+  it("reads the empty layer (only the end-of-archive marker, as images carry it) as no entries", async () => {
+    const entries = [];
+    for await (const entry of readTar(streamOf(Buffer.alloc(1024)))) entries.push(entry.header.name);
+    expect(entries).toEqual([]);
+    const dir = `${work}/empty-${++counter}`;
+    const result = await applyLayer(streamOf(zlib.gzipSync(Buffer.alloc(1024))), dir);
+    // The well-known diffID of the empty layer.
+    expect(result).toMatchObject({
+      diffId: "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef",
+      size: 1024,
+      compression: "gzip",
+    });
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it("accepts an archive without its end-of-archive marker, and leaves unread content behind", async () => {
