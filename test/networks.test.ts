@@ -1,9 +1,10 @@
 // Bridge networks and published ports on a real minatod (CNI plugins, iptables, runc), driven by
-// the stock docker CLI. Traffic goes only to 127.0.0.1 and, inside the containers' own network
-// namespaces, between their addresses on the networks this file creates.
-import { execFile } from "node:child_process";
+// the stock docker CLI. Traffic goes only to 127.0.0.1, inside the containers' own network
+// namespaces between their addresses on the networks this file creates, and to a network namespace
+// this file creates (an "outside" host behind a veth).
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -62,9 +63,13 @@ async function httpGet(url: string): Promise<{ status: number; body: string } | 
   }
 }
 
+/** The namespace standing for another host, and the host's address on the veth to it. */
+const OUTSIDE_IP = "10.213.7.2";
+const HOST_SIDE_IP = "10.213.7.1";
+
 const HTTPD = ["sh", "-c", "echo hello-from-$(hostname) > /tmp/index.html && exec httpd -f -p 80 -h /tmp"];
 
-describe("networks on minatod (CNI bridge, portmap, firewall; as root)", () => {
+describe("networks on minatod (CNI bridge and portmap, per-network iptables rules; as root)", () => {
   let engine: EngineProcess;
   let work: string;
   let env: NodeJS.ProcessEnv;
@@ -115,6 +120,62 @@ describe("networks on minatod (CNI bridge, portmap, firewall; as root)", () => {
       "com.docker.network.bridge.name"
     ] as string;
 
+  /** minatod's own chains, named after its data root as its default bridge is. */
+  const chainsOf = async () => {
+    const hash = (await bridgeOf("bridge")).slice("mnb-".length);
+    return { forward: `MINATO-FORWARD-${hash}`, nat: `MINATO-POSTROUTING-${hash}` };
+  };
+  const must = async (command: string, args: string[]) => {
+    const result = await exec(command, args);
+    expect(result.code, `${command} ${args.join(" ")}: ${result.stderr}`).toBe(0);
+    return result.stdout;
+  };
+
+  /**
+   * A network namespace standing for another host: one veth to the host (HOST_SIDE_IP on the host,
+   * OUTSIDE_IP inside) and no other route, so it can answer a container only through NAT. A busybox
+   * httpd serves "hello-from-outside" in it.
+   */
+  async function outsideHost() {
+    const dir = join(work, "outside");
+    await mkdir(join(dir, "www"), { recursive: true });
+    await writeFile(join(dir, "www", "index.html"), "hello-from-outside\n");
+    const file = join(dir, "netns");
+    await writeFile(file, "");
+    await must("unshare", [`--net=${file}`, "ip", "link", "set", "lo", "up"]);
+    const hostIf = `mnto${process.pid % 100_000}`;
+    const inside = (args: string[]) => must("nsenter", [`--net=${file}`, ...args]);
+    await inside(["ip", "link", "add", "o0", "type", "veth", "peer", "name", hostIf, "netns", String(process.pid)]);
+    await inside(["ip", "addr", "add", `${OUTSIDE_IP}/24`, "dev", "o0"]);
+    await inside(["ip", "link", "set", "o0", "up"]);
+    await must("ip", ["addr", "add", `${HOST_SIDE_IP}/24`, "dev", hostIf]);
+    await must("ip", ["link", "set", hostIf, "up"]);
+    const httpd: ChildProcess = spawn(
+      "nsenter",
+      [`--net=${file}`, "busybox", "httpd", "-f", "-p", `${OUTSIDE_IP}:8080`, "-h", join(dir, "www")],
+      {
+        stdio: "ignore",
+      },
+    );
+    return {
+      hostIf,
+      /** An HTTP/1.0 GET from inside the namespace, with busybox nc: the whole answer, or "". */
+      get: (host: string, port: number) =>
+        new Promise<string>((resolve) => {
+          const nc = execFile("nsenter", [`--net=${file}`, "busybox", "nc", "-w", "2", host, String(port)], (_error, stdout) =>
+            resolve(stdout),
+          );
+          nc.stdin?.end("GET / HTTP/1.0\r\n\r\n");
+        }),
+      dispose: async () => {
+        httpd.kill("SIGKILL");
+        await exec("ip", ["link", "del", hostIf]);
+        await exec("umount", [file]);
+        await rm(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), "minato-networks-"));
     engine = await EngineProcess.start();
@@ -126,7 +187,8 @@ describe("networks on minatod (CNI bridge, portmap, firewall; as root)", () => {
   afterAll(async () => {
     const left = await docker(["ps", "-aq"]).catch(() => undefined);
     for (const id of left?.stdout.split("\n").filter(Boolean) ?? []) await docker(["rm", "-f", id]);
-    for (const name of ["appnet", "teardown-net", "busy-net"]) await docker(["network", "rm", name]).catch(() => undefined);
+    for (const name of ["appnet", "teardown-net", "busy-net", "rules-net", "keep-net", "rm-net"])
+      await docker(["network", "rm", name]).catch(() => undefined);
     await engine?.dispose();
     await rm(work, { recursive: true, force: true });
   });
@@ -273,6 +335,88 @@ describe("networks on minatod (CNI bridge, portmap, firewall; as root)", () => {
     expect(files).toContain("nameserver 10.213.9.53");
   });
 
+  it("a network brings its NAT and forwarding rules and takes them away; a container publishing no port adds none", async () => {
+    const chains = await chainsOf();
+    await ok(["network", "create", "--subnet", "10.213.6.0/24", "rules-net"]);
+    const bridge = await bridgeOf("rules-net");
+    const rules = await iptables();
+    expect(rules).toContain(`-A ${chains.nat} -s 10.213.6.0/24 ! -o ${bridge} -j MASQUERADE`);
+    expect(rules).toContain(`-A ${chains.forward} -i ${bridge} -j ACCEPT`);
+    expect(rules).toContain(`-A ${chains.forward} -o ${bridge} -m conntrack --ctstate RELATED,ESTABLISHED,DNAT -j ACCEPT`);
+    expect(rules).toContain(`-A POSTROUTING -j ${chains.nat}`);
+    expect(rules).toContain(`-A FORWARD -j ${chains.forward}`);
+    const id = await ok(["run", "-d", "--network", "rules-net", "busybox", "sleep", "60"]);
+    const ip = (await inspect(id)).NetworkSettings.Networks["rules-net"]?.IPAddress as string;
+    expect(ip).toMatch(/^10\.213\.6\./);
+    expect((await iptables()).split("\n").filter((line) => line.includes(id) || line.includes(`${ip}/32`))).toEqual([]);
+    await ok(["rm", "-f", id]);
+    await ok(["network", "rm", "rules-net"]);
+    const after = await iptables();
+    expect(after).not.toContain("10.213.6.0/24");
+    expect(after).not.toContain(bridge);
+  });
+
+  it("a container's traffic to another host is masqueraded, and that host reaches its published port, past FORWARD drops", async () => {
+    const outside = await outsideHost();
+    // Whatever the host's FORWARD policy, traffic through this veth passes only by minatod's rules.
+    const drops = [
+      ["-i", outside.hostIf, "-j", "DROP"],
+      ["-o", outside.hostIf, "-j", "DROP"],
+    ];
+    for (const rule of drops) await must("iptables", ["-A", "FORWARD", ...rule]);
+    try {
+      // The outside namespace has no route to the default bridge's subnet: only a masqueraded
+      // connection (from 10.213.7.1) is answered.
+      const out = await docker([
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        `printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${OUTSIDE_IP} 8080`,
+      ]);
+      expect(out.code, out.stderr).toBe(0);
+      expect(out.stdout).toMatch(/^HTTP\/1\.[01] 200 OK/);
+      expect(out.stdout.endsWith("\r\n\r\nhello-from-outside\n")).toBe(true);
+
+      await ok(["network", "create", "--subnet", "10.213.6.0/24", "rules-net"]);
+      const port = await freePort();
+      const id = await ok(["run", "-d", "--network", "rules-net", "-p", `${port}:80`, "busybox", ...HTTPD]);
+      // From the other host to the host's address on its link: DNAT, then FORWARD into the bridge.
+      let answer = "";
+      await until(async () => {
+        answer = await outside.get(HOST_SIDE_IP, port);
+        return /^HTTP\/1\.[01] 200 OK/.test(answer);
+      }, "the published port from the outside namespace");
+      expect(answer.endsWith(`hello-from-${id.slice(0, 12)}\n`)).toBe(true);
+      await ok(["rm", "-f", id]);
+      await ok(["network", "rm", "rules-net"]);
+    } finally {
+      for (const rule of drops) await exec("iptables", ["-D", "FORWARD", ...rule]);
+      await outside.dispose();
+    }
+  });
+
+  it("run --rm gives back the address and the namespace before it returns; the veth goes with the namespace", async () => {
+    await ok(["network", "create", "--subnet", "10.213.10.0/24", "rm-net"]);
+    const net = JSON.parse(await ok(["network", "inspect", "rm-net"]))[0] as { Id: string };
+    const bridge = await bridgeOf("rm-net");
+    const cidfile = join(work, "rm.cid");
+    const out = await ok(["run", "--rm", "--cidfile", cidfile, "--network", "rm-net", "busybox", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    const ip = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out)?.[1] as string;
+    expect(ip).toMatch(/^10\.213\.10\./);
+    const id = (await readFile(cidfile, "utf8")).trim();
+    expect((await engine.json("GET", `/containers/${id}/json`)).status).toBe(404);
+    expect(existsSync(join(engine.dataRoot, "networks", "ipam", net.Id, ip))).toBe(false);
+    expect(existsSync(join(engine.work, "exec", "netns", id))).toBe(false);
+    await until(async () => readdirSync(`/sys/class/net/${bridge}/brif`).length === 0, "the veth to go with its namespace");
+    // Created and removed without a start: the namespace made at create goes too.
+    const created = await ok(["create", "--network", "rm-net", "busybox"]);
+    await ok(["rm", created]);
+    expect(existsSync(join(engine.work, "exec", "netns", created))).toBe(false);
+    await ok(["network", "rm", "rm-net"]);
+  });
+
   it("stopping and removing leave no iptables rule, veth, IP allocation or namespace behind", async () => {
     await ok(["network", "create", "--subnet", "10.213.2.0/24", "teardown-net"]);
     const net = JSON.parse(await ok(["network", "inspect", "teardown-net"]))[0] as { Id: string };
@@ -308,6 +452,34 @@ describe("networks on minatod (CNI bridge, portmap, firewall; as root)", () => {
     await until(async () => (await inspect(id)).State.Status === "exited", "the container to be seen as exited");
     expect(await leftovers(id, ip, networkId, "none")).toEqual([]);
     await ok(["rm", "orphan"]);
+  });
+
+  it("minatod puts its networks' rules back at start, drops those of networks it no longer has, and takes its own away at exit", async () => {
+    const chains = await chainsOf();
+    await ok(["network", "create", "--subnet", "10.213.8.0/24", "keep-net"]);
+    const bridge = await bridgeOf("keep-net");
+    const masquerade = `-A ${chains.nat} -s 10.213.8.0/24 ! -o ${bridge} -j MASQUERADE`;
+    expect(await iptables()).toContain(masquerade);
+    await engine.kill("SIGKILL");
+    // While it is down its rules are flushed away, and its chain gets a rule of a network it does not have.
+    await must("iptables", ["-t", "nat", "-F", chains.nat]);
+    await must("iptables", ["-t", "nat", "-D", "POSTROUTING", "-j", chains.nat]);
+    await must("iptables", ["-t", "nat", "-A", chains.nat, "-s", "10.213.11.0/24", "!", "-o", "mn-gone", "-j", "MASQUERADE"]);
+    await engine.restart();
+    const rules = await iptables();
+    expect(rules).toContain(masquerade);
+    expect(rules.split("\n").filter((line) => line === `-A POSTROUTING -j ${chains.nat}`)).toHaveLength(1);
+    expect(rules).toContain(`-A FORWARD -j ${chains.forward}`);
+    expect(rules).not.toContain("10.213.11.0/24");
+    // No container runs: a stopping minatod leaves none of its rules behind.
+    await engine.kill("SIGTERM");
+    const stopped = await iptables();
+    expect(stopped).not.toContain(chains.nat);
+    expect(stopped).not.toContain(chains.forward);
+    await engine.restart();
+    expect(await iptables()).toContain(masquerade);
+    await ok(["network", "rm", "keep-net"]);
+    expect(await iptables()).not.toContain(bridge);
   });
 
   it("bad input: a port in use, an overlapping subnet, an unknown network, --ip on the default bridge", async () => {

@@ -24,6 +24,7 @@ export interface AttachRequest {
     Binds?: string[] | null;
     Mounts?: MountRequest[] | null;
     VolumesFrom?: string[] | null;
+    AutoRemove?: boolean;
   };
   /** The image's run config; ExposedPorts and Volumes are read from it. */
   imageConfig: object;
@@ -48,6 +49,9 @@ export interface Attached {
 const keys = (o: Record<string, unknown> | null | undefined) => Object.keys(o ?? {});
 
 export class ContainerAttachments {
+  /** Containers created with AutoRemove (`run --rm`): their removal follows their exit. */
+  readonly #autoRemove = new Set<string>();
+
   constructor(
     readonly networks: NetworkManager,
     readonly volumes: VolumeManager,
@@ -71,6 +75,7 @@ export class ContainerAttachments {
       exposed,
       extraHosts: hostConfig.ExtraHosts,
     });
+    if (hostConfig.AutoRemove === true) this.#autoRemove.add(id);
     try {
       const hostname = config.Hostname || (net.host ? hostHostname() : id.slice(0, 12));
       this.networks.setHostname(id, hostname);
@@ -104,6 +109,7 @@ export class ContainerAttachments {
         mounts: specMounts(resolved.mounts),
       };
     } catch (error) {
+      this.#autoRemove.delete(id);
       await this.networks.forget(id).catch(() => undefined);
       throw error;
     }
@@ -111,6 +117,7 @@ export class ContainerAttachments {
 
   /** A create that failed after prepare: its records and the anonymous volumes it made go. */
   async discard(id: string): Promise<void> {
+    this.#autoRemove.delete(id);
     await this.networks.forget(id).catch((error) => this.log.warn({ err: error, id }, "discarding network state"));
     await this.volumes.release(id, { anonymous: true }).catch(() => undefined);
   }
@@ -120,13 +127,22 @@ export class ContainerAttachments {
     await this.networks.setUp(id);
   }
 
-  /** After the container's process ended (or its start failed). */
+  /**
+   * After the container's process ended (or its start failed). Any container's exit is reported
+   * only once its network is gone, as `stop` promises, except an auto-removed one's: its removal
+   * follows at once and waits for the teardown in `removed` (`forget` queues behind it) before the
+   * container's records go, so the teardown runs beside the removal's own work (runc delete) and
+   * lazily (the kernel deletes its veths right after; see NetworkManager.tearDown).
+   */
   async stopped(id: string): Promise<void> {
-    await this.networks.tearDown(id).catch((error) => this.log.warn({ err: error, id }, "network teardown"));
+    const autoRemove = this.#autoRemove.has(id);
+    const done = this.networks.tearDown(id, { lazy: autoRemove }).catch((error) => this.log.warn({ err: error, id }, "network teardown"));
+    if (!autoRemove) await done;
   }
 
   /** The container is gone: network state, mount records and, with `anonymousVolumes`, its anonymous volumes. */
   async removed(id: string, anonymousVolumes: boolean): Promise<void> {
+    this.#autoRemove.delete(id);
     await this.networks.forget(id).catch((error) => this.log.warn({ err: error, id }, "network teardown"));
     await this.volumes.release(id, { anonymous: anonymousVolumes });
   }

@@ -1,7 +1,8 @@
-// Networks: Docker's bridge networks built with the CNI plugins (bridge + host-local IPAM, portmap,
-// firewall; loopback for `lo`), one network namespace per container (a file under
-// <exec-root>/netns). The predefined `bridge`, `host` and `none` networks plus user-defined bridges;
-// their metadata and each container's endpoints in SQLite.
+// Networks: Docker's bridge networks built with the CNI plugins (bridge + host-local IPAM, portmap
+// for published ports), one network namespace per container (a file under <exec-root>/netns, `lo`
+// up from its creation). The predefined `bridge`, `host` and `none` networks plus user-defined bridges;
+// their metadata and each container's endpoints in SQLite. Outbound NAT and forwarding are per
+// network (firewall.ts), so a container's own setup is netlink work and host-local's allocation.
 //
 // Name resolution: containers on the same user-defined network find each other through their
 // /etc/hosts, which lists every running peer (name, aliases, short ID). Each file is rewritten in
@@ -19,6 +20,7 @@ import { hostsFile, type NetworkMode } from "@minato/runtime";
 import { ApiError, badRequest, conflict, notFound } from "../api/errors.js";
 import type { EngineDatabase } from "../db.js";
 import { CniInvoker, type CniResult, type PluginConfig } from "./cni.js";
+import { type FirewallNetwork, NetworkFirewall } from "./firewall.js";
 import { NetnsStore } from "./netns.js";
 import { allocatePorts, PortAllocationError, type PortBinding, type PortMap, portMap, requestedBindings } from "./ports.js";
 import { addressPool, contains, firstHost, formatSubnet, hostRoutes, overlaps, parseSubnet, type Subnet } from "./subnets.js";
@@ -148,6 +150,7 @@ export function parseExtraHost(entry: string, hostGateway: string): { host: stri
 export class NetworkManager {
   readonly cni: CniInvoker;
   readonly netns: NetnsStore;
+  readonly firewall: NetworkFirewall;
   readonly #ipamDir: string;
   readonly #q;
   /** Per container: set-up and tear-down run one at a time. */
@@ -164,6 +167,7 @@ export class NetworkManager {
   ) {
     this.cni = new CniInvoker(process.env.MINATO_CNI_PATH || undefined);
     this.netns = new NetnsStore(join(execRoot, "netns"));
+    this.firewall = new NetworkFirewall(this.dataRoot === "/var/lib/minato" ? "" : this.#rootHash());
     this.#ipamDir = join(dataRoot, "networks", "ipam");
     this.#q = {
       networks: db.prepare("SELECT * FROM networks ORDER BY created, name"),
@@ -207,15 +211,30 @@ export class NetworkManager {
   ): Promise<NetworkManager> {
     const manager = new NetworkManager(dataRoot, execRoot, db, hostsPath, log);
     await manager.#ensurePredefined();
+    // Every network's rules again (a reboot or a flush may have lost them), and none of removed ones.
+    await manager.#syncFirewall().catch((error) => log.warn({ err: error }, "installing the networks' iptables rules"));
     return manager;
   }
 
-  /** The default bridge's device: minato0 for the default data root, else one derived from the root (several daemons side by side). */
-  #defaultBridgeName(): string {
-    if (this.dataRoot === "/var/lib/minato") return "minato0";
+  /** Eight hex digits from the data root: names that keep several daemons side by side apart. */
+  #rootHash(): string {
     let hash = 0;
     for (const ch of this.dataRoot) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-    return `mnb-${hash.toString(16).padStart(8, "0")}`;
+    return hash.toString(16).padStart(8, "0");
+  }
+
+  /** The default bridge's device: minato0 for the default data root, else one derived from the root. */
+  #defaultBridgeName(): string {
+    return this.dataRoot === "/var/lib/minato" ? "minato0" : `mnb-${this.#rootHash()}`;
+  }
+
+  /** The bridge networks whose rules belong in the firewall chains. */
+  #firewallNetworks(networks = this.list()): FirewallNetwork[] {
+    return networks.filter((n) => n.driver === "bridge" && n.bridge && n.subnet);
+  }
+
+  #syncFirewall(): Promise<void> {
+    return this.firewall.sync(() => this.#firewallNetworks());
   }
 
   async #ensurePredefined(): Promise<void> {
@@ -387,6 +406,13 @@ export class NetworkManager {
       JSON.stringify(request.options ?? {}),
       new Date().toISOString(),
     );
+    try {
+      await this.#syncFirewall();
+    } catch (error) {
+      this.#q.deleteNetwork.run(id);
+      this.#deleteBridge(device);
+      throw new ApiError(500, `setting up network ${name}: ${(error as Error).message}`);
+    }
     return this.get(id);
   }
 
@@ -398,6 +424,7 @@ export class NetworkManager {
       throw conflict(`error while removing network: network ${net.name} id ${net.id} has active endpoints`);
     this.#q.deleteNetwork.run(net.id);
     this.#deleteBridge(net.bridge);
+    await this.#syncFirewall().catch((error) => this.log.warn({ err: error, network: net.name }, "removing the network's iptables rules"));
     await rm(join(this.#ipamDir, net.id), { recursive: true, force: true });
   }
 
@@ -484,6 +511,10 @@ export class NetworkManager {
       );
       if (net) this.#q.insertEndpoint.run(net.id, input.id, newId(), JSON.stringify(aliases), requestedIp ?? null, "eth0");
     })();
+    // The namespace is made now, while the client goes on to start the container (`docker run`
+    // attaches and waits first), so the start does not wait for it; `setUp` takes it (or makes it,
+    // should this have failed), `forget` removes it should the container never start.
+    if (net?.driver === "bridge") this.netns.create(input.id).catch(() => undefined);
     return { spec, mode, host: spec.mode === "host", extraHosts };
   }
 
@@ -499,7 +530,8 @@ export class NetworkManager {
         type: "bridge",
         bridge: net.bridge,
         isGateway: true,
-        ipMasq: !net.internal,
+        // Outbound NAT is the network's one MASQUERADE rule (firewall.ts), not a chain per container.
+        ipMasq: false,
         hairpinMode: true,
         ipam: {
           type: "host-local",
@@ -526,7 +558,6 @@ export class NetworkManager {
         },
       });
     }
-    plugins.push({ type: "firewall", backend: "iptables" });
     return plugins;
   }
 
@@ -561,6 +592,8 @@ export class NetworkManager {
     try {
       ports = await allocatePorts(sandbox.requestedPorts, taken);
     } catch (error) {
+      // The namespace made at create goes: a container that did not start has none.
+      if (!sandbox.netns) await this.netns.remove(containerId).catch(() => undefined);
       if (error instanceof PortAllocationError)
         throw new ApiError(
           500,
@@ -568,23 +601,25 @@ export class NetworkManager {
         );
       throw error;
     }
-    if (sandbox.netns) await this.#tearDown(containerId);
+    if (sandbox.netns) await this.#tearDown(containerId, false);
     const netns = this.netns.path(containerId);
     // Recorded first: a crash in the middle leaves enough behind for tearDown to undo it.
     this.#q.setActivePorts.run(JSON.stringify(ports), containerId);
     this.#q.setNetns.run(netns, containerId);
     try {
       await this.netns.create(containerId);
-      const loopback = this.cni.exec("ADD", { type: "loopback", name: "lo" }, { containerId, netns, ifname: "lo" });
-      for (const [index, endpoint] of endpoints.entries()) {
-        const net = this.#networkOf(endpoint);
-        const plugins = this.#plugins(net, index === 0 ? ports : [], endpoint.requestedIp);
-        const result = await this.cni.add(net.id, plugins, { containerId, netns, ifname: endpoint.ifname });
-        this.#recordAddress(endpoint, result);
-      }
-      await loopback;
+      // One chain per network, side by side; all settle before a failure tears everything down.
+      const added = await Promise.allSettled(
+        endpoints.map(async (endpoint, index) => {
+          const net = this.#networkOf(endpoint);
+          const plugins = this.#plugins(net, index === 0 ? ports : [], endpoint.requestedIp);
+          this.#recordAddress(endpoint, await this.cni.add(net.id, plugins, { containerId, netns, ifname: endpoint.ifname }));
+        }),
+      );
+      const failed = added.find((r) => r.status === "rejected");
+      if (failed) throw failed.reason;
     } catch (error) {
-      await this.#tearDown(containerId).catch(() => undefined);
+      await this.#tearDown(containerId, false).catch(() => undefined);
       throw new ApiError(500, `setting up the container's network: ${(error as Error).message}`);
     }
     await this.#refreshHosts(containerId);
@@ -621,33 +656,45 @@ export class NetworkManager {
 
   /**
    * After a container stopped (or failed to start, or died while minatod was down): CNI DEL on each
-   * network (its address, veth, NAT and port rules go), the namespace removed, peers' hosts updated.
+   * network (its address, veth and port rules go), the namespace removed, peers' hosts updated.
    * Idempotent.
+   *
+   * `lazy` (a container about to be removed): the namespace is unmounted first, at the same time as
+   * CNI DEL runs without a namespace (CNI 1.0 makes CNI_NETNS optional for DEL; the bridge plugin
+   * then only releases the address). The kernel deletes the namespace's interfaces, and with them
+   * the veths' host ends, once its last reference is gone, some milliseconds later, so the veth
+   * deletion (an RCU grace period in the kernel, the bulk of a DEL) is not waited for.
    */
-  tearDown(containerId: string): Promise<void> {
-    return this.#locked(containerId, () => this.#tearDown(containerId));
+  tearDown(containerId: string, options: { lazy?: boolean } = {}): Promise<void> {
+    return this.#locked(containerId, () => this.#tearDown(containerId, options.lazy === true));
   }
 
-  async #tearDown(containerId: string): Promise<void> {
+  async #tearDown(containerId: string, lazy: boolean): Promise<void> {
     const sandbox = this.#sandbox(containerId);
     if (!sandbox?.netns) return;
-    const netns = sandbox.netns;
-    const endpoints = this.endpointsOf(containerId);
-    let _failure: unknown;
-    for (const [index, endpoint] of endpoints.entries()) {
-      const net = this.find(endpoint.networkId);
-      if (net?.driver !== "bridge") continue;
-      try {
-        const plugins = this.#plugins(net, index === 0 ? sandbox.activePorts : [], undefined);
-        await this.cni.del(net.id, plugins, { containerId, netns, ifname: endpoint.ifname }, endpoint.result);
-      } catch (error) {
-        _failure ??= error;
-        this.log.warn({ err: error, containerId, network: net.name }, "CNI DEL failed");
-      }
-      this.#q.setAddress.run(null, 0, null, null, null, endpoint.networkId, containerId);
-    }
-    await this.cni.exec("DEL", { type: "loopback", name: "lo" }, { containerId, netns, ifname: "lo" }).catch(() => undefined);
-    await this.netns.remove(containerId).catch((error) => this.log.warn({ err: error, containerId }, "removing the network namespace"));
+    const removeNetns = () =>
+      this.netns.remove(containerId).catch((error) => this.log.warn({ err: error, containerId }, "removing the network namespace"));
+    const unmounted = lazy ? removeNetns() : undefined;
+    const netns = lazy ? "" : sandbox.netns;
+    // Each network's DEL is its own (its bridge, its address pool): they run side by side.
+    await Promise.all(
+      this.endpointsOf(containerId).map(async (endpoint, index) => {
+        const net = this.find(endpoint.networkId);
+        if (net?.driver !== "bridge") return;
+        try {
+          let plugins = this.#plugins(net, index === 0 ? sandbox.activePorts : [], undefined);
+          // Without a namespace the bridge plugin's DEL is its IPAM plugin's DEL with the same
+          // configuration and nothing else (ipMasq is off; plugins' bridge cmdDel): host-local is
+          // run directly, one process instead of two.
+          if (lazy) plugins = plugins.map((p) => (p.type === "bridge" ? { ...p, type: "host-local" } : p));
+          await this.cni.del(net.id, plugins, { containerId, netns, ifname: endpoint.ifname }, endpoint.result);
+        } catch (error) {
+          this.log.warn({ err: error, containerId, network: net.name }, "CNI DEL failed");
+        }
+        this.#q.setAddress.run(null, 0, null, null, null, endpoint.networkId, containerId);
+      }),
+    );
+    await (unmounted ?? removeNetns());
     this.#q.setNetns.run(null, containerId);
     this.#q.setActivePorts.run("[]", containerId);
     await this.#refreshHosts(containerId);
@@ -656,6 +703,8 @@ export class NetworkManager {
   /** When a container is removed: its network state goes, and it leaves its peers' hosts files. */
   async forget(containerId: string): Promise<void> {
     await this.tearDown(containerId);
+    // A namespace made at create for a container that never started.
+    await this.netns.remove(containerId).catch((error) => this.log.warn({ err: error, containerId }, "removing the network namespace"));
     const peers = this.#peersOf(containerId);
     this.db.transaction(() => {
       this.#q.deleteEndpoints.run(containerId);
@@ -838,11 +887,15 @@ export class NetworkManager {
     return this.settings(containerId).Networks;
   }
 
-  /** Removes the bridge devices of networks no running container uses (minatod shutting down). */
+  /**
+   * Removes the bridge devices, and their iptables rules, of networks no running container uses
+   * (minatod shutting down); the next start puts them back.
+   */
   close(): void {
     const sandboxes = this.activeSandboxes();
     const active = new Set(sandboxes.flatMap((id) => this.endpointsOf(id).map((e) => e.networkId)));
     for (const net of this.list()) if (net.bridge && !active.has(net.id)) this.#deleteBridge(net.bridge);
+    this.firewall.syncNow(this.#firewallNetworks(this.list().filter((n) => active.has(n.id))));
     // The namespace directory's own bind mount goes too when no namespace is left in it.
     if (sandboxes.length === 0) spawnSync("umount", [this.netns.dir], { stdio: "ignore" });
   }
