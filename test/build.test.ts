@@ -491,6 +491,24 @@ describe("POST /build", () => {
     expect(await readFile("/proc/mounts", "utf8")).not.toContain(`${engine.dataRoot}/builds/build-`);
   });
 
+  it("runs a #! here-document as a program, keyed by its text, and leaves no trace of it in the layer", async () => {
+    const dir = join(work, "run-program");
+    const dockerfile = (word: string) =>
+      `FROM busybox\nRUN <<PROGRAM\n#!/bin/sh -e\necho "${word} from $0 as $(id -u)" > /program.txt\nPROGRAM\n`;
+    await writeTree(dir, { Dockerfile: dockerfile("hello") });
+    const first = await post(engine, tarOf(dir), { t: "program:1" });
+    expect(streamError(first.messages)).toBeUndefined();
+    let files = await imageFiles(engine, "program:1", work);
+    expect(files.get("program.txt")?.content).toBe("hello from /dev/pipes/PROGRAM as 0\n");
+    expect(files.has("dev/pipes/PROGRAM") || files.has("dev/pipes")).toBe(false);
+
+    await writeTree(dir, { Dockerfile: dockerfile("changed") });
+    const second = await post(engine, tarOf(dir), { t: "program:1" });
+    expect(second.text).not.toContain("Using cache");
+    files = await imageFiles(engine, "program:1", work);
+    expect(files.get("program.txt")?.content).toBe("changed from /dev/pipes/PROGRAM as 0\n");
+  });
+
   it("caches RUN by its command and the ARGs in its environment", async () => {
     const dir = join(work, "run-cache");
     await writeTree(dir, {

@@ -73,8 +73,6 @@ export function runUnsupported(run: RunInstruction): string | undefined {
   if (ssh) return `${line}: RUN --mount=type=ssh is not supported (no SSH agent forwarding in this engine)`;
   if (run.security !== undefined && run.security !== "sandbox") return `${line}: RUN --security=${run.security} is not supported`;
   if (run.devices.length > 0) return `${line}: RUN --device is not supported`;
-  const script = runScript(run);
-  if (script?.file) return `${line}: RUN with a #! here-document is not supported yet`;
   return undefined;
 }
 
@@ -887,12 +885,22 @@ class Builder {
     const keyParts: Record<string, unknown> = { run: args, args: argEnv };
     if (instruction.network !== undefined && instruction.network !== "default") keyParts.network = instruction.network;
     if (mounts.length > 0) keyParts.mounts = mountsKey(mounts);
+    // A `#!` here-document runs as a file: the shell is given its path, so its text is keyed here.
+    if (script?.file) keyParts.program = script.file.content;
     const key = sha(`${state.key}\n${JSON.stringify(keyParts)}`);
     await this.addLayer(state, key, createdBy, async () => {
       const scratch = await mkdtemp(join(this.#work, "mounts-"));
       let made: Materialized | undefined;
       try {
         made = await materializeMounts(mounts, scratch, sources);
+        if (script?.file) {
+          // As BuildKit runs it: an executable file where the shell is told to find it (/dev/pipes/NAME).
+          const program = join(scratch, "heredoc-program");
+          await writeFile(program, script.file.content);
+          await chmod(program, 0o755);
+          made.mounts.push({ source: program, destination: script.file.path, readonly: true });
+          made.points.push({ path: script.file.path, type: "file" });
+        }
         const outcome = await runStep(
           {
             runtime: this.runtime(),

@@ -501,13 +501,22 @@ export class ContainerManager {
       // conmon reports the process's pid once `runc create` made it: no `runc state` needed after.
       let pid: number;
       try {
-        await this.attachments?.beforeStart(id);
+        // runc joins the network namespace by path as soon as it exists, while CNI makes the
+        // interfaces; the process runs (`start`) once both are done.
+        let namespaceReady: () => void = () => undefined;
+        const namespace = new Promise<void>((resolve) => {
+          namespaceReady = resolve;
+        });
+        const network = this.attachments?.beforeStart(id, namespaceReady) ?? Promise.resolve();
+        network.catch(() => undefined); // awaited below; a failure meanwhile must not go unhandled
+        await Promise.race([namespace, network]);
         ({ pid } = await this.runtime.create(id, spec, {
           stdin: c.config.OpenStdin === true,
           // Docker keeps stdin open for later attaches unless StdinOnce (what `run -i` asks for); a
           // TTY's input is never closed by a client leaving (moby closes stdin only without a TTY).
           leaveStdinOpen: c.config.StdinOnce !== true || c.config.Tty === true,
         }));
+        await network;
         this.#watch(id);
         this.#runStartHooks(id, true);
         await this.runtime.start(id);

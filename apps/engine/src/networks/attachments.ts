@@ -123,8 +123,8 @@ export class ContainerAttachments {
   }
 
   /** Before runc creates the container: its network namespace and interfaces. */
-  async beforeStart(id: string): Promise<void> {
-    await this.networks.setUp(id);
+  async beforeStart(id: string, namespaceReady?: () => void): Promise<void> {
+    await this.networks.setUp(id, namespaceReady);
   }
 
   /**

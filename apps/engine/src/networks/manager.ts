@@ -564,10 +564,12 @@ export class NetworkManager {
   /**
    * Before a container starts: its network namespace, `lo`, an interface and address on each of its
    * bridge networks, its published ports; then /etc/hosts here and at its peers. All or nothing:
-   * what was set up is torn down again when a step fails.
+   * what was set up is torn down again when a step fails. `namespaceReady` is called once the
+   * namespace the container is to join exists (at once when it needs none), before the interfaces
+   * are made: runc can create the container meanwhile.
    */
-  setUp(containerId: string): Promise<void> {
-    return this.#locked(containerId, () => this.#setUp(containerId));
+  setUp(containerId: string, namespaceReady: () => void = () => undefined): Promise<void> {
+    return this.#locked(containerId, () => this.#setUp(containerId, namespaceReady));
   }
 
   async #locked<T>(containerId: string, work: () => Promise<T>): Promise<T> {
@@ -582,11 +584,13 @@ export class NetworkManager {
     }
   }
 
-  async #setUp(containerId: string): Promise<void> {
+  async #setUp(containerId: string, namespaceReady: () => void): Promise<void> {
     const sandbox = this.#sandbox(containerId);
-    if (sandbox?.mode !== "network") return;
-    const endpoints = this.endpointsOf(containerId);
-    if (endpoints.length === 0) return;
+    const endpoints = sandbox?.mode === "network" ? this.endpointsOf(containerId) : [];
+    if (!sandbox || endpoints.length === 0) {
+      namespaceReady();
+      return;
+    }
     const taken = this.#activePortsExcept(containerId);
     let ports: PortBinding[];
     try {
@@ -608,6 +612,7 @@ export class NetworkManager {
     this.#q.setNetns.run(netns, containerId);
     try {
       await this.netns.create(containerId);
+      namespaceReady();
       // One chain per network, side by side; all settle before a failure tears everything down.
       const added = await Promise.allSettled(
         endpoints.map(async (endpoint, index) => {
