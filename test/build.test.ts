@@ -7,13 +7,13 @@
  */
 import { execFile, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { createGunzip } from "node:zlib";
-import { END_OF_ARCHIVE, encodeHeader, padding, readTar, type TarHeader } from "@minato/layers";
+import { join } from "node:path";
+import { END_OF_ARCHIVE, encodeHeader, padding, type TarHeader } from "@minato/layers";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { busyboxRootfs, EngineProcess, type JsonMessage, streamError } from "./support/engine-process.js";
+import { cacheHits, imageFiles, postBuild as post, tarOf, writeTree } from "./support/build.js";
+import { busyboxRootfs, EngineProcess, streamError } from "./support/engine-process.js";
 import { ROOT } from "./support/registry-process.js";
 
 const DOCKERFILE = `# a multi-stage build
@@ -40,14 +40,6 @@ ENTRYPOINT ["/bin/sh"]
 CMD ["-c", "echo hi"]
 `;
 
-interface Built {
-  status: number;
-  messages: JsonMessage[];
-  text: string;
-  id?: string;
-  body: string;
-}
-
 interface Inspect {
   Id: string;
   Created: string;
@@ -56,64 +48,11 @@ interface Inspect {
   RootFS: { Layers: string[] };
 }
 
-const tarOf = (dir: string): Buffer => execFileSync("tar", ["-C", dir, "-cf", "-", "."], { maxBuffer: 64 * 1024 * 1024 });
-
-async function post(engine: EngineProcess, context: Buffer, query: Record<string, string | string[]> = {}): Promise<Built> {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(query)) for (const v of [value].flat()) params.append(key, v);
-  const response = await engine.api("POST", `/build?${params}`, { body: context, headers: { "Content-Type": "application/x-tar" } });
-  const body = response.body.toString("utf8");
-  if (response.status !== 200) return { status: response.status, messages: [], text: "", body };
-  const messages = body
-    .split(/\r?\n/)
-    .filter((l) => l.trim() !== "")
-    .map((l) => JSON.parse(l) as JsonMessage & { aux?: { ID?: string } });
-  const id = messages.map((m) => (m.aux as { ID?: string } | undefined)?.ID).find((v) => v !== undefined);
-  return { status: 200, messages, text: messages.map((m) => m.stream ?? "").join(""), body, ...(id ? { id } : {}) };
-}
-
-/** For each step (by number), whether the stream said "Using cache" for it. */
-function cacheHits(text: string): Map<number, boolean> {
-  const hits = new Map<number, boolean>();
-  let step = 0;
-  for (const line of text.split("\n")) {
-    const match = /^Step (\d+)\/\d+ : /.exec(line);
-    if (match) {
-      step = Number(match[1]);
-      hits.set(step, false);
-    } else if (line === " ---> Using cache") hits.set(step, true);
-  }
-  return hits;
-}
-
 /** Step numbers whose instruction starts with `prefix`. */
 function stepsOf(text: string): Map<number, string> {
   const steps = new Map<number, string>();
   for (const match of text.matchAll(/^Step (\d+)\/\d+ : (.*)$/gm)) steps.set(Number(match[1]), match[2] as string);
   return steps;
-}
-
-/** The image's files across its layers, from `GET /images/{name}/get` (docker save). */
-async function imageFiles(engine: EngineProcess, name: string, work: string): Promise<Map<string, TarHeader & { content: string }>> {
-  const saved = await engine.api("GET", `/images/${encodeURIComponent(name)}/get`);
-  expect(saved.status).toBe(200);
-  const dir = await mkdtemp(join(work, "save-"));
-  execFileSync("tar", ["-C", dir, "-xf", "-"], { input: saved.body });
-  const manifest = JSON.parse(await readFile(join(dir, "manifest.json"), "utf8")) as { Layers: string[] }[];
-  const files = new Map<string, TarHeader & { content: string }>();
-  for (const layer of manifest[0]?.Layers ?? []) {
-    const source = (await import("node:fs")).createReadStream(join(dir, layer)).pipe(createGunzip());
-    for await (const entry of readTar(source)) {
-      const chunks: Buffer[] = [];
-      for await (const chunk of entry.body) chunks.push(Buffer.from(chunk));
-      files.set(entry.header.name.replace(/^\.\//, "").replace(/\/$/, ""), {
-        ...entry.header,
-        content: Buffer.concat(chunks).toString("utf8"),
-      });
-    }
-  }
-  await rm(dir, { recursive: true, force: true });
-  return files;
 }
 
 async function manifestDigest(engine: EngineProcess, name: string): Promise<string> {
@@ -133,13 +72,6 @@ function demux(body: Buffer): string {
     at += 8 + size;
   }
   return text;
-}
-
-async function writeTree(root: string, files: Record<string, string>): Promise<void> {
-  for (const [path, content] of Object.entries(files)) {
-    await mkdir(dirname(join(root, path)), { recursive: true });
-    await writeFile(join(root, path), content);
-  }
 }
 
 describe("POST /build", () => {

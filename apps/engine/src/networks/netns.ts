@@ -60,7 +60,7 @@ export class NetnsStore {
   async remove(id: string): Promise<void> {
     await this.#creating.get(id)?.catch(() => undefined);
     const file = this.path(id);
-    if (await isMountPoint(file)) await unmount(file);
+    await unmount(file);
     await rm(file, { force: true });
   }
 }
