@@ -9,7 +9,7 @@ import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request } from "undici";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { busyboxRootfs, EngineProcess, until } from "./support/engine-process.js";
 
 interface Run {
@@ -199,10 +199,18 @@ describe("networks on minatod (CNI bridge and portmap, per-network iptables rule
     const bridge = (await engine.json<{ IPAM: { Config: { Subnet: string; Gateway: string }[] } }>("GET", "/networks/bridge")).body;
     const subnet = bridge.IPAM.Config[0]?.Subnet as string;
     expect(subnet).toMatch(/^\d+\.\d+\.\d+\.\d+\/\d+$/);
-    const routes = (await exec("ip", ["-4", "route", "show", subnet])).stdout.trim().split("\n");
-    // The only route to it is the engine's own bridge.
-    expect(routes).toHaveLength(1);
-    expect(routes[0]).toContain(await bridgeOf("bridge"));
+    const bridgeDevice = await bridgeOf("bridge");
+    // The only route to it is the engine's own bridge. Engines of other test files starting at the
+    // same moment may put up a bridge on the same subnet for an instant: each claims a subnet by
+    // creating its bridge and withdraws it when it finds another route (NetworkManager#claimSubnet).
+    await vi.waitFor(
+      async () => {
+        const routes = (await exec("ip", ["-4", "route", "show", subnet])).stdout.trim().split("\n");
+        expect(routes, routes.join(" | ")).toHaveLength(1);
+        expect(routes[0]).toContain(bridgeDevice);
+      },
+      { timeout: 5000, interval: 100 },
+    );
   });
 
   it("a busybox httpd published with -p 127.0.0.1:PORT:80 answers from the host; docker port and ps show it", async () => {
