@@ -12,7 +12,7 @@ describe("admin commands", () => {
   const admin = async (...args: string[]): Promise<string> => {
     const lines: string[] = [];
     const [command, ...rest] = args as [string, ...string[]];
-    await adminCommand(command, [...rest, "--data", registry.dataDir], (line) => lines.push(line));
+    await adminCommand(command, ["--data", registry.dataDir, ...rest], (line) => lines.push(line));
     return lines.join("\n");
   };
   const passwordOf = (output: string) => /^password for \S+: (\S+)$/m.exec(output)?.[1] as string;
@@ -120,9 +120,10 @@ describe("admin commands", () => {
       expect((await stat(join(keysDir(registry.dataDir), file))).mode & 0o777).toBe(0o600);
     }
     const old = /^(\S+)\s+ES256\s.*trusted$/m.exec(after)?.[1] as string;
-    await admin("key", "rm", old);
+    // A thumbprint is base64url and may start with "-": `--` ends the flags, as for any CLI.
+    await admin("key", "rm", "--", old);
     expect((await admin("key", "ls")).split("\n")).toHaveLength(2);
-    await expect(admin("key", "rm", rotated)).rejects.toThrow(/only signing key/);
+    await expect(admin("key", "rm", "--", rotated)).rejects.toThrow(/only signing key/);
     // The running registry keeps the keys it loaded until it restarts.
     expect(await statusWith(registry, "GET", "/v2/", await tokenFor(registry, ADMIN))).toBe(200);
   });
