@@ -490,6 +490,35 @@ describe("networks on minatod (CNI bridge and portmap, per-network iptables rule
     expect(await iptables()).not.toContain(bridge);
   });
 
+  it("a restarted engine moves its default bridge off a subnet another bridge took while it was down", async () => {
+    const other = await EngineProcess.start();
+    const squatter = "mnt-squat";
+    try {
+      const subnetOf = async () =>
+        (await other.json<{ IPAM: { Config: { Subnet: string }[] } }>("GET", "/networks/bridge")).body.IPAM.Config[0]?.Subnet as string;
+      const first = await subnetOf();
+      await other.kill("SIGTERM"); // a stopping minatod removes its idle bridges
+      await must("ip", ["link", "add", squatter, "type", "bridge"]);
+      await must("ip", ["addr", "add", first.replace(/\.0\/(\d+)$/, ".1/$1"), "dev", squatter]);
+      await must("ip", ["link", "set", squatter, "up"]);
+      await other.restart();
+      const moved = await subnetOf();
+      expect(moved).not.toBe(first);
+      expect((await exec("ip", ["-4", "route", "show", first])).stdout).not.toContain("mnb-");
+      await vi.waitFor(
+        async () => {
+          const routes = (await exec("ip", ["-4", "route", "show", moved])).stdout.trim().split("\n");
+          expect(routes, routes.join(" | ")).toHaveLength(1);
+          expect(routes[0]).not.toContain(squatter);
+        },
+        { timeout: 5000, interval: 100 },
+      );
+    } finally {
+      await exec("ip", ["link", "del", squatter]);
+      await other.dispose();
+    }
+  });
+
   it("bad input: a port in use, an overlapping subnet, an unknown network, --ip on the default bridge", async () => {
     // A host socket holds the port: the start fails with Docker's message and leaves nothing set up.
     const holder: Server = createServer();

@@ -250,12 +250,33 @@ export class NetworkManager {
       const device = this.#defaultBridgeName();
       const subnet = await this.#claimSubnet(device, undefined);
       this.#q.insertNetwork.run(newId(), "bridge", "bridge", device, formatSubnet(subnet), firstHost(subnet), 0, "{}", "{}", now);
+    } else if (await this.#subnetTakenMeanwhile(toNetwork(bridge))) {
+      // Another daemon's network took the subnet while this one was down, and no container of
+      // ours holds an address on it: the default bridge moves to a free one, as at first start.
+      const net = toNetwork(bridge);
+      this.#deleteBridge(net.bridge);
+      const subnet = await this.#claimSubnet(net.bridge, undefined);
+      this.db.prepare("UPDATE networks SET subnet = ?, gateway = ? WHERE id = ?").run(formatSubnet(subnet), firstHost(subnet), net.id);
     } else {
       const net = toNetwork(bridge);
       await this.#createBridge(net.bridge, parseSubnet(net.subnet), net.gateway).catch((error) =>
         this.log.warn({ err: error, bridge: net.bridge }, "recreating the default bridge"),
       );
     }
+  }
+
+  /** True when another device routes `net`'s subnet and none of this engine's containers is set up on it. */
+  async #subnetTakenMeanwhile(net: NetworkRecord): Promise<boolean> {
+    const subnet = parseSubnet(net.subnet);
+    const routes = await hostRoutes();
+    if (!routes.some((r) => r.device !== net.bridge && overlaps(r.subnet, subnet))) return false;
+    const inUse = this.db
+      .prepare(
+        `SELECT 1 FROM network_endpoints e JOIN network_sandboxes s ON s.container_id = e.container_id
+         WHERE e.network_id = ? AND s.netns IS NOT NULL LIMIT 1`,
+      )
+      .get(net.id);
+    return inUse === undefined;
   }
 
   /** Creates the bridge device with its gateway address now, so the subnet's route marks it as taken for others. */
