@@ -394,6 +394,41 @@ describe("token authentication (built-in issuer)", () => {
       users.revoke({ user: "alice" }, "team-s/*");
     });
 
+    it("an automatic mount (no `from`) looks only in repositories the token grants pull on", async () => {
+      const users = usersOf(registry);
+      const secret = Buffer.from(`auto-mounted secret ${Math.random()}`);
+      const digest = digestOf(secret);
+      const adminToken = await tokenFor(registry, admin, "repository:team-s/auto:pull,push");
+      const up = await call(registry, "POST", `/v2/team-s/auto/blobs/uploads/?digest=${digest}`, {
+        headers: { ...bearer(adminToken), "content-type": "application/octet-stream" },
+        body: secret,
+      });
+      expect(up.statusCode).toBe(201);
+      await up.body.dump();
+      const mount = async (token: string) => {
+        const res = await call(registry, "POST", `/v2/team-a/auto-mounted/blobs/uploads/?mount=${digest}`, { headers: bearer(token) });
+        await res.body.dump();
+        return res.statusCode;
+      };
+      // alice cannot read team-s/*: even asking for it, the blob is not revealed.
+      expect(await mount(await tokenFor(registry, alice, "repository:team-a/auto-mounted:pull,push", "repository:team-s/auto:pull"))).toBe(
+        202,
+      );
+      const adminRead = await tokenFor(registry, admin, "repository:team-a/auto-mounted:pull");
+      expect(await statusWith(registry, "HEAD", `/v2/team-a/auto-mounted/blobs/${digest}`, adminRead)).toBe(404);
+      users.grant({ user: "alice" }, "team-s/*", ["pull"]);
+      try {
+        // Allowed to read it, but the token does not grant pull there: not looked at.
+        expect(await mount(await tokenFor(registry, alice, "repository:team-a/auto-mounted:pull,push"))).toBe(202);
+        // A token granting pull on the holder: mounted.
+        expect(
+          await mount(await tokenFor(registry, alice, "repository:team-a/auto-mounted:pull,push", "repository:team-s/auto:pull")),
+        ).toBe(201);
+      } finally {
+        users.revoke({ user: "alice" }, "team-s/*");
+      }
+    });
+
     it("the catalog lists only what the caller may pull, with correct pagination", async () => {
       const adminToken = await tokenFor(registry, admin, "repository:team-b/one:pull,push", "repository:team-a/two:pull,push");
       await pushSmallImage(registry, "team-b/one", "v1", adminToken);
@@ -405,7 +440,9 @@ describe("token authentication (built-in issuer)", () => {
         return { body: (await res.body.json()) as { repositories: string[] }, link: header(res, "link") };
       };
       const all = (await list(admin)).body.repositories;
-      expect(all).toEqual(expect.arrayContaining(["library/hello", "team-a/app", "team-a/two", "team-b/one", "team-s/secret"]));
+      expect(all).toEqual(expect.arrayContaining(["library/hello", "team-a/app", "team-a/two", "team-b/one"]));
+      // Repositories holding only blobs (no manifest) are not listed.
+      expect(all).not.toContain("team-s/secret");
       const visibleToAlice = (await list(alice)).body.repositories;
       expect(visibleToAlice).toEqual(all.filter((r) => r.startsWith("team-a/") || r.startsWith("library/")));
       expect((await list(undefined)).body.repositories).toEqual(["library/hello"]);

@@ -178,7 +178,8 @@ describe("_catalog", () => {
 
   beforeAll(async () => {
     registry = await startTestRegistry();
-    for (const repository of repositories) await pushBlob(registry, repository, Buffer.from(repository));
+    // A repository is listed while it holds a manifest.
+    for (const repository of repositories) await pushImage(registry, repository);
   });
   afterAll(() => registry.destroy());
 
@@ -242,5 +243,32 @@ describe("_catalog", () => {
 
   it("refuses an n that is not a non-negative integer", async () => {
     await expectError(await call(registry, "GET", "/v2/_catalog?n=many"), 400, "UNSUPPORTED");
+  });
+
+  it("drops a repository whose last manifest is deleted, and lists it again when one is pushed", async () => {
+    const name = "catalog/emptied";
+    const tagged = await pushImage(registry, name, { tag: "v1" });
+    const untagged = await pushImage(registry, name);
+    await pushBlob(registry, "catalog/blobs-only", Buffer.from("no manifest here"));
+    let { body } = await catalog();
+    expect(body.repositories).toContain(name);
+    expect(body.repositories).not.toContain("catalog/blobs-only");
+
+    for (const digest of [tagged.digest, untagged.digest]) {
+      const res = await call(registry, "DELETE", `/v2/${name}/manifests/${digest}`);
+      await res.body.dump();
+      expect(res.statusCode).toBe(202);
+    }
+    ({ body } = await catalog());
+    expect(body.repositories).toEqual(sorted);
+
+    await pushImage(registry, name, { tag: "v2" });
+    ({ body } = await catalog());
+    expect(body.repositories).toContain(name);
+    const res = await call(registry, "DELETE", `/v2/${name}/manifests/v2`);
+    await res.body.dump();
+    // Deleting the tag alone leaves the manifest (by digest): still listed.
+    ({ body } = await catalog());
+    expect(body.repositories).toContain(name);
   });
 });

@@ -114,6 +114,14 @@ describe("manifests (end-3, end-7, end-9)", () => {
       expect(await headStatus(registry, `/v2/${name}/manifests/nope`)).toBe(404);
     });
 
+    it("answers 404 MANIFEST_UNKNOWN to GET and HEAD of a reference that is neither a tag nor a digest (conformance)", async () => {
+      // The distribution-spec conformance suite's exact case, and a malformed digest alike.
+      for (const reference of [".INVALID_MANIFEST_NAME", "sha256:not-hex", "-dash"]) {
+        await expectError(await call(registry, "GET", `/v2/${name}/manifests/${reference}`), 404, "MANIFEST_UNKNOWN");
+        expect(await headStatus(registry, `/v2/${name}/manifests/${reference}`)).toBe(404);
+      }
+    });
+
     it("a manifest pushed by tag is not visible in another repository", async () => {
       await expectError(await call(registry, "GET", `/v2/man/other/manifests/${digest}`), 404, "MANIFEST_UNKNOWN");
     });

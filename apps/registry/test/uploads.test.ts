@@ -170,6 +170,27 @@ describe("blob uploads (end-4 … end-6, end-11, end-13, end-14)", () => {
       await expectPulled("mount/fallback2", digest, data);
     });
 
+    it("mounts automatically without `from` when any repository holds the blob (conformance, OCI_AUTOMATIC_CROSSMOUNT)", async () => {
+      const data = randomBlob(612);
+      const digest = await pushBlob(registry, "mount/auto-source", data);
+      const res = await call(registry, "POST", `/v2/mount/auto-target/blobs/uploads/?mount=${digest}`, {
+        headers: { "content-length": "0" },
+      });
+      await res.body.dump();
+      expect(res.statusCode).toBe(201);
+      expect(location(res)).toBe(`/v2/mount/auto-target/blobs/${digest}`);
+      expect(header(res, "docker-content-digest")).toBe(digest);
+      await expectPulled("mount/auto-target", digest, data);
+
+      // A blob nobody holds: a session, as before.
+      const unknown = await call(registry, "POST", `/v2/mount/auto-target/blobs/uploads/?mount=${digestOf(randomBlob(9))}`, {
+        headers: { "content-length": "0" },
+      });
+      await unknown.body.dump();
+      expect(unknown.statusCode).toBe(202);
+      expect(header(unknown, "docker-upload-uuid")).toMatch(UUID);
+    });
+
     it("refuses a malformed mount digest with 400 DIGEST_INVALID", async () => {
       const res = await call(registry, "POST", "/v2/mount/target/blobs/uploads/?mount=sha256:zz&from=mount/source", {
         headers: { "content-length": "0" },

@@ -15,6 +15,8 @@ export interface Authorizer {
   require(c: Ctx, scope?: ResourceScope): Promise<void>;
   /** Whether the request's verified token allows `action` on repository `name` (a mount's `from`). */
   permits(c: Ctx, name: string, action: Action): boolean;
+  /** Repositories the request's verified token grants pull on (an automatic mount looks only there). */
+  pullableRepositories(c: Ctx): string[];
   /** Which repositories the caller may see in listings: those it may pull. */
   visibleRepositories(c: Ctx): (name: string) => boolean;
 }
@@ -75,6 +77,13 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
     permits(c, name, action) {
       const token = verified.get(c.req.raw);
       return token !== undefined && accessAllows(token.access, "repository", name, action);
+    },
+
+    pullableRepositories(c) {
+      const token = verified.get(c.req.raw);
+      if (!token) return [];
+      const names = token.access.filter((e) => e.type === "repository" && (e.actions.includes("pull") || e.actions.includes("*")));
+      return [...new Set(names.map((e) => e.name))];
     },
 
     visibleRepositories(c) {

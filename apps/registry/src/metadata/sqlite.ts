@@ -159,10 +159,19 @@ export class SqliteMetadataStore implements MetadataStore {
       linkedBlob: db.prepare(
         `SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ${repositoryId} AND rb.digest = ?`,
       ),
+      storedBlob: db.prepare(
+        "SELECT b.size FROM blobs b WHERE b.digest = ? AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
+      ),
       insertBlob: db.prepare("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING"),
       linkBlob: db.prepare("INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
       unlinkBlob: db.prepare(`DELETE FROM repository_blobs WHERE repository_id = ${repositoryId} AND digest = ?`),
-      listRepositories: db.prepare("SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?").pluck(),
+      // A repository is listed while it holds a manifest: once its last one is deleted it is gone from
+      // the catalog (its blob links stay for a re-push, until garbage collection).
+      listRepositories: db
+        .prepare(
+          "SELECT name FROM repositories r WHERE name > ? AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id) ORDER BY name LIMIT ?",
+        )
+        .pluck(),
       manifestExists: db.prepare("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?").pluck(),
       blobLinked: db.prepare("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?").pluck(),
       insertManifest: db.prepare(
@@ -205,6 +214,10 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async linkedBlob(repository: string, digest: Digest): Promise<{ size: number } | undefined> {
     return this.#q.linkedBlob.get(repository, digest) as { size: number } | undefined;
+  }
+
+  async storedBlob(digest: Digest): Promise<{ size: number } | undefined> {
+    return this.#q.storedBlob.get(digest) as { size: number } | undefined;
   }
 
   async linkBlob(repository: string, digest: Digest, size: number): Promise<void> {

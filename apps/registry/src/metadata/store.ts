@@ -40,12 +40,15 @@ export interface MissingReference {
 export interface MetadataStore {
   /** A blob readable in `repository` (pushed or mounted there), with its size. */
   linkedBlob(repository: string, digest: Digest): Promise<{ size: number } | undefined>;
+  /** A verified blob linked in at least one repository, with its size (an automatic cross-mount's source). */
+  storedBlob(digest: Digest): Promise<{ size: number } | undefined>;
   /** Records a verified blob and makes it readable in `repository`. */
   linkBlob(repository: string, digest: Digest, size: number): Promise<void>;
   /** Makes a blob no longer readable in `repository`; false when it was not linked. */
   unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
 
   repositoryExists(repository: string): Promise<boolean>;
+  /** Repositories holding at least one manifest, in ASCII order after `after`. */
   listRepositories(limit: number, after?: string): Promise<Page<string>>;
 
   /**

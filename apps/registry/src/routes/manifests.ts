@@ -22,6 +22,16 @@ function parseReference(reference: string): Reference {
   return { kind: "tag", tag: reference };
 }
 
+function isValidReference(reference: string): boolean {
+  if (!reference.includes(":")) return isValidTag(reference);
+  try {
+    parseDigest(reference);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Whether an `Accept` header admits a media type. No header, or a wildcard, admits everything;
  * Distribution likewise answers 404 when a client accepts only other manifest types.
@@ -36,7 +46,9 @@ function accepts(header: string | undefined, mediaType: string): boolean {
 }
 
 export async function getManifest(c: Ctx, deps: RegistryDeps, name: string, reference: string, head: boolean): Promise<Response> {
-  parseReference(reference);
+  // A reference that is neither a tag nor a digest names no manifest: 404 MANIFEST_UNKNOWN, as the
+  // distribution-spec conformance suite and other registries answer (its route would not match).
+  if (!isValidReference(reference)) throw new RegistryError(404, "MANIFEST_UNKNOWN", { reference: reference.slice(0, 200) });
   const manifest = await deps.metadata.getManifest(name, reference);
   if (!manifest) throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference });
   if (!accepts(c.req.header("accept"), manifest.mediaType)) {

@@ -124,19 +124,36 @@ async function openSession(deps: RegistryDeps, name: string): Promise<string> {
   return id;
 }
 
+/** `?mount=&from=`: with authentication, mounting needs pull on `from`; without it the blob is not revealed. */
+async function explicitMountSource(c: Ctx, deps: RegistryDeps, from: string, digest: Digest): Promise<{ size: number } | undefined> {
+  if (!isValidRepositoryName(from) || !(deps.auth?.permits(c, from, "pull") ?? true)) return undefined;
+  return deps.metadata.linkedBlob(from, digest);
+}
+
+/**
+ * `?mount=` without `from` (distribution-spec "Mounting a blob": the registry MAY mount from any
+ * repository it chooses). With token authentication only repositories the token grants pull on are
+ * looked at, so a mount never reveals a blob the caller could not read; without authentication, any.
+ */
+async function automaticMountSource(c: Ctx, deps: RegistryDeps, digest: Digest): Promise<{ size: number } | undefined> {
+  if (!deps.auth) return deps.metadata.storedBlob(digest);
+  for (const repository of deps.auth.pullableRepositories(c)) {
+    const blob = await deps.metadata.linkedBlob(repository, digest);
+    if (blob) return blob;
+  }
+  return undefined;
+}
+
 /** POST /v2/<name>/blobs/uploads/ — a session, a single-request upload, or a cross-repository mount. */
 export async function startUpload(c: Ctx, deps: RegistryDeps, name: string): Promise<Response> {
   const mount = c.req.query("mount");
   if (mount !== undefined) {
     const digest = requireDigest(mount);
     const from = c.req.query("from");
-    // With authentication, mounting needs pull on `from`; without it the blob is not revealed.
-    if (from !== undefined && isValidRepositoryName(from) && (deps.auth?.permits(c, from, "pull") ?? true)) {
-      const blob = await deps.metadata.linkedBlob(from, digest);
-      if (blob) {
-        await deps.metadata.linkBlob(name, digest, blob.size);
-        return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
-      }
+    const source = from === undefined ? await automaticMountSource(c, deps, digest) : await explicitMountSource(c, deps, from, digest);
+    if (source) {
+      await deps.metadata.linkBlob(name, digest, source.size);
+      return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
     }
     // Not mountable: fall back to a fresh session (distribution-spec "Mounting a blob": 202).
   }
