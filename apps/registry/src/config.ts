@@ -101,7 +101,12 @@ export const SETTINGS = [
     default: "",
     help: "its password (use the env var); else generated, printed once",
   },
-  { flag: "login-limit", env: "MINATO_REGISTRY_LOGIN_LIMIT", default: "10", help: "failed logins per user per window, then 429" },
+  {
+    flag: "login-limit",
+    env: "MINATO_REGISTRY_LOGIN_LIMIT",
+    default: "10",
+    help: "failed logins per user from one address per window, then 429",
+  },
   {
     flag: "login-limit-addr",
     env: "MINATO_REGISTRY_LOGIN_LIMIT_ADDR",

@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Writable } from "node:stream";
@@ -11,6 +11,7 @@ import { constantTimeEqual, hashPassword, verifyPassword } from "../src/auth/pas
 import { LoginThrottle } from "../src/auth/throttle.js";
 import { ConfigError, loadConfig } from "../src/config.js";
 import { startRegistry } from "../src/index.js";
+import { openDatabase } from "../src/metadata/sqlite.js";
 import {
   ADMIN,
   addUser,
@@ -103,6 +104,29 @@ describe("login throttling", () => {
     throttle.fail("user:a");
     throttle.clear("user:a");
     expect(throttle.retryAfter("user:a", 1)).toBe(0);
+  });
+});
+
+describe("registry.db file mode", () => {
+  it("creates registry.db and its -wal and -shm with mode 0600, and narrows an older wider file", async () => {
+    const registry = await startAuthRegistry();
+    const db = join(registry.dataDir, "registry.db");
+    try {
+      // A write makes sure the WAL and shared-memory files exist.
+      await addUser(registry, "mode-check", "mode-check-pw");
+      for (const file of [db, `${db}-wal`, `${db}-shm`]) expect(((await stat(file)).mode & 0o777).toString(8), file).toBe("600");
+    } finally {
+      await registry.close();
+    }
+    try {
+      await chmod(db, 0o644);
+      // As an upgraded registry (or an admin command) opens it.
+      openDatabase(db).close();
+      expect(((await stat(db)).mode & 0o777).toString(8)).toBe("600");
+    } finally {
+      await registry.storage.remove();
+      await rm(registry.dataDir, { recursive: true, force: true });
+    }
   });
 });
 

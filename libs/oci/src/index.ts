@@ -1,4 +1,5 @@
 export * from "./digest.js";
+export * from "./json.js";
 export * from "./manifest.js";
 export * from "./media-types.js";
 export * from "./names.js";

@@ -1,4 +1,5 @@
 import { type Digest, parseDigest } from "./digest.js";
+import { findDuplicateKey } from "./json.js";
 import { bareMediaType, isIndexMediaType, isNonDistributable, MANIFEST_MEDIA_TYPES, MediaType } from "./media-types.js";
 
 /** image-spec descriptor.md: the three required properties plus what registries pass through. */
@@ -91,11 +92,15 @@ function parseDescriptorList(value: unknown, where: string): Descriptor[] {
  */
 export function parseManifest(bytes: Uint8Array, contentType?: string): ManifestSummary {
   let document: unknown;
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
   try {
-    document = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
+    document = JSON.parse(text);
   } catch {
     throw new ManifestError("manifest is not valid JSON");
   }
+  const duplicate = findDuplicateKey(text);
+  if (duplicate !== undefined)
+    throw new ManifestError(`manifest has the key ${JSON.stringify(duplicate.slice(0, 100))} twice in one object`);
   if (!isObject(document)) throw new ManifestError("manifest must be a JSON object");
   if (document.schemaVersion !== 2) throw new ManifestError("schemaVersion must be 2");
 

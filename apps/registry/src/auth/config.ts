@@ -17,7 +17,7 @@ export interface AuthConfig {
   external?: { realm: string; jwksUrl?: string; keyFiles?: string[] };
   /** The first admin, created when there is no user yet; a password is generated when none is given. */
   admin: { user: string; password?: string };
-  /** Failed logins allowed per user and per client address within the window. */
+  /** Failed logins allowed per (user, client address) and per client address within the window. */
   throttle: { perUser: number; perAddress: number; windowMs: number };
 }
 

@@ -1,6 +1,6 @@
 /**
- * Failed-login throttling for the token service: at most `limit` failures per key (a user name, a
- * client address) within a sliding window. Past the limit the key is refused — before any password
+ * Failed-login throttling for the token service: at most `limit` failures per key (a user name at a
+ * client address, a client address) within a sliding window. Past the limit the key is refused — before any password
  * is checked — until its oldest failure leaves the window.
  */
 export class LoginThrottle {
@@ -38,7 +38,7 @@ export class LoginThrottle {
     if (this.#failures.size > 100_000) this.#prune(now);
   }
 
-  /** A successful login clears a user's failures (never an address's: one good account must not reset it). */
+  /** A successful login clears a user's failures from that address (never the address's: one good account must not reset it). */
   clear(key: string): void {
     this.#failures.delete(key);
   }

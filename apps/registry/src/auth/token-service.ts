@@ -50,7 +50,7 @@ async function getToken(c: Ctx, deps: TokenServiceDeps): Promise<Response> {
   checkService(deps, c.req.query("service"));
   const scopes = requestedScopes(c.req.queries("scope") ?? []);
   let subject: Subject | undefined;
-  const basic = parseBasic(c.req.header("authorization"));
+  const basic = parseBasic(c.req.header("authorization"), deps.config.service);
   if (basic) {
     subject = await login(c, deps, basic.username, basic.password);
     if (!subject) {
@@ -153,12 +153,36 @@ function requestedScopes(values: string[]): ResourceScope[] {
   }
 }
 
-function parseBasic(header: string | undefined): { username: string; password: string } | undefined {
-  const match = /^basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? "");
-  if (!match) return undefined;
-  const decoded = Buffer.from(match[1] as string, "base64").toString("utf8");
-  const colon = decoded.indexOf(":");
-  return colon < 0 ? undefined : { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+/**
+ * The Basic credentials of a token request, or undefined for an anonymous one (no Authorization
+ * header). Anything else in the header is refused rather than served an anonymous token: a client
+ * whose credentials did not arrive intact must hear so, not get less access silently.
+ */
+function parseBasic(header: string | undefined, service: string): { username: string; password: string } | undefined {
+  if (header === undefined) return undefined;
+  const refuse = (message: string) =>
+    new RegistryError(401, "UNAUTHORIZED", undefined, message, { "WWW-Authenticate": `Basic realm="${service}"` });
+  const scheme = /^(\S+)(?:\s+(.*))?$/.exec(header.trim());
+  if (scheme?.[1]?.toLowerCase() !== "basic") {
+    throw refuse("the token service takes Basic credentials (user:password) or none, not a bearer token or another scheme");
+  }
+  const encoded = scheme[2]?.trim() ?? "";
+  // Strict base64 (RFC 7617): Buffer.from would silently skip invalid characters.
+  const decoded = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(encoded)
+    ? utf8(Buffer.from(encoded, "base64"))
+    : undefined;
+  const colon = decoded?.indexOf(":") ?? -1;
+  if (decoded === undefined || colon < 0) throw refuse("malformed Basic credentials: expected base64 of user:password in UTF-8");
+  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/** Strictly decoded UTF-8, or undefined for bytes that are not (a lenient decode would alter the password). */
+function utf8(bytes: Buffer): string | undefined {
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Refuses, before any password is looked at, a user or address with too many recent failures. */
@@ -172,7 +196,9 @@ function throttled(deps: TokenServiceDeps, keys: [string, number][]): void {
 async function login(c: Ctx, deps: TokenServiceDeps, username: string, password: string): Promise<Subject | undefined> {
   const { throttle: limits, trustProxy } = deps.config;
   const client = clientAddress(c, trustProxy);
-  const userKey = `user:${username.toLowerCase().slice(0, 128)}`;
+  // Per user *and* address, never per user alone: failures from one address must not lock the user
+  // out everywhere (anyone could lock out a shared CI account). The address limit covers spraying.
+  const userKey = `user:${username.toLowerCase().slice(0, 128)}@${client}`;
   const addressKey = `addr:${client}`;
   try {
     throttled(deps, [

@@ -1,4 +1,4 @@
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Descriptor, Digest } from "@minato/oci";
 import Database from "better-sqlite3";
@@ -134,7 +134,7 @@ type Row = Record<string, unknown>;
  * foreign keys on, schema migrated to the current version.
  */
 export function openDatabase(path: string): Database.Database {
-  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  if (path !== ":memory:") restrictDatabaseFiles(path);
   const db = new Database(path);
   db.pragma("journal_mode = WAL");
   db.pragma("synchronous = NORMAL");
@@ -142,6 +142,19 @@ export function openDatabase(path: string): Database.Database {
   db.pragma("foreign_keys = ON");
   migrate(db);
   return db;
+}
+
+/**
+ * The database holds password hashes and token records: mode 0600 like the signing keys. Created so
+ * before SQLite opens it (SQLite gives its -wal and -shm files the database file's mode), and an
+ * older, wider database is narrowed.
+ */
+function restrictDatabaseFiles(path: string): void {
+  mkdirSync(dirname(path), { recursive: true });
+  closeSync(openSync(path, "a", 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    if (existsSync(file) && (statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+  }
 }
 
 /** better-sqlite3 in WAL mode: one writer, many readers, every query prepared once. */

@@ -100,6 +100,7 @@ export async function putManifest(c: Ctx, deps: RegistryDeps, name: string, refe
   }
   const tags = target.kind === "tag" ? [target.tag] : [...new Set(extraTags)];
 
+  await checkDescriptorSizes(deps, name, summary);
   const missing = await deps.metadata.putManifest(name, { digest, mediaType: summary.mediaType, content, summary }, tags);
   if (missing.length > 0) {
     throw RegistryError.many(
@@ -116,6 +117,33 @@ export async function putManifest(c: Ctx, deps: RegistryDeps, name: string, refe
   if (summary.subject) headers["OCI-Subject"] = summary.subject.digest;
   if (extraTags.length > 0) headers["OCI-Tag"] = tags.join(", ");
   return c.body(null, 201, headers);
+}
+
+/**
+ * A descriptor's `size` is the exact length of what it points to (image-spec descriptor.md); one that
+ * disagrees with the stored blob or child manifest would make clients distrust or misread the content.
+ * Sizes of stored content never change, so checking before the write needs no transaction.
+ */
+async function checkDescriptorSizes(deps: RegistryDeps, name: string, summary: ManifestSummary): Promise<void> {
+  const wrong: { digest: Digest; size: number; actual: number }[] = [];
+  for (const blob of summary.blobs) {
+    const stored = await deps.metadata.linkedBlob(name, blob.digest);
+    if (stored && stored.size !== blob.size) wrong.push({ digest: blob.digest, size: blob.size, actual: stored.size });
+  }
+  for (const child of summary.manifests) {
+    const stored = await deps.metadata.getManifest(name, child.digest);
+    if (stored && stored.content.byteLength !== child.size) {
+      wrong.push({ digest: child.digest, size: child.size, actual: stored.content.byteLength });
+    }
+  }
+  if (wrong.length > 0) {
+    throw RegistryError.many(
+      400,
+      wrong.map((w) =>
+        errorEntry("MANIFEST_INVALID", w, `descriptor of ${w.digest} gives size ${w.size}, the content is ${w.actual} bytes`),
+      ),
+    );
+  }
 }
 
 export async function deleteManifest(c: Ctx, deps: RegistryDeps, name: string, reference: string): Promise<Response> {

@@ -1,0 +1,187 @@
+import { digestOf, MediaType } from "@minato/oci";
+import { Agent, request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ADMIN, addUser, basic, type Credentials, requestToken, startAuthRegistry, tokenFor } from "./auth-helpers.js";
+import {
+  call,
+  descriptorOf,
+  expectError,
+  headStatus,
+  pushBlob,
+  pushImage,
+  pushManifest,
+  putManifest,
+  startTestRegistry,
+  type TestRegistry,
+} from "./harness.js";
+
+/**
+ * Hostile input (issue 23, 13 #4): each case bounded in count and time, loopback only, and each
+ * followed by a check that the server still answers normally.
+ */
+
+/** The registry still serves: /health is ok and /v2/ answers (200 open, 401 with a challenge under auth). */
+async function expectServing(registry: TestRegistry): Promise<void> {
+  const health = await call(registry, "GET", "/health");
+  expect(health.statusCode).toBe(200);
+  expect(await health.body.json()).toEqual({ status: "ok" });
+  const base = await call(registry, "GET", "/v2/");
+  await base.body.dump();
+  expect([200, 401]).toContain(base.statusCode);
+}
+
+/** A client whose connections come from `address` (any of 127.0.0.0/8 is loopback on Linux). */
+function clientFrom(address: string): Agent {
+  return new Agent({ localAddress: address });
+}
+
+describe("login throttling keys on (user, address) and address, never on the user alone", () => {
+  let registry: TestRegistry;
+  const victim: Credentials = { user: "victim", password: "correct-horse-battery" };
+  const attackers = [clientFrom("127.0.0.2"), clientFrom("127.0.0.3")];
+  const elsewhere = clientFrom("127.0.0.4");
+  beforeAll(async () => {
+    registry = await startAuthRegistry({ throttle: { perUser: 3, perAddress: 6, windowMs: 60_000 } });
+    await addUser(registry, victim.user, victim.password, [["v/*", ["pull"]]]);
+  });
+  afterAll(async () => {
+    await Promise.all([...attackers, elsewhere].map((agent) => agent.close()));
+    await registry.destroy();
+  });
+
+  async function login(agent: Agent, credentials: Credentials): Promise<number> {
+    const res = await request(new URL("/token?service=minato-registry", registry.url), { dispatcher: agent, headers: basic(credentials) });
+    await res.body.dump();
+    return res.statusCode;
+  }
+
+  it("locks the attacking address out of the victim's account, not the victim at another address", async () => {
+    for (const attacker of attackers) {
+      for (let i = 0; i < 3; i++) expect(await login(attacker, { user: victim.user, password: `guess-${i}` })).toBe(401);
+      // That address is now refused for this user, even with the right password.
+      expect(await login(attacker, victim)).toBe(429);
+    }
+    // Six failures for the victim in all, from two addresses: from a third one the password works.
+    expect(await login(elsewhere, victim)).toBe(200);
+    expect((await requestToken(registry, victim, ["repository:v/app:pull"])).status).toBe(200);
+    await expectServing(registry);
+  });
+
+  it("still limits an address spraying many user names", async () => {
+    const sprayer = clientFrom("127.0.0.5");
+    try {
+      for (let i = 0; i < 6; i++) expect(await login(sprayer, { user: `spray-${i}`, password: "x" })).toBe(401);
+      // The address is over its limit: refused for every user, before any password is checked.
+      expect(await login(sprayer, victim)).toBe(429);
+      expect(await login(sprayer, ADMIN)).toBe(429);
+      expect(await login(elsewhere, ADMIN)).toBe(200);
+    } finally {
+      await sprayer.close();
+    }
+    await expectServing(registry);
+  });
+});
+
+describe("token endpoint refuses what is not Basic credentials", () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    registry = await startAuthRegistry();
+  });
+  afterAll(() => registry.destroy());
+
+  const token = (authorization: string, service = "minato-registry") =>
+    call(registry, "GET", `/token?service=${service}&scope=repository:x/y:pull`, { headers: { authorization } });
+
+  it("answers 401 (no anonymous token) to malformed Basic, Basic without a colon, a Bearer or another scheme", async () => {
+    const cases = [
+      "Basic !!!!",
+      "Basic ",
+      "Basic",
+      `Basic ${Buffer.from("no-colon-here").toString("base64")}`,
+      `Basic ${Buffer.from("admin:pw").toString("base64")}!!`,
+      `Basic ${Buffer.from([0x61, 0x3a, 0xff, 0xfe]).toString("base64")}`,
+      `Bearer ${await tokenFor(registry, ADMIN)}`,
+      "Digest username=admin",
+    ];
+    for (const authorization of cases) {
+      const res = await token(authorization);
+      const entries = await expectError(res, 401, "UNAUTHORIZED");
+      expect(entries[0]?.message, authorization).toMatch(/Basic/);
+      expect(res.headers["www-authenticate"]).toMatch(/^Basic /);
+    }
+    // Well-formed credentials still work, and no credentials still get an anonymous token.
+    expect((await token(basic(ADMIN).authorization as string)).statusCode).toBe(200);
+    expect((await requestToken(registry, undefined, [])).status).toBe(200);
+    await expectServing(registry);
+  });
+
+  it("answers 400 with a clear error to a service other than the registry's", async () => {
+    const res = await token(basic(ADMIN).authorization as string, "another-registry");
+    const entries = await expectError(res, 400, "DENIED");
+    expect(entries[0]?.message).toMatch(/minato-registry only/);
+    await expectServing(registry);
+  });
+});
+
+describe("manifests that two parsers would read differently", () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    registry = await startTestRegistry();
+  });
+  afterAll(() => registry.destroy());
+
+  it("refuses duplicate keys at any depth with MANIFEST_INVALID and stores nothing", async () => {
+    const name = "hostile/dupes";
+    const image = await pushImage(registry, name, { tag: "base" });
+    const config = JSON.stringify(image.config);
+    const layer = JSON.stringify(image.layers[0]);
+    const documents = [
+      // The top level: JSON.parse keeps the last "layers", another parser the first.
+      `{"schemaVersion":2,"mediaType":"${MediaType.ociManifest}","config":${config},"layers":[${layer}],"layers":[]}`,
+      // Inside a descriptor.
+      `{"schemaVersion":2,"mediaType":"${MediaType.ociManifest}","config":${config.replace('"size"', '"size":1,"size"')},"layers":[${layer}]}`,
+      // Inside annotations, escaped differently.
+      `{"schemaVersion":2,"mediaType":"${MediaType.ociManifest}","config":${config},"layers":[${layer}],"annotations":{"a":"1","\\u0061":"2"}}`,
+    ];
+    for (const document of documents) {
+      const { res, digest } = await putManifest(registry, name, "dupe", document, MediaType.ociManifest);
+      const entries = await expectError(res, 400, "MANIFEST_INVALID");
+      expect(JSON.stringify(entries[0]?.detail)).toMatch(/twice/);
+      expect(await headStatus(registry, `/v2/${name}/manifests/${digest}`)).toBe(404);
+    }
+    expect(await headStatus(registry, `/v2/${name}/manifests/dupe`)).toBe(404);
+    expect(await headStatus(registry, `/v2/${name}/manifests/base`)).toBe(200);
+    await expectServing(registry);
+  });
+
+  it("refuses a descriptor whose size differs from the stored blob's or child manifest's with MANIFEST_INVALID", async () => {
+    const name = "hostile/sizes";
+    const layerData = Buffer.from("twelve bytes");
+    await pushBlob(registry, name, layerData);
+    const image = await pushImage(registry, name, { tag: "v1" });
+    for (const size of [layerData.length + 1, layerData.length - 1, 0]) {
+      const manifest = {
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        config: image.config,
+        layers: [{ ...descriptorOf(MediaType.ociLayerGzip, layerData), size }],
+      };
+      const { res, digest } = await putManifest(registry, name, "lying", manifest);
+      const entries = await expectError(res, 400, "MANIFEST_INVALID");
+      expect(entries[0]?.detail).toMatchObject({ digest: digestOf(layerData), size, actual: layerData.length });
+      expect(await headStatus(registry, `/v2/${name}/manifests/${digest}`)).toBe(404);
+    }
+    // An index whose child descriptor lies about the child manifest's length.
+    const index = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociIndex,
+      manifests: [{ mediaType: MediaType.ociManifest, digest: image.digest, size: image.bytes.length + 10 }],
+    };
+    await expectError((await putManifest(registry, name, "lying-index", index)).res, 400, "MANIFEST_INVALID");
+    // The truthful ones are accepted.
+    const honest = { ...index, manifests: [{ mediaType: MediaType.ociManifest, digest: image.digest, size: image.bytes.length }] };
+    await pushManifest(registry, name, "index", honest);
+    expect(await headStatus(registry, `/v2/${name}/manifests/lying`)).toBe(404);
+    await expectServing(registry);
+  });
+});
