@@ -279,6 +279,8 @@ describe("skopeo through the token service", () => {
     // A private repository is not readable anonymously.
     const { result: denied } = await pull(undefined, "team/app:v1");
     expect(denied.code).not.toBe(0);
+    // What skopeo shows says where to go next, as Docker does: no such repository, or log in.
+    expect(denied.stderr).toMatch(/repository team\/app does not exist or may require 'minato login'/);
   });
 
   it("a pull-only user can pull but gets 403 on push", async () => {
@@ -287,6 +289,7 @@ describe("skopeo through the token service", () => {
     const refused = await push(`reader:${passwords.reader}`, "team/app:v2");
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/denied: requested access to the resource is denied/);
+    expect(refused.stderr).toMatch(/user reader may not push on repository team\/app \(ask an admin for a grant\)/);
     // The same, seen at the HTTP level: the token says pull, the push answers 403 DENIED.
     const readerToken = await token("reader", passwords.reader, "repository:team/app:pull,push");
     const res = await request(`http://${host}/v2/team/app/blobs/uploads/`, {

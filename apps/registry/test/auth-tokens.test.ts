@@ -359,7 +359,12 @@ describe("token authentication (built-in issuer)", () => {
       expect(await statusWith(registry, "GET", "/v2/library/hello/tags/list", anonymous)).toBe(200);
       expect(await statusWith(registry, "POST", "/v2/library/hello/blobs/uploads/", anonymous)).toBe(403);
       const privateToken = await tokenFor(registry, undefined, "repository:team-a/app:pull");
-      expect(await statusWith(registry, "GET", "/v2/team-a/app/manifests/v1", privateToken)).toBe(403);
+      const denied = await call(registry, "GET", "/v2/team-a/app/manifests/v1", { headers: bearer(privateToken) });
+      const [entry] = await expectError(denied, 403, "DENIED");
+      // In substance what Docker says: no such repository, or it needs a login.
+      expect(entry?.message).toBe(
+        "requested access to the resource is denied: repository team-a/app does not exist or may require 'minato login'",
+      );
     });
 
     it("a cross-repository mount needs pull on `from`; without it the upload falls back to a session (202)", async () => {

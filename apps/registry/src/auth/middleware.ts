@@ -33,6 +33,23 @@ export interface AuthorizerOptions {
 
 const quote = (value: string): string => `"${value.replace(/["\\]/g, "")}"`;
 
+/**
+ * What a refused client should do next, in substance what Docker says: the repository may not exist
+ * (a registry does not tell an unauthorised caller which), or it needs a login or other rights. Starts
+ * with the spec's DENIED message, which clients match on.
+ */
+function deniedMessage(scope: ResourceScope, missing: string[], subject: string): string {
+  const what = scope.type === "repository" ? `repository ${scope.name}` : `${scope.type} ${scope.name}`;
+  const actions = missing.join(", ");
+  let hint: string;
+  if (missing.includes("pull")) {
+    hint = `${what} does not exist or ${subject === "" ? "may require 'minato login'" : `user ${subject} may not pull it`}`;
+  } else {
+    hint = subject === "" ? `${actions} on ${what} requires 'minato login'` : `user ${subject} may not ${actions} on ${what}`;
+  }
+  return `requested access to the resource is denied: ${hint}${subject === "" ? "" : " (ask an admin for a grant)"}`;
+}
+
 export function createAuthorizer(options: AuthorizerOptions): Authorizer {
   const verified = new WeakMap<Request, VerifiedToken>();
 
@@ -66,7 +83,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
       if (missing.length === 0) return;
       // The issuer was asked about this resource and left the action out: that is its answer.
       if (accessMentions(token.access, scope.type, scope.name)) {
-        throw new RegistryError(403, "DENIED", detail({ ...scope, actions: missing }), undefined, {
+        throw new RegistryError(403, "DENIED", detail({ ...scope, actions: missing }), deniedMessage(scope, missing, token.subject), {
           "WWW-Authenticate": challenge(c, scope, "insufficient_scope"),
         });
       }
