@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type AuthConfig, resolveAuthConfig } from "./auth/config.js";
+import { loadLimits, type RegistryLimits } from "./limits.js";
 import type { LogLevel } from "./logger.js";
 import { loadStorageConfig, type StorageConfig } from "./storage.js";
 
@@ -20,6 +21,8 @@ export interface RegistryConfig {
   insecureAllowAnonymous?: boolean;
   /** Blob storage; absent means the filesystem under dataDir. */
   storage?: StorageConfig;
+  /** Upload session, connection and body-rate limits; each absent one takes its DEFAULT_LIMITS value. */
+  limits?: Partial<RegistryLimits>;
 }
 
 /** Every setting: its flag, environment variable, default and meaning (rendered by --help). */
@@ -30,7 +33,56 @@ export const SETTINGS = [
   { flag: "tls-key", env: "MINATO_REGISTRY_TLS_KEY", default: "", help: "PEM private key for --tls-cert" },
   { flag: "deletes", env: "MINATO_REGISTRY_DELETES", default: "true", help: "allow DELETE of blobs, manifests and tags (true|false)" },
   { flag: "log-level", env: "MINATO_REGISTRY_LOG_LEVEL", default: "info", help: "trace|debug|info|warn|error|silent" },
-  { flag: "upload-ttl", env: "MINATO_REGISTRY_UPLOAD_TTL", default: "24h", help: "cancel upload sessions idle this long (s, m, h, d)" },
+  {
+    flag: "upload-ttl",
+    env: "MINATO_REGISTRY_UPLOAD_TTL",
+    default: "24h",
+    help: "cancel upload sessions this long after they began, however active (s, m, h, d)",
+  },
+  {
+    flag: "upload-idle-ttl",
+    env: "MINATO_REGISTRY_UPLOAD_IDLE_TTL",
+    default: "30m",
+    help: "cancel upload sessions that received no request for this long",
+  },
+  {
+    flag: "max-uploads-per-repo",
+    env: "MINATO_REGISTRY_MAX_UPLOADS_PER_REPO",
+    default: "1000",
+    help: "open upload sessions per repository, then 429",
+  },
+  {
+    flag: "max-uploads-per-client",
+    env: "MINATO_REGISTRY_MAX_UPLOADS_PER_CLIENT",
+    default: "100",
+    help: "open upload sessions per client address, then 429",
+  },
+  { flag: "headers-timeout", env: "MINATO_REGISTRY_HEADERS_TIMEOUT", default: "60s", help: "time to receive a request's headers" },
+  {
+    flag: "keep-alive-timeout",
+    env: "MINATO_REGISTRY_KEEP_ALIVE_TIMEOUT",
+    default: "5s",
+    help: "how long an idle keep-alive connection waits for its next request",
+  },
+  {
+    flag: "idle-timeout",
+    env: "MINATO_REGISTRY_IDLE_TIMEOUT",
+    default: "120s",
+    help: "close a connection on which nothing moves either way for this long",
+  },
+  {
+    flag: "min-body-rate",
+    env: "MINATO_REGISTRY_MIN_BODY_RATE",
+    default: "1024",
+    help: "cut request bodies slower than this many bytes/s over a window (408); 0: no floor",
+  },
+  { flag: "body-rate-window", env: "MINATO_REGISTRY_BODY_RATE_WINDOW", default: "30s", help: "window of --min-body-rate" },
+  {
+    flag: "max-connections-per-client",
+    env: "MINATO_REGISTRY_MAX_CONNECTIONS_PER_CLIENT",
+    default: "128",
+    help: "open connections per client address (not behind --trust-proxy)",
+  },
   { flag: "max-manifest-size", env: "MINATO_REGISTRY_MAX_MANIFEST_SIZE", default: "4194304", help: "largest manifest accepted, bytes" },
   { flag: "storage", env: "MINATO_REGISTRY_STORAGE", default: "filesystem", help: "blob storage: filesystem (under --data) or s3" },
   { flag: "s3-bucket", env: "MINATO_REGISTRY_S3_BUCKET", default: "", help: "S3 bucket for blobs and upload sessions (--storage s3)" },
@@ -187,5 +239,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     maxManifestBytes,
     ...auth,
     storage: loadStorageConfig((flag) => get(flag as SettingName)),
+    limits: loadLimits(get),
   };
 }

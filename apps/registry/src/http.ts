@@ -6,7 +6,7 @@ import type { Context } from "hono";
 import type { Authorizer } from "./auth/middleware.js";
 import { RegistryError } from "./errors.js";
 import type { Logger } from "./logger.js";
-import type { MetadataStore } from "./metadata/store.js";
+import type { MetadataStore, UploadLimits } from "./metadata/store.js";
 
 /** distribution-spec "Legacy Docker support HTTP headers": sent on every response. */
 export const API_VERSION_HEADER = "Docker-Distribution-API-Version";
@@ -19,6 +19,10 @@ export interface RegistryOptions {
   maxManifestBytes: number;
   /** Largest page of tags, repositories or referrers returned at once. */
   maxPageSize: number;
+  /** Open upload sessions allowed per repository and per client address. */
+  uploadLimits: UploadLimits;
+  /** Take the client address from X-Forwarded-For (behind a trusted proxy). */
+  trustProxy: boolean;
 }
 
 export interface RegistryDeps {

@@ -9,8 +9,10 @@ import { assertSafeExposure } from "./auth/config.js";
 import { type AuthRuntime, startAuth } from "./auth/index.js";
 import type { RegistryConfig } from "./config.js";
 import type { RegistryDeps } from "./http.js";
+import { DEFAULT_LIMITS, type RegistryLimits } from "./limits.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SqliteMetadataStore } from "./metadata/sqlite.js";
+import { isUploadBusy } from "./routes/uploads.js";
 import { describeStorage, openStorage } from "./storage.js";
 
 export interface RunningRegistry {
@@ -26,6 +28,7 @@ export interface RunningRegistry {
 /** Opens storage and metadata under the data directory and serves the registry. */
 export async function startRegistry(config: RegistryConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningRegistry> {
   assertSafeExposure(config.host, config.auth, config.insecureAllowAnonymous ?? false);
+  const limits: RegistryLimits = { ...DEFAULT_LIMITS, ...config.limits };
   const storage = await openStorage(config.storage, config.dataDir);
   const metadata = new SqliteMetadataStore(join(config.dataDir, "registry.db"));
   const auth = config.auth
@@ -44,7 +47,13 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     storage,
     metadata,
     logger,
-    options: { deletesEnabled: config.deletesEnabled, maxManifestBytes: config.maxManifestBytes, maxPageSize: 10_000 },
+    options: {
+      deletesEnabled: config.deletesEnabled,
+      maxManifestBytes: config.maxManifestBytes,
+      maxPageSize: 10_000,
+      uploadLimits: { perRepository: limits.uploadsPerRepository, perClient: limits.uploadsPerClient },
+      trustProxy: config.auth?.trustProxy ?? false,
+    },
     ...(auth ? { auth: auth.authorizer } : {}),
   };
   const app = createApp(deps);
@@ -93,7 +102,11 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     res.once("close", () => inFlight.delete(res));
   });
 
-  const janitor = setInterval(() => void expireUploads(deps, config.uploadTtlMs), Math.min(config.uploadTtlMs, 3_600_000));
+  const expiry = { idleTtlMs: limits.uploadIdleTtlMs, ttlMs: config.uploadTtlMs };
+  const janitorEvery = Math.min(Math.max(Math.min(expiry.idleTtlMs, expiry.ttlMs) / 2, 500), 60_000);
+  const janitor = setInterval(() => {
+    expireUploads(deps, expiry).catch((error: unknown) => logger.warn({ err: error }, "upload session expiry failed"));
+  }, janitorEvery);
   janitor.unref();
 
   const { port } = server.address() as AddressInfo;
@@ -134,9 +147,13 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
   };
 }
 
-/** Cancels upload sessions older than the TTL (distribution-spec: servers SHOULD time out unfinished uploads). */
-export async function expireUploads(deps: RegistryDeps, ttlMs: number): Promise<number> {
-  const stale = await deps.metadata.staleUploads(Date.now() - ttlMs);
+/**
+ * Cancels upload sessions that received no request for `idleTtlMs`, or began more than `ttlMs` ago
+ * however active (distribution-spec: servers SHOULD time out unfinished uploads). A session a request
+ * of this process is writing to is kept: it is active.
+ */
+export async function expireUploads(deps: RegistryDeps, ttl: { idleTtlMs: number; ttlMs: number }, now = Date.now()): Promise<number> {
+  const stale = (await deps.metadata.staleUploads(now - ttl.idleTtlMs, now - ttl.ttlMs)).filter((s) => !isUploadBusy(s.id));
   for (const session of stale) {
     try {
       // Also aborts the session's S3 multipart upload; a failure keeps it for the next round.
@@ -147,6 +164,6 @@ export async function expireUploads(deps: RegistryDeps, ttlMs: number): Promise<
     }
     await deps.metadata.deleteUpload(session.id);
   }
-  if (stale.length > 0) deps.logger.info({ count: stale.length }, "expired abandoned upload sessions");
+  if (stale.length > 0) deps.logger.info({ count: stale.length }, "expired idle or abandoned upload sessions");
   return stale.length;
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseDuration, parseListen } from "../src/config.js";
+import { DEFAULT_LIMITS } from "../src/limits.js";
 
 describe("configuration", () => {
   it("uses the embedded defaults", () => {
@@ -13,6 +14,26 @@ describe("configuration", () => {
     });
     expect(config.dataDir.endsWith("/data")).toBe(true);
     expect(config.uploadTtlMs).toBe(24 * 3_600_000);
+  });
+
+  it("the limits' embedded defaults are the ones startRegistry applies to a config without them", () => {
+    expect(loadConfig([], {}).limits).toEqual(DEFAULT_LIMITS);
+  });
+
+  it("reads the upload-session, timeout and connection limits, and refuses nonsense", () => {
+    const env = { MINATO_REGISTRY_MAX_UPLOADS_PER_REPO: "7", MINATO_REGISTRY_UPLOAD_IDLE_TTL: "90s" };
+    const args = ["--max-uploads-per-client", "3", "--min-body-rate", "0", "--body-rate-window", "5s", "--max-connections-per-client", "9"];
+    expect(loadConfig(args, env).limits).toMatchObject({
+      uploadsPerRepository: 7,
+      uploadIdleTtlMs: 90_000,
+      uploadsPerClient: 3,
+      minBodyRate: 0,
+      bodyRateWindowMs: 5000,
+      connectionsPerClient: 9,
+    });
+    expect(() => loadConfig(["--max-uploads-per-repo", "0"], {})).toThrow(/--max-uploads-per-repo must be an integer ≥ 1/);
+    expect(() => loadConfig(["--min-body-rate", "fast"], {})).toThrow(/--min-body-rate/);
+    expect(() => loadConfig(["--headers-timeout", "10ms"], {})).toThrow(/--headers-timeout must be at least 1000 ms/);
   });
 
   it("reads MINATO_REGISTRY_* and lets flags win", () => {

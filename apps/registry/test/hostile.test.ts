@@ -1,18 +1,22 @@
 import { digestOf, MediaType } from "@minato/oci";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expireUploads } from "../src/index.js";
 import { ADMIN, addUser, basic, type Credentials, requestToken, startAuthRegistry, tokenFor } from "./auth-helpers.js";
 import {
   call,
   descriptorOf,
   expectError,
   headStatus,
+  location,
   pushBlob,
   pushImage,
   pushManifest,
   putManifest,
+  sessionsOf,
   startTestRegistry,
   type TestRegistry,
+  uploadId,
 } from "./harness.js";
 
 /**
@@ -183,5 +187,122 @@ describe("manifests that two parsers would read differently", () => {
     await pushManifest(registry, name, "index", honest);
     expect(await headStatus(registry, `/v2/${name}/manifests/lying`)).toBe(404);
     await expectServing(registry);
+  });
+});
+
+describe("upload sessions are bounded per repository and per client, and idle ones expire first", () => {
+  let registry: TestRegistry;
+  const other = clientFrom("127.0.0.6");
+  beforeAll(async () => {
+    registry = await startTestRegistry({ limits: { uploadsPerRepository: 4, uploadsPerClient: 6 } });
+  });
+  afterAll(async () => {
+    await other.close();
+    await registry.destroy();
+  });
+
+  async function open(name: string, dispatcher?: Agent) {
+    const res = await request(new URL(`/v2/${name}/blobs/uploads/`, registry.url), {
+      method: "POST",
+      headers: { "content-length": "0" },
+      ...(dispatcher ? { dispatcher } : {}),
+    });
+    return res;
+  }
+
+  async function openOk(name: string, dispatcher?: Agent): Promise<string> {
+    const res = await open(name, dispatcher);
+    await res.body.dump();
+    expect(res.statusCode).toBe(202);
+    return location(res);
+  }
+
+  it("refuses sessions past the limits with 429 TOOMANYREQUESTS, creating nothing, until one ends", async () => {
+    const first = [];
+    for (let i = 0; i < 4; i++) first.push(await openOk("hostile/up-a"));
+    const [perRepository] = await expectError(await open("hostile/up-a"), 429, "TOOMANYREQUESTS");
+    expect(perRepository?.detail).toEqual({ limit: 4, per: "repository" });
+    expect(perRepository?.message).toMatch(/repository hostile\/up-a \(limit 4\)/);
+    expect(await sessionsOf(registry, "hostile/up-a")).toHaveLength(4);
+
+    // This client holds 4; 2 more elsewhere reach its limit of 6.
+    await openOk("hostile/up-b");
+    await openOk("hostile/up-b");
+    const [perClient] = await expectError(await open("hostile/up-b"), 429, "TOOMANYREQUESTS");
+    expect(perClient?.detail).toEqual({ limit: 6, per: "client" });
+    // A single-request upload opens a session too: refused alike, nothing stored.
+    const data = Buffer.from("monolithic while at the limit");
+    const monolithic = await call(registry, "POST", `/v2/hostile/up-c/blobs/uploads/?digest=${digestOf(data)}`, {
+      headers: { "content-type": "application/octet-stream" },
+      body: data,
+    });
+    await expectError(monolithic, 429, "TOOMANYREQUESTS");
+    expect(await headStatus(registry, `/v2/hostile/up-c/blobs/${digestOf(data)}`)).toBe(404);
+    // Another client address is not held back by this one.
+    await openOk("hostile/up-b", other);
+    expect(await sessionsOf(registry, "hostile/up-b")).toHaveLength(3);
+
+    // Cancelling a session frees its slot.
+    const cancelled = await call(registry, "DELETE", first[0] as string);
+    await cancelled.body.dump();
+    expect(cancelled.statusCode).toBe(204);
+    await openOk("hostile/up-b");
+    await expectServing(registry);
+  });
+
+  it("expires a session idle past the idle TTL, keeps one that received data since, and ends any past the absolute TTL", async () => {
+    const store = registry.deps.metadata;
+    const idleLocation = await openOk("hostile/expiry", other);
+    const idle = await store.getUpload(uploadId(idleLocation));
+    // The active session's last request must come after the idle one's (the clock moves on).
+    while (Date.now() <= (idle?.updatedAt as number) + 1) await new Promise((resolve) => setTimeout(resolve, 5));
+    const activeLocation = await openOk("hostile/expiry", other);
+    const data = Buffer.from("some bytes, received recently");
+    const patched = await request(new URL(activeLocation, registry.url), { method: "PATCH", body: data, dispatcher: other });
+    await patched.body.dump();
+    expect(patched.statusCode).toBe(202);
+    const active = await store.getUpload(uploadId(activeLocation));
+    expect(active?.updatedAt).toBeGreaterThan(idle?.updatedAt as number);
+
+    // The moment the idle session has been idle for longer than the idle TTL (the active one not yet).
+    const ttl = { idleTtlMs: 60_000, ttlMs: 86_400_000 };
+    // (Sessions of the test before, idle for longer still, go too.)
+    expect(await expireUploads(registry.deps, ttl, (idle?.updatedAt as number) + ttl.idleTtlMs + 1)).toBeGreaterThanOrEqual(1);
+    expect(await store.getUpload(uploadId(idleLocation))).toBeUndefined();
+    const status = await request(new URL(activeLocation, registry.url), { dispatcher: other });
+    await status.body.dump();
+    expect(status.statusCode).toBe(204);
+    expect(status.headers.range).toBe(`0-${data.length - 1}`);
+
+    // However active, a session older than the absolute TTL is ended.
+    const late = { idleTtlMs: 86_400_000, ttlMs: 60_000 };
+    expect(await expireUploads(registry.deps, late, (active?.createdAt as number) + late.ttlMs + 1)).toBeGreaterThanOrEqual(1);
+    const gone = await request(new URL(activeLocation, registry.url), { dispatcher: other });
+    await gone.body.dump();
+    expect(gone.statusCode).toBe(404);
+    await expectServing(registry);
+  });
+
+  it("the running registry's janitor expires idle sessions on its own", async () => {
+    const quick = await startTestRegistry({ limits: { uploadIdleTtlMs: 1000 } });
+    try {
+      const res = await call(quick, "POST", "/v2/hostile/janitor/blobs/uploads/", { headers: { "content-length": "0" } });
+      await res.body.dump();
+      expect(res.statusCode).toBe(202);
+      const session = location(res);
+      const deadline = Date.now() + 60_000;
+      let status = 204;
+      while (status !== 404 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        const probe = await call(quick, "GET", session);
+        await probe.body.dump();
+        status = probe.statusCode;
+      }
+      expect(status).toBe(404);
+      expect(await sessionsOf(quick, "hostile/janitor")).toEqual([]);
+      await expectServing(quick);
+    } finally {
+      await quick.destroy();
+    }
   });
 });

@@ -2,7 +2,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 
 import { dirname } from "node:path";
 import type { Descriptor, Digest } from "@minato/oci";
 import Database from "better-sqlite3";
-import type { ManifestToStore, MetadataStore, MissingReference, Page, StoredManifest, UploadSession } from "./store.js";
+import type { ManifestToStore, MetadataStore, MissingReference, Page, StoredManifest, UploadLimits, UploadSession } from "./store.js";
 
 /** Versioned migrations: index i brings the schema from version i to i + 1. Never edit a shipped one. */
 const MIGRATIONS: string[] = [
@@ -122,11 +122,22 @@ const MIGRATIONS: string[] = [
     revoked_at INTEGER
   ) WITHOUT ROWID;
   `,
+  // 3: upload sessions know their client and last activity (limits per client, idle expiry).
+  `
+  ALTER TABLE uploads ADD COLUMN client TEXT NOT NULL DEFAULT '';
+  ALTER TABLE uploads ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+  UPDATE uploads SET updated_at = created_at;
+  CREATE INDEX uploads_by_repository ON uploads(repository);
+  CREATE INDEX uploads_by_client ON uploads(client);
+  CREATE INDEX uploads_by_updated ON uploads(updated_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
 type Row = Record<string, unknown>;
+
+const UPLOAD_COLUMNS = "id, repository, client, created_at AS createdAt, updated_at AS updatedAt";
 
 /**
  * Opens the registry database (the metadata tables and the auth tables share it): WAL so readers
@@ -213,10 +224,13 @@ export class SqliteMetadataStore implements MetadataStore {
         `SELECT digest, media_type AS mediaType, length(content) AS size, artifact_type AS artifactType, annotations
          FROM manifests WHERE repository_id = ${repositoryId} AND subject = ? ORDER BY digest`,
       ),
-      createUpload: db.prepare("INSERT INTO uploads (id, repository, created_at) VALUES (?, ?, ?)"),
-      getUpload: db.prepare("SELECT id, repository, created_at AS createdAt FROM uploads WHERE id = ?"),
+      createUpload: db.prepare("INSERT INTO uploads (id, repository, client, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"),
+      uploadsOfRepository: db.prepare("SELECT count(*) FROM uploads WHERE repository = ?").pluck(),
+      uploadsOfClient: db.prepare("SELECT count(*) FROM uploads WHERE client = ?").pluck(),
+      getUpload: db.prepare(`SELECT ${UPLOAD_COLUMNS} FROM uploads WHERE id = ?`),
+      touchUpload: db.prepare("UPDATE uploads SET updated_at = max(updated_at, ?) WHERE id = ?"),
       deleteUpload: db.prepare("DELETE FROM uploads WHERE id = ?"),
-      staleUploads: db.prepare("SELECT id, repository, created_at AS createdAt FROM uploads WHERE created_at < ?"),
+      staleUploads: db.prepare(`SELECT ${UPLOAD_COLUMNS} FROM uploads WHERE updated_at < ? OR created_at < ?`),
     };
   }
 
@@ -325,8 +339,18 @@ export class SqliteMetadataStore implements MetadataStore {
     return descriptors;
   }
 
-  async createUpload(session: UploadSession): Promise<void> {
-    this.#q.createUpload.run(session.id, session.repository, session.createdAt);
+  async createUpload(session: UploadSession, limits: UploadLimits): Promise<"repository" | "client" | undefined> {
+    // Counted and inserted in one transaction, so concurrent requests cannot overshoot a limit.
+    return this.#db.transaction(() => {
+      if ((this.#q.uploadsOfRepository.get(session.repository) as number) >= limits.perRepository) return "repository" as const;
+      if ((this.#q.uploadsOfClient.get(session.client) as number) >= limits.perClient) return "client" as const;
+      this.#q.createUpload.run(session.id, session.repository, session.client, session.createdAt, session.updatedAt);
+      return undefined;
+    })();
+  }
+
+  async touchUpload(id: string, at: number): Promise<void> {
+    this.#q.touchUpload.run(at, id);
   }
 
   async getUpload(id: string): Promise<UploadSession | undefined> {
@@ -337,8 +361,8 @@ export class SqliteMetadataStore implements MetadataStore {
     this.#q.deleteUpload.run(id);
   }
 
-  async staleUploads(before: number): Promise<UploadSession[]> {
-    return this.#q.staleUploads.all(before) as UploadSession[];
+  async staleUploads(idleBefore: number, createdBefore = idleBefore): Promise<UploadSession[]> {
+    return this.#q.staleUploads.all(idleBefore, createdBefore) as UploadSession[];
   }
 
   async ping(): Promise<void> {

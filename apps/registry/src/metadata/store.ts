@@ -23,7 +23,17 @@ export interface Page<T> {
 export interface UploadSession {
   id: string;
   repository: string;
+  /** The client address that opened it ("" for sessions older than this column). */
+  client: string;
   createdAt: number;
+  /** Last request on the session (ms since epoch). */
+  updatedAt: number;
+}
+
+/** Open sessions allowed per repository and per client address. */
+export interface UploadLimits {
+  perRepository: number;
+  perClient: number;
 }
 
 /** References a manifest makes that the repository does not hold. */
@@ -66,11 +76,14 @@ export interface MetadataStore {
   /** Manifests in `repository` whose subject is `subject`, optionally of one artifact type. */
   listReferrers(repository: string, subject: Digest, artifactType?: string): Promise<Descriptor[]>;
 
-  createUpload(session: UploadSession): Promise<void>;
+  /** Records a session unless its repository or client is at its limit; then says which, and records nothing. */
+  createUpload(session: UploadSession, limits: UploadLimits): Promise<"repository" | "client" | undefined>;
   getUpload(id: string): Promise<UploadSession | undefined>;
+  /** Notes activity on a session at `at` (ms since epoch). */
+  touchUpload(id: string, at: number): Promise<void>;
   deleteUpload(id: string): Promise<void>;
-  /** Upload sessions created before `before` (ms since epoch). */
-  staleUploads(before: number): Promise<UploadSession[]>;
+  /** Sessions last active before `idleBefore` or created before `createdBefore` (ms since epoch). */
+  staleUploads(idleBefore: number, createdBefore?: number): Promise<UploadSession[]>;
 
   ping(): Promise<void>;
   close(): Promise<void>;

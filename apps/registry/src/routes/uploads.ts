@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { type Digest, isValidRepositoryName } from "@minato/oci";
 import { assertUploadId, DigestMismatchError, UploadNotFoundError, UploadOffsetError, UploadTooLargeError } from "@minato/storage";
+import { clientAddress } from "../auth/request.js";
 import { RegistryError } from "../errors.js";
 import { type Ctx, hasBody, type RegistryDeps, requireDigest } from "../http.js";
 import type { UploadSession } from "../metadata/store.js";
@@ -39,14 +40,25 @@ async function findSession(deps: RegistryDeps, name: string, id: string): Promis
   return session;
 }
 
-async function withSession<T>(id: string, work: () => Promise<T>): Promise<T> {
+/**
+ * Runs a request that writes to a session. The session counts as active from its start to its end
+ * (a long streaming PATCH is never idle-expired midway: the janitor skips busy sessions).
+ */
+async function withSession<T>(deps: RegistryDeps, id: string, work: () => Promise<T>): Promise<T> {
   if (busy.has(id)) throw new RegistryError(416, "BLOB_UPLOAD_INVALID", { id }, "another request is writing to this upload");
   busy.add(id);
   try {
+    await deps.metadata.touchUpload(id, Date.now());
     return await work();
   } finally {
     busy.delete(id);
+    await deps.metadata.touchUpload(id, Date.now());
   }
+}
+
+/** Whether a request of this process is writing to the session now. */
+export function isUploadBusy(id: string): boolean {
+  return busy.has(id);
 }
 
 /**
@@ -117,10 +129,33 @@ async function discard(deps: RegistryDeps, id: string): Promise<void> {
   await deps.metadata.deleteUpload(id);
 }
 
-async function openSession(deps: RegistryDeps, name: string): Promise<string> {
+/**
+ * A new session, unless the repository or the client already holds its limit of open ones (each one
+ * costs storage and, on S3, a multipart upload): then 429 TOOMANYREQUESTS, nothing created.
+ */
+async function openSession(c: Ctx, deps: RegistryDeps, name: string): Promise<string> {
   const id = randomUUID();
-  await deps.storage.createUpload(id);
-  await deps.metadata.createUpload({ id, repository: name, createdAt: Date.now() });
+  const now = Date.now();
+  const client = clientAddress(c, deps.options.trustProxy);
+  const limits = deps.options.uploadLimits;
+  const full = await deps.metadata.createUpload({ id, repository: name, client, createdAt: now, updatedAt: now }, limits);
+  if (full) {
+    const limit = full === "repository" ? limits.perRepository : limits.perClient;
+    const whose = full === "repository" ? `repository ${name}` : "this client address";
+    throw new RegistryError(
+      429,
+      "TOOMANYREQUESTS",
+      { limit, per: full },
+      `too many open upload sessions for ${whose} (limit ${limit}): finish or cancel some (DELETE their Location), or wait for idle ones to expire`,
+      { "Retry-After": "60" },
+    );
+  }
+  try {
+    await deps.storage.createUpload(id);
+  } catch (error) {
+    await deps.metadata.deleteUpload(id);
+    throw error;
+  }
   return id;
 }
 
@@ -166,7 +201,7 @@ export async function startUpload(c: Ctx, deps: RegistryDeps, name: string): Pro
   const digestParam = c.req.query("digest");
   if (digestParam !== undefined) {
     const digest = requireDigest(digestParam);
-    const id = await openSession(deps, name);
+    const id = await openSession(c, deps, name);
     try {
       await appendBody(c, deps, name, id);
       return await complete(c, deps, name, id, digest);
@@ -176,14 +211,14 @@ export async function startUpload(c: Ctx, deps: RegistryDeps, name: string): Pro
     }
   }
 
-  const id = await openSession(deps, name);
+  const id = await openSession(c, deps, name);
   return c.body(null, 202, sessionHeaders(name, id, 0));
 }
 
 /** PATCH <location> — one chunk, or a stream. */
 export async function patchUpload(c: Ctx, deps: RegistryDeps, name: string, id: string): Promise<Response> {
   await findSession(deps, name, id);
-  return withSession(id, async () => {
+  return withSession(deps, id, async () => {
     const size = await appendBody(c, deps, name, id);
     return c.body(null, 202, sessionHeaders(name, id, size));
   });
@@ -193,7 +228,7 @@ export async function patchUpload(c: Ctx, deps: RegistryDeps, name: string, id: 
 export async function finishUpload(c: Ctx, deps: RegistryDeps, name: string, id: string): Promise<Response> {
   const digest = requireDigest(c.req.query("digest"));
   await findSession(deps, name, id);
-  return withSession(id, async () => {
+  return withSession(deps, id, async () => {
     if (hasBody(c.env.incoming)) await appendBody(c, deps, name, id);
     return complete(c, deps, name, id, digest);
   });
@@ -210,7 +245,7 @@ export async function uploadStatus(c: Ctx, deps: RegistryDeps, name: string, id:
 /** DELETE <location> — cancel. */
 export async function cancelUpload(c: Ctx, deps: RegistryDeps, name: string, id: string): Promise<Response> {
   await findSession(deps, name, id);
-  return withSession(id, async () => {
+  return withSession(deps, id, async () => {
     await discard(deps, id);
     return c.body(null, 204);
   });
