@@ -1,14 +1,15 @@
 import { readFileSync } from "node:fs";
 import type { Server, ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
+import { type Http2Bindings, serve } from "@hono/node-server";
 import { createApp } from "./app.js";
 import { assertSafeExposure } from "./auth/config.js";
 import { type AuthRuntime, startAuth } from "./auth/index.js";
 import type { RegistryConfig } from "./config.js";
-import type { RegistryDeps } from "./http.js";
+import { API_VERSION, API_VERSION_HEADER, type Env, type RegistryDeps } from "./http.js";
+import { createHttpGuard } from "./http-limits.js";
 import { DEFAULT_LIMITS, type RegistryLimits } from "./limits.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SqliteMetadataStore } from "./metadata/sqlite.js";
@@ -69,21 +70,23 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
   });
 
   const tls = config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
+  const guard = createHttpGuard(limits, { trustProxy: deps.options.trustProxy, logger });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = serve(
       {
-        fetch: app.fetch,
+        // A connection over its address's cap gets 429 for its request, and is closed.
+        fetch: (request: Request, env: Env["Bindings"] | Http2Bindings) =>
+          guard.refused(env.incoming.socket as Socket) ? tooManyConnections(limits.connectionsPerClient) : app.fetch(request, env),
         hostname: config.host,
         port: config.port,
-        ...(tls ? { createServer: createHttpsServer, serverOptions: tls } : {}),
+        serverOptions: { ...guard.serverOptions, ...tls },
+        ...(tls ? { createServer: createHttpsServer } : {}),
       },
       () => resolve(s as Server),
     ) as Server;
+    guard.attach(s);
     s.once("error", reject);
   });
-  // Large blobs take as long as they take; only stalled headers are cut off.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
 
   // server.close() only closes connections idle at that moment: a keep-alive connection whose request
   // was in flight would linger (and take new requests) after it. While draining, every response asks
@@ -132,6 +135,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     close() {
       closing ??= (async () => {
         clearInterval(janitor);
+        guard.stop();
         draining = true;
         for (const res of inFlight) release(res);
         await new Promise<void>((resolve) => {
@@ -145,6 +149,18 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
       return closing;
     },
   };
+}
+
+function tooManyConnections(limit: number): Response {
+  const body = JSON.stringify({
+    errors: [
+      { code: "TOOMANYREQUESTS", message: `too many open connections from this address (limit ${limit}); reuse connections or wait` },
+    ],
+  });
+  return new Response(body, {
+    status: 429,
+    headers: { "Content-Type": "application/json", Connection: "close", "Retry-After": "5", [API_VERSION_HEADER]: API_VERSION },
+  });
 }
 
 /**

@@ -408,9 +408,10 @@ export interface RawConnection {
   until(predicate: (received: Buffer) => boolean): Promise<Buffer>;
 }
 
-export function rawConnection(registry: TestRegistry): Promise<RawConnection> {
+/** A raw connection to the registry, optionally from another loopback address (`localAddress`). */
+export function rawConnection(registry: TestRegistry, localAddress?: string): Promise<RawConnection> {
   return new Promise((resolve, reject) => {
-    const socket = connect(registry.port, "127.0.0.1");
+    const socket = connect({ port: registry.port, host: "127.0.0.1", ...(localAddress ? { localAddress } : {}) });
     const received: Buffer[] = [];
     const waiters: { predicate: (b: Buffer) => boolean; resolve: (b: Buffer) => void }[] = [];
     const check = () => {

@@ -1,3 +1,4 @@
+import { Readable } from "node:stream";
 import { digestOf, MediaType } from "@minato/oci";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -13,10 +14,14 @@ import {
   pushImage,
   pushManifest,
   putManifest,
+  type RawConnection,
+  rawConnection,
   sessionsOf,
   startTestRegistry,
+  statusCodes,
   type TestRegistry,
   uploadId,
+  withDigest,
 } from "./harness.js";
 
 /**
@@ -291,18 +296,155 @@ describe("upload sessions are bounded per repository and per client, and idle on
       expect(res.statusCode).toBe(202);
       const session = location(res);
       const deadline = Date.now() + 60_000;
-      let status = 204;
-      while (status !== 404 && Date.now() < deadline) {
+      while ((await sessionsOf(quick, "hostile/janitor")).length > 0 && Date.now() < deadline) {
         await new Promise((resolve) => setTimeout(resolve, 200));
-        const probe = await call(quick, "GET", session);
-        await probe.body.dump();
-        status = probe.statusCode;
       }
-      expect(status).toBe(404);
       expect(await sessionsOf(quick, "hostile/janitor")).toEqual([]);
+      const probe = await call(quick, "GET", session);
+      await probe.body.dump();
+      expect(probe.statusCode).toBe(404);
       await expectServing(quick);
     } finally {
       await quick.destroy();
+    }
+  });
+});
+
+describe("slow bodies and headers are cut, a slow but progressing upload finishes", () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    // Small limits so that the test stays short: at least 200 bytes/s over any 1.5 s.
+    registry = await startTestRegistry({
+      limits: { minBodyRate: 200, bodyRateWindowMs: 1500, headersTimeoutMs: 1000, keepAliveTimeoutMs: 2000 },
+    });
+  });
+  afterAll(() => registry.destroy());
+
+  /** Writes one byte every `everyMs` until the server closes the connection; resolves with what it answered. */
+  async function trickle(raw: RawConnection, everyMs: number): Promise<string> {
+    let open = true;
+    void raw.closed.then(() => {
+      open = false;
+    });
+    const deadline = Date.now() + 60_000;
+    while (open && Date.now() < deadline) {
+      await raw.write("x").catch(() => undefined);
+      await Promise.race([raw.closed, new Promise((resolve) => setTimeout(resolve, everyMs))]);
+    }
+    return (await raw.closed).toString("latin1");
+  }
+
+  it("cuts a manifest PUT that sends 1 byte every 2 s with 408, storing nothing", async () => {
+    const raw = await rawConnection(registry);
+    await raw.write(
+      `PUT /v2/hostile/slow/manifests/v1 HTTP/1.1\r\nHost: registry\r\nContent-Type: ${MediaType.ociManifest}\r\nContent-Length: 1000\r\n\r\n`,
+    );
+    const answer = await trickle(raw, 2000);
+    expect(statusCodes(Buffer.from(answer, "latin1"))).toEqual([408]);
+    expect(answer).toMatch(/"code":"MANIFEST_INVALID"/);
+    expect(answer).toMatch(/request body too slow: under 200 bytes\/s for 1\.5s/);
+    expect(await headStatus(registry, "/v2/hostile/slow/manifests/v1")).toBe(404);
+    await expectServing(registry);
+  });
+
+  it("cuts headers that trickle in with 408 (headers timeout)", async () => {
+    const raw = await rawConnection(registry);
+    await raw.write("GET /v2/ HTTP/1.1\r\nHost: registry\r\n");
+    const answer = await trickle(raw, 300);
+    expect(statusCodes(Buffer.from(answer, "latin1"))).toEqual([408]);
+    await expectServing(registry);
+  });
+
+  it("lets a slow but progressing chunked upload above the minimum rate finish, across several windows", async () => {
+    const chunks = Array.from({ length: 50 }, (_, i) => Buffer.alloc(100, i));
+    const data = Buffer.concat(chunks);
+    const session = await call(registry, "POST", "/v2/hostile/slow-ok/blobs/uploads/", { headers: { "content-length": "0" } });
+    await session.body.dump();
+    expect(session.statusCode).toBe(202);
+    // 100 bytes every 50 ms: 2000 bytes/s, ten times the floor, for about 2.5 s (more than one window).
+    async function* slowly() {
+      for (const chunk of chunks) {
+        yield chunk;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    const patched = await call(registry, "PATCH", location(session), {
+      headers: { "content-type": "application/octet-stream" },
+      body: Readable.from(slowly()),
+    });
+    const text = await patched.body.text();
+    expect(patched.statusCode, text).toBe(202);
+    const done = await call(registry, "PUT", withDigest(location(patched), digestOf(data)), { headers: { "content-length": "0" } });
+    await done.body.dump();
+    expect(done.statusCode).toBe(201);
+    const pulled = await call(registry, "GET", `/v2/hostile/slow-ok/blobs/${digestOf(data)}`);
+    expect(Buffer.from(await pulled.body.arrayBuffer()).equals(data)).toBe(true);
+  });
+
+  it("announces its keep-alive timeout, and closes a connection idle past the idle timeout", async () => {
+    const res = await call(registry, "GET", "/v2/");
+    await res.body.dump();
+    expect(res.headers["keep-alive"]).toBe("timeout=2");
+
+    const idle = await startTestRegistry({ limits: { minBodyRate: 0, idleTimeoutMs: 1000 } });
+    try {
+      // Headers complete, then a body that never comes (no rate floor here): the idle timeout ends it.
+      const raw = await rawConnection(idle);
+      await raw.write("PUT /v2/hostile/idle/manifests/v1 HTTP/1.1\r\nHost: registry\r\nContent-Length: 100\r\n\r\n{");
+      await raw.closed;
+      expect(await headStatus(idle, "/v2/hostile/idle/manifests/v1")).toBe(404);
+      await expectServing(idle);
+    } finally {
+      await idle.destroy();
+    }
+  });
+});
+
+describe("connections per client address are capped", () => {
+  it("answers 429 to a connection over the cap, serves other addresses, and frees a slot on close", async () => {
+    const registry = await startTestRegistry({ limits: { connectionsPerClient: 3 } });
+    const request = "GET /v2/ HTTP/1.1\r\nHost: registry\r\n\r\n";
+    const held: RawConnection[] = [];
+    try {
+      for (let i = 0; i < 3; i++) held.push(await rawConnection(registry, "127.0.0.8"));
+      // Each held connection is served.
+      for (const raw of held) {
+        await raw.write(request);
+        expect(statusCodes(await raw.until((b) => statusCodes(b).length > 0))).toEqual([200]);
+      }
+      const extra = await rawConnection(registry, "127.0.0.8");
+      await extra.write(request);
+      const refused = (await extra.closed).toString("latin1");
+      expect(statusCodes(Buffer.from(refused, "latin1"))).toEqual([429]);
+      expect(refused).toMatch(/"code":"TOOMANYREQUESTS"/);
+      expect(refused).toMatch(/too many open connections from this address \(limit 3\)/);
+
+      // Another address is not affected.
+      const other = await rawConnection(registry, "127.0.0.9");
+      await other.write(request);
+      expect(statusCodes(await other.until((b) => statusCodes(b).length > 0))).toEqual([200]);
+      other.end();
+
+      // One held connection closes: its slot is free again (once the server has seen the close).
+      held.shift()?.end();
+      const deadline = Date.now() + 30_000;
+      let codes: number[] = [];
+      while (Date.now() < deadline) {
+        const again = await rawConnection(registry, "127.0.0.8");
+        await again.write(request);
+        codes = statusCodes(await again.until((b) => statusCodes(b).length > 0));
+        if (codes[0] === 200) {
+          held.push(again);
+          break;
+        }
+        await again.closed;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(codes).toEqual([200]);
+      await expectServing(registry);
+    } finally {
+      for (const raw of held) raw.end();
+      await registry.destroy();
     }
   });
 });
