@@ -2,6 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { Server as HttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import type { ErrorCode } from "./errors.js";
+import { hasBody } from "./http.js";
 import type { RegistryLimits } from "./limits.js";
 import type { Logger } from "./logger.js";
 
@@ -125,12 +126,6 @@ export function createHttpGuard(limits: RegistryLimits, options: { trustProxy: b
       bodies.clear();
     },
   };
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers["content-length"];
-  if (length !== undefined) return Number(length) > 0;
-  return req.headers["transfer-encoding"] !== undefined;
 }
 
 /** Answers 408 straight on the socket (as Node's own request timeout does) and closes it. */
