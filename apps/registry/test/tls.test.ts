@@ -55,3 +55,43 @@ describe("HTTPS", () => {
     await expect(request(`${registry.url}/v2/`)).rejects.toThrow(/self[- ]signed|certificate/i);
   });
 });
+
+describe("HTTPS connection cap", () => {
+  it("answers 429 to a TLS connection over its address's cap, and serves it once a slot is free", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "minato-tls-cap-"));
+    const { cert, key } = await selfSigned(dir);
+    const ca = await readFile(cert);
+    const registry = await startTestRegistry({
+      tlsCert: cert,
+      tlsKey: key,
+      limits: { connectionsPerClient: 2, keepAliveTimeoutMs: 60_000 },
+    });
+    // One agent, one kept-alive connection each.
+    const agent = () => new Agent({ connect: { ca }, connections: 1 });
+    const [first, second, third] = [agent(), agent(), agent()];
+    const status = async (dispatcher: Agent) => {
+      const res = await request(`${registry.url}/v2/`, { dispatcher });
+      const text = await res.body.text();
+      return { status: res.statusCode, text };
+    };
+    try {
+      expect((await status(first)).status).toBe(200);
+      expect((await status(second)).status).toBe(200);
+      const refused = await status(third);
+      expect(refused.status).toBe(429);
+      expect(JSON.parse(refused.text).errors[0].code).toBe("TOOMANYREQUESTS");
+      await first.close();
+      const deadline = Date.now() + 30_000;
+      let last = refused.status;
+      while (last !== 200 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        last = (await status(third)).status;
+      }
+      expect(last).toBe(200);
+    } finally {
+      await Promise.all([first, second, third].filter((a) => !a.closed).map((a) => a.close()));
+      await registry.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
