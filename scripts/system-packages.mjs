@@ -27,6 +27,8 @@ export const SYSTEM_PACKAGES = {
     ["docker.io", "docker"],
     // Interactive sessions (`run -it`, `exec -it`) are driven in a real terminal.
     ["tmux", "tmux"],
+    // systemd-analyze verifies the units in deploy/systemd.
+    ["systemd", "systemd-analyze"],
     ...engine,
   ],
   // CNCF Distribution and a load generator, for side-by-side benchmarks; dockerd (from docker.io)
