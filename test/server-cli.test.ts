@@ -86,7 +86,7 @@ describe("errors: one line, exit 2, a suggestion for a mistyped command", () => 
 
     const missing = await run(REGISTRY_BIN, ["user", "add", "--data", join(work, "admin-data")]);
     expect(missing.code).toBe(2);
-    expect(oneLine(missing, "minato-registry")).toMatch(/missing required argument 'name'/);
+    expect(oneLine(missing, "minato-registry")).toMatch(/missing required argument 'name'; see 'minato-registry user add --help'$/);
 
     const bad = await run(REGISTRY_BIN, ["serve", "--deletes=maybe"]);
     expect(bad.code).toBe(2);

@@ -92,6 +92,19 @@ export function quietErrors(command: Command): Command {
   return command.exitOverride().configureOutput({ outputError: () => undefined });
 }
 
+/** `minato-registry user add`: the program and the subcommands `argv` names, for a pointer to their help. */
+function commandPath(program: Command, argv: string[]): string {
+  const path = [program.name()];
+  let command = program;
+  for (const token of argv) {
+    const sub = command.commands.find((c) => c.name() === token || c.aliases().includes(token));
+    if (!sub) continue;
+    path.push(sub.name());
+    command = sub;
+  }
+  return path.join(" ");
+}
+
 /** The exit status of a command line that cannot be used (as getopt-style tools use). */
 export const USAGE_EXIT = 2;
 
@@ -108,7 +121,7 @@ export async function runProgram(program: Command, argv: string[]): Promise<void
     if (error instanceof CommanderError) {
       if (["commander.helpDisplayed", "commander.help", "commander.version"].includes(error.code)) return;
       const line = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
-      process.stderr.write(`${name}: ${line}; see '${name} --help'\n`);
+      process.stderr.write(`${name}: ${line}; see '${commandPath(program, argv)} --help'\n`);
       process.exitCode = USAGE_EXIT;
       return;
     }
