@@ -41,15 +41,18 @@ function execArgs(unit: Map<string, string[]>): string[] {
 }
 
 describe("deploy/systemd", () => {
-  it.skipIf(!hasAnalyze)("systemd-analyze verify accepts both units without a warning", async () => {
-    const result = await new Promise<{ code: number; output: string }>((resolve) =>
-      execFile("systemd-analyze", ["verify", ...UNITS.map((u) => join(ROOT, "deploy/systemd", u))], (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` }),
-      ),
-    );
-    expect(result.code, result.output).toBe(0);
-    expect(result.output.trim()).toBe("");
-  });
+  it.skipIf(!hasAnalyze)(
+    "systemd-analyze verify accepts both units without a warning (skipped where the Debian package systemd is missing)",
+    async () => {
+      const result = await new Promise<{ code: number; output: string }>((resolve) =>
+        execFile("systemd-analyze", ["verify", ...UNITS.map((u) => join(ROOT, "deploy/systemd", u))], (error, stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: `${stdout}${stderr}` }),
+        ),
+      );
+      expect(result.code, result.output).toBe(0);
+      expect(result.output.trim()).toBe("");
+    },
+  );
 
   it("the registry keeps its data in its StateDirectory even with .env.example as its environment file", async () => {
     const unit = await directives("minato-registry.service");

@@ -33,9 +33,8 @@ function shellBlocks(readme: string): Block[] {
   return blocks;
 }
 
-const asRoot = process.getuid?.() === 0;
-
-describe.skipIf(!asRoot)("README walkthrough (needs root: the OCI layout is made offline with minatod, as the README shows)", () => {
+// Needs root, as every engine test: the OCI layout is made offline with minatod, as the README shows.
+describe("README walkthrough", () => {
   let work: string;
   let registry: RegistryProcess;
   let engine: EngineProcess;
