@@ -120,7 +120,10 @@ export async function runProgram(program: Command, argv: string[]): Promise<void
   } catch (error) {
     if (error instanceof CommanderError) {
       if (["commander.helpDisplayed", "commander.help", "commander.version"].includes(error.code)) return;
-      const line = error.message.replace(/^error: /, "").replace(/\s*\n\s*/g, " ");
+      const line = error.message
+        .replace(/^error: /, "")
+        .replace(/\s*\n\s*/g, " ")
+        .replace(/\.$/, "");
       process.stderr.write(`${name}: ${line}; see '${commandPath(program, argv)} --help'\n`);
       process.exitCode = USAGE_EXIT;
       return;
