@@ -4,8 +4,10 @@
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Agent } from "undici";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { request } from "./support/http.js";
 import { freePort, ROOT } from "./support/registry-process.js";
@@ -77,4 +79,63 @@ it("keeps the registry serving when minatod cannot start, and says why in one li
   }
   // Ctrl-C (SIGTERM here) stops the stack cleanly: nothing failed.
   expect(child.exitCode).toBe(0);
+});
+
+it("keeps minatod serving when the registry cannot start, and says why in one line", { timeout: 120_000 }, async () => {
+  // Root, runc and the rest on PATH (as in CI): minatod starts; the registry's port is taken.
+  expect(process.getuid?.(), "minatod needs root (CI runs as root)").toBe(0);
+  const dir = await mkdtemp(join(work, "engine-"));
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+  const port = (holder.address() as { port: number }).port;
+  await writeFile(
+    join(dir, ".env"),
+    [
+      `MINATO_REGISTRY_LISTEN=127.0.0.1:${port}`,
+      `MINATO_REGISTRY_DATA=${join(dir, "registry")}`,
+      `MINATO_DATA_ROOT=${join(dir, "engine")}`,
+      `MINATO_EXEC_ROOT=${join(dir, "exec")}`,
+      "MINATO_LOG_LEVEL=warn",
+      "",
+    ].join("\n"),
+  );
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("MINATO_")));
+  const child = spawn(process.execPath, [join(ROOT, "scripts/start.mjs")], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  };
+  child.stdout.on("data", collect);
+  child.stderr.on("data", collect);
+  const socket = join(dir, "exec", "minato.sock");
+  const dispatcher = new Agent({ connect: { socketPath: socket } });
+  try {
+    const deadline = Date.now() + 60_000;
+    let pinged = false;
+    while (!pinged || !output.includes("minato-registry stopped")) {
+      if (Date.now() > deadline)
+        throw new Error(`minatod did not answer on ${socket}, or the registry's failure was not explained:\n${output}`);
+      if (child.exitCode !== null) throw new Error(`start.mjs exited ${child.exitCode}:\n${output}`);
+      pinged ||= await fetch("http://minatod/_ping", { dispatcher } as RequestInit).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(output).toContain(`Minato engine (minatod) on unix://${socket}`);
+    const explanation = output.split("\n").filter((line) => line.startsWith("minato-registry stopped"));
+    expect(explanation, output).toHaveLength(1);
+    expect(explanation[0]).toMatch(/EADDRINUSE/);
+    expect(explanation[0]).toMatch(/MINATO_REGISTRY_LISTEN/);
+    // The engine still serves after the registry is gone.
+    expect((await fetch("http://minatod/_ping", { dispatcher } as RequestInit)).status).toBe(200);
+  } finally {
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGTERM");
+    await exited;
+    await dispatcher.close();
+    holder.close();
+  }
+  // The stack's status is the failed part's.
+  expect(child.exitCode).toBe(1);
 });
