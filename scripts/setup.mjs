@@ -52,6 +52,18 @@ function systemPackages(purposes) {
   }
   log(`installing Debian packages: ${missing.join(" ")}`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  if (purposes.length === 1 && purposes[0] === "engine") {
+    // For `npm start`: a failed install must not keep the registry from starting; start.mjs then
+    // says which packages minatod still lacks.
+    const ok = [
+      ["update", "-qq"],
+      ["install", "-y", "-qq", "--no-install-recommends", ...missing],
+    ].every(
+      (argv) => spawnSync("apt-get", argv, { cwd: root, stdio: quiet ? ["ignore", "ignore", "inherit"] : "inherit", env }).status === 0,
+    );
+    if (!ok) process.stderr.write(`setup: could not install ${missing.join(" ")}; starting without them\n`);
+    return;
+  }
   run("apt-get", ["update", "-qq"], { env });
   run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], { env });
 }
