@@ -17,7 +17,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
-import { commandOutput, median } from "./common.mjs";
+import { commandOutput, median, saveReport } from "./common.mjs";
 import {
   capture,
   childEnv,
@@ -203,7 +203,11 @@ async function main() {
     changed: "rebuild after changing the last copied file (s)",
   };
   const lines = [
-    `Build benchmark, ${startedAt.toISOString()}: ${nproc} CPUs, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")} before; median of ${RUNS} run(s).`,
+    "# Minato build benchmark",
+    "",
+    `- date: ${startedAt.toISOString()}; ${nproc} CPUs, load ${loadBefore.map((l) => l.toFixed(2)).join(" ")} before; median of ${RUNS} run(s)`,
+    `- docker: ${dockerUnavailable ? `not measured (${dockerUnavailable})` : dockerdVersion}`,
+    `- podman: ${podmanUnavailable ? `not measured (${podmanUnavailable})` : podmanVersion}`,
     "",
     "| step | Minato | Docker classic | Podman | Minato / Docker | target |",
     "|---|---:|---:|---:|---:|---|",
@@ -238,12 +242,12 @@ async function main() {
   const report = `${lines.join("\n")}\n`;
   process.stdout.write(`\n${report}`);
   await mkdir(RESULTS, { recursive: true });
-  await writeFile(join(RESULTS, "build.md"), report);
+  const saved = await saveReport("build", report, { quick: args.quick });
   await writeFile(
     join(RESULTS, "build.json"),
     `${JSON.stringify({ startedAt, runs: RUNS, nproc: Number(nproc), docker: dockerUnavailable ?? dockerdVersion, results, medians: Object.fromEntries(["cold", "cached", "changed"].map((m) => [m, { Minato: med(m, "Minato"), Docker: med(m, "Docker"), Podman: med(m, "Podman"), ratio: ratio(m) }])) }, null, 2)}\n`,
   );
-  log(`written to ${join(RESULTS, "build.md")} and build.json`);
+  log(`written to ${saved} and ${join(RESULTS, "build.json")}`);
 }
 
 try {

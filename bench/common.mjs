@@ -1,6 +1,16 @@
 // Helpers both benchmarks share. Loopback only: every server here listens on 127.0.0.1.
 import { spawnSync } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
+import { availableParallelism, cpus, release, totalmem } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+/** Reports of full runs, committed: the README's tables link them. */
+export const REPORTS = join(ROOT, "bench", "reports");
+/** Quick runs and raw data (JSON, CPU profiles): git-ignored. */
+export const SCRATCH = join(ROOT, "bench", "results");
 
 export const HOST = "127.0.0.1";
 
@@ -37,4 +47,29 @@ export async function stopProcess(child, graceMs = 5000) {
   const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
   await exited;
   clearTimeout(timer);
+}
+
+/** One report line naming the machine: CPU model, cores, memory, kernel. */
+export function machineLine() {
+  const model = cpus()[0]?.model?.replace(/\s+/g, " ").trim() ?? "unknown CPU";
+  const gib = (totalmem() / 1024 ** 3).toFixed(1);
+  return `- machine: ${model}, ${availableParallelism()} cores, ${gib} GiB RAM, Linux ${release()}, node ${process.version}`;
+}
+
+/**
+ * Saves a report as bench/reports/<date>-<name>.md (a full run, to commit and link from the README)
+ * or, for a --quick run, as bench/results/<name>.md (git-ignored). The machine line is added after
+ * the title unless the report has one. Returns the path, relative to the repository.
+ */
+export async function saveReport(name, report, { quick = false, date = new Date() } = {}) {
+  const withMachine = report.includes("- machine: ")
+    ? report
+    : report.startsWith("# ")
+      ? report.replace(/^(# .*\n)\n?/, `$1\n${machineLine()}\n`)
+      : `${machineLine()}\n${report}`;
+  const dir = quick ? SCRATCH : REPORTS;
+  const file = join(dir, quick ? `${name}.md` : `${date.toISOString().slice(0, 10)}-${name}.md`);
+  await mkdir(dir, { recursive: true });
+  await writeFile(file, withMachine);
+  return relative(ROOT, file);
 }

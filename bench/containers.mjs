@@ -36,7 +36,7 @@ import {
   writeReport,
 } from "./harness.mjs";
 
-const args = peerBenchmarkArgs("containers.mjs", { defaultRuns: 20 });
+const args = peerBenchmarkArgs("containers.mjs", { defaultRuns: 20, quickRuns: 3 });
 const RUNS = args.runs;
 
 const CONCURRENT = 50;
@@ -308,7 +308,7 @@ async function main() {
         } | ${verdict(metric, target)} |`,
     ),
   ];
-  await writeReport("containers", lines);
+  await writeReport("containers", lines, { quick: args.quick });
 }
 
 await runBenchmark(main);

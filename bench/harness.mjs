@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { freePort, HOST, stopProcess } from "./common.mjs";
+import { freePort, HOST, saveReport, stopProcess } from "./common.mjs";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const RESULTS = join(ROOT, "bench", "results");
@@ -442,13 +442,11 @@ export async function busyboxRootfs(dir) {
   return rootfs;
 }
 
-/** Prints a report and writes it to bench/results/<name>.md. */
-export async function writeReport(name, lines) {
+/** Prints a report and saves it (see {@link saveReport}): bench/reports/ for a full run. */
+export async function writeReport(name, lines, { quick = false } = {}) {
   const report = `${lines.join("\n")}\n`;
   process.stdout.write(`\n${report}`);
-  await mkdir(RESULTS, { recursive: true });
-  await writeFile(join(RESULTS, `${name}.md`), report);
-  log(`written to ${join(RESULTS, `${name}.md`)}`);
+  log(`written to ${await saveReport(name, report, { quick })}`);
 }
 
 /** Runs a benchmark's main: on failure the error and the daemons' last words, exit status 1; cleanup always. */
@@ -467,13 +465,14 @@ export async function runBenchmark(main) {
 }
 
 /**
- * The flags of a benchmark that runs engines side by side: `--runs N` (default `defaultRuns`),
+ * The flags of a benchmark that runs engines side by side: `--quick` (`quickRuns` runs), `--runs N` (default `defaultRuns`),
  * `--no-docker`, `--no-podman`, plus `extra` parseArgs options; `--help` prints the usage and exits.
  * Refuses to go on without root, as the daemons do.
  */
-export function peerBenchmarkArgs(script, { defaultRuns, maxRuns = 200, extra = {}, usage = "" }) {
+export function peerBenchmarkArgs(script, { defaultRuns, quickRuns = 1, maxRuns = 200, extra = {}, usage = "" }) {
   const { values } = parseArgs({
     options: {
+      quick: { type: "boolean", default: false },
       runs: { type: "string" },
       "no-docker": { type: "boolean", default: false },
       "no-podman": { type: "boolean", default: false },
@@ -483,10 +482,11 @@ export function peerBenchmarkArgs(script, { defaultRuns, maxRuns = 200, extra = 
     strict: true,
   });
   if (values.help) {
-    process.stdout.write(`usage: node bench/${script} [--runs N] [--no-docker] [--no-podman]${usage}\n`);
+    process.stdout.write(`usage: node bench/${script} [--quick] [--runs N] [--no-docker] [--no-podman]${usage}\n`);
     process.exit(0);
   }
-  const runs = Number(values.runs ?? defaultRuns);
+  // --quick: fewer runs, for iteration; its report is not kept in bench/reports/.
+  const runs = Number(values.runs ?? (values.quick ? quickRuns : defaultRuns));
   if (!Number.isInteger(runs) || runs < 1 || runs > maxRuns) throw new Error(`--runs must be an integer from 1 to ${maxRuns}`);
   if (process.getuid?.() !== 0) throw new Error(`bench/${script} needs root: minatod (and dockerd) refuse to run otherwise`);
   return { ...values, runs };

@@ -20,6 +20,7 @@ import { busyboxRootfs, capture, childEnv, log, runBenchmark, startDockerd, star
 
 const { values: args } = parseArgs({
   options: {
+    quick: { type: "boolean", default: false },
     runs: { type: "string" },
     duration: { type: "string" },
     "no-docker": { type: "boolean", default: false },
@@ -28,11 +29,12 @@ const { values: args } = parseArgs({
   strict: true,
 });
 if (args.help) {
-  process.stdout.write("usage: node bench/networks.mjs [--runs N] [--duration S] [--no-docker]\n");
+  process.stdout.write("usage: node bench/networks.mjs [--quick] [--runs N] [--duration S] [--no-docker]\n");
   process.exit(0);
 }
-const RUNS = Number(args.runs ?? 15);
-const DURATION = Number(args.duration ?? 10);
+// --quick: 3 runs and 3 s of wrk, for iteration; its report is not kept in bench/reports/.
+const RUNS = Number(args.runs ?? (args.quick ? 3 : 15));
+const DURATION = Number(args.duration ?? (args.quick ? 3 : 10));
 if (!Number.isInteger(RUNS) || RUNS < 1 || RUNS > 200) throw new Error("--runs must be an integer from 1 to 200");
 if (process.getuid?.() !== 0) throw new Error("the networks benchmark needs root: minatod (and dockerd) refuse to run otherwise");
 
@@ -124,7 +126,7 @@ async function main() {
   ];
   if (m?.errors) lines.push("", `- minato wrk: ${m.errors}`);
   if (d?.errors) lines.push("", `- docker wrk: ${d.errors}`);
-  await writeReport("networks", lines);
+  await writeReport("networks", lines, { quick: args.quick });
 }
 
 await runBenchmark(main);

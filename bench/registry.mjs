@@ -24,7 +24,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { commandOutput, freePort, HOST, median, stopProcess } from "./common.mjs";
+import { commandOutput, freePort, HOST, median, saveReport, stopProcess } from "./common.mjs";
 
 const MiB = 1024 * 1024;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -930,9 +930,7 @@ async function main() {
   const report = `${lines.join("\n")}\n`;
 
   process.stdout.write(`\n${report}`);
-  await mkdir(RESULTS, { recursive: true });
-  await writeFile(join(RESULTS, "latest.md"), report);
-  log(`written to ${join(RESULTS, "latest.md")}`);
+  log(`written to ${await saveReport("registry", report, { quick: QUICK })}`);
 }
 
 try {

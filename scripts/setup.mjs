@@ -5,45 +5,11 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { SYSTEM_PACKAGES } from "./system-packages.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const args = new Set(process.argv.slice(2));
 const quiet = args.has("--quiet");
-
-/** Debian packages by purpose; each entry is [package, command it provides]. */
-const SYSTEM_PACKAGES = {
-  // Real peers the tests drive: skopeo as a client, CNCF Distribution as a registry, busybox-static
-  // for a base image without internet, openssl for test certificates.
-  test: [
-    ["skopeo", "skopeo"],
-    ["docker-registry", "docker-registry"],
-    ["busybox-static", "busybox"],
-    ["openssl", "openssl"],
-    // The stock docker CLI, driven against minatod (docker.io also ships dockerd, which is not started).
-    ["docker.io", "docker"],
-    // libs/runtime runs real containers: runc as the OCI runtime, conmon as their monitor.
-    ["runc", "runc"],
-    ["conmon", "conmon"],
-    // Interactive sessions (`run -it`, `exec -it`) are driven in a real terminal.
-    ["tmux", "tmux"],
-    // Bridge networks and published ports: the CNI plugins (checked by path: they are not on PATH),
-    // iptables for their NAT rules, iproute2 for network namespaces and links.
-    ["containernetworking-plugins", "/usr/lib/cni/bridge"],
-    ["iptables", "iptables"],
-    ["iproute2", "ip"],
-  ],
-  // CNCF Distribution and a load generator, for side-by-side benchmarks; dockerd (from docker.io)
-  // is the peer bench/engine.mjs starts for its pull and push comparison and bench/containers.mjs
-  // for running containers.
-  bench: [
-    ["docker-registry", "docker-registry"],
-    ["wrk", "wrk"],
-    ["skopeo", "skopeo"],
-    ["docker.io", "dockerd"],
-    // The second peer bench/containers.mjs runs containers with (its own storage root in a temp dir).
-    ["podman", "podman"],
-  ],
-};
 
 function log(message) {
   if (!quiet) process.stderr.write(`setup: ${message}\n`);
@@ -68,6 +34,7 @@ function npmDependencies() {
 }
 
 function hasCommand(command) {
+  if (command.startsWith("/")) return existsSync(command);
   return spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
 }
 
@@ -76,6 +43,8 @@ function systemPackages(purposes) {
   const missing = wanted.filter(([, command]) => !hasCommand(command)).map(([pkg]) => pkg);
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {
+    // `npm start` as a user starts the registry alone: the engine's packages are not needed.
+    if (purposes.length === 1 && purposes[0] === "engine") return;
     process.stderr.write(
       `setup: missing Debian packages: ${missing.join(" ")} — install them with: sudo apt-get install -y ${missing.join(" ")}\n`,
     );
@@ -83,6 +52,18 @@ function systemPackages(purposes) {
   }
   log(`installing Debian packages: ${missing.join(" ")}`);
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  if (purposes.length === 1 && purposes[0] === "engine") {
+    // For `npm start`: a failed install must not keep the registry from starting; start.mjs then
+    // says which packages minatod still lacks.
+    const ok = [
+      ["update", "-qq"],
+      ["install", "-y", "-qq", "--no-install-recommends", ...missing],
+    ].every(
+      (argv) => spawnSync("apt-get", argv, { cwd: root, stdio: quiet ? ["ignore", "ignore", "inherit"] : "inherit", env }).status === 0,
+    );
+    if (!ok) process.stderr.write(`setup: could not install ${missing.join(" ")}; starting without them\n`);
+    return;
+  }
   run("apt-get", ["update", "-qq"], { env });
   run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], { env });
 }
@@ -90,6 +71,8 @@ function systemPackages(purposes) {
 npmDependencies();
 const purposes = [];
 if (args.has("--system")) purposes.push("test");
+// `npm start` as root starts minatod too: what it needs to run a container on a bridge network.
+if (args.has("--engine")) purposes.push("engine");
 if (args.has("--bench")) purposes.push("bench");
 if (purposes.length > 0) systemPackages(purposes);
 if (!args.has("--no-build")) {

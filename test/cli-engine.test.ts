@@ -114,6 +114,7 @@ async function startDaemon(): Promise<void> {
   dataRoot = join(work, "data");
   daemon = spawn(process.execPath, [MINATOD, "--data-root", dataRoot, "--exec-root", join(work, "exec"), "-H", host], {
     stdio: ["ignore", "pipe", "pipe"],
+    cwd: work, // no .env of the repository is read
   });
   const append = (chunk: Buffer) => {
     daemonLog = (daemonLog + chunk.toString("utf8")).slice(-32 * 1024);

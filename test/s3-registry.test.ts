@@ -261,8 +261,8 @@ describe("registry on S3 storage (s3rver on loopback)", () => {
     s3.endpoint,
     "--s3-region",
     "us-east-1",
+    // Switches work bare (issue 23 #2): `--s3-force-path-style` alone is true.
     "--s3-force-path-style",
-    "true",
     "--s3-access-key-id",
     S3_CREDENTIALS.accessKeyId,
     "--s3-secret-access-key",
@@ -288,7 +288,7 @@ describe("registry on S3 storage (s3rver on loopback)", () => {
     s3 = await S3TestServer.start([BUCKET]);
     work = await mkdtemp(join(tmpdir(), "minato-s3-e2e-"));
     await mkdir(join(work, "data"));
-    registry = new RegistryProcess(await freePort(), join(work, "data"), [...s3Args("main"), "--s3-redirect", "false"]);
+    registry = new RegistryProcess(await freePort(), join(work, "data"), [...s3Args("main"), "--no-s3-redirect"]);
     await registry.start();
   });
 
@@ -499,11 +499,7 @@ describe("registry on S3 storage (s3rver on loopback)", () => {
   });
 
   it("redirects blob GETs to presigned S3 URLs when --s3-redirect is on", { timeout: 120_000 }, async () => {
-    const redirecting = new RegistryProcess(await freePort(), join(work, "data-redirect"), [
-      ...s3Args("redirect"),
-      "--s3-redirect",
-      "true",
-    ]);
+    const redirecting = new RegistryProcess(await freePort(), join(work, "data-redirect"), ["--s3-redirect", ...s3Args("redirect")]);
     await mkdir(redirecting.dataDir, { recursive: true });
     await redirecting.start();
     try {

@@ -67,7 +67,8 @@ export class EngineProcess {
     const child = spawn(
       process.execPath,
       [MINATOD, "--data-root", this.dataRoot, "--exec-root", join(this.work, "exec"), "-H", `unix://${this.socket}`, "--log-level", "warn"],
-      { stdio: ["ignore", "ignore", "pipe"] },
+      // Its own directory as the working directory: a developer's .env in the repository is not read.
+      { stdio: ["ignore", "ignore", "pipe"], cwd: this.work },
     );
     child.stderr?.on("data", (chunk) => {
       this.#log = (this.#log + chunk).slice(-16_384);

@@ -18,7 +18,11 @@ function createProgram(io: Io, argv: string[], onInvoke: (invocation: Invocation
     .enablePositionalOptions()
     .option("-H, --host <string>", `Daemon socket to connect to (default "${DEFAULT_HOST}", or $MINATO_HOST)`)
     .option("--config <string>", 'Location of client config files (default "~/.docker", or $DOCKER_CONFIG)')
-    .version(`Minato version ${CLI_VERSION}`, "-v, --version", "Print version information and quit");
+    .version(`Minato version ${CLI_VERSION}`, "-v, --version", "Print version information and quit")
+    .addHelpText(
+      "after",
+      "\nEnvironment: MINATO_HOST (the daemon socket), DOCKER_CONFIG (client config files), MINATO_DEBUG=1 (print the stack of an unexpected error).",
+    );
   return buildProgram(
     root,
     COMMAND_GROUPS,

@@ -1,26 +1,33 @@
-import { ConfigError, loadConfig, USAGE } from "./config.js";
-import { DaemonError, startDaemon } from "./daemon.js";
+import { loadDotEnv, quietErrors, runProgram } from "@minato/settings";
+import { Command } from "commander";
+import { daemonOptions, resolveConfig } from "./config.js";
+import { startDaemon } from "./daemon.js";
+
+async function run(options: Record<string, unknown>): Promise<void> {
+  const daemon = await startDaemon(resolveConfig(options));
+  let signals = 0;
+  const stop = () => {
+    if (++signals > 1) process.exit(1);
+    daemon.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+}
+
+export function daemonProgram(): Command {
+  return daemonOptions(quietErrors(new Command("minatod")))
+    .description(
+      "The Minato engine daemon: images, containers, builds, volumes and networks,\nserved as the Docker Engine API on a unix socket. Runs as root.",
+    )
+    .usage("[flags]")
+    .addHelpText("after", "\nEach flag is also read from its variable (flags win); .env in the working directory is read at start.")
+    .action((options) => run(options));
+}
 
 export async function main(argv: string[]): Promise<void> {
-  if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(USAGE);
-    return;
-  }
-  try {
-    const daemon = await startDaemon(loadConfig(argv));
-    let signals = 0;
-    const stop = () => {
-      if (++signals > 1) process.exit(1);
-      daemon.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
-      );
-    };
-    process.on("SIGTERM", stop);
-    process.on("SIGINT", stop);
-  } catch (error) {
-    const known = error instanceof ConfigError || error instanceof DaemonError || (error as NodeJS.ErrnoException).code !== undefined;
-    process.stderr.write(`minatod: ${known ? (error as Error).message : (error as Error).stack}\n`);
-    process.exitCode = 1;
-  }
+  loadDotEnv();
+  await runProgram(daemonProgram(), argv);
 }

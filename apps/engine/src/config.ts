@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { addSettings, ConfigError, quietErrors, type Setting, settingReader } from "@minato/settings";
+import { Command } from "commander";
 
 export interface EngineConfig {
   /** Persistent state: content, snapshots, metadata database. */
@@ -14,65 +15,112 @@ export interface EngineConfig {
   /** Layers downloaded at once per pull (dockerd's --max-concurrent-downloads). */
   maxConcurrentDownloads: number;
   maxConcurrentUploads: number;
+  /** Build stages run at once per build. */
+  buildParallelism: number;
+  /** Directory of the CNI plugins. */
+  cniPath: string;
 }
 
-export class ConfigError extends Error {}
+/** Every setting: its flag (named as dockerd's), environment variable, default and meaning (rendered by --help). */
+export const SETTINGS = [
+  {
+    flag: "data-root",
+    env: "MINATO_DATA_ROOT",
+    default: "/var/lib/minato",
+    value: "dir",
+    help: "persistent state: images, containers, volumes",
+  },
+  { flag: "exec-root", env: "MINATO_EXEC_ROOT", default: "/run/minato", value: "dir", help: "runtime state: socket, pid file, netns" },
+  {
+    flag: "host",
+    short: "-H",
+    env: "MINATO_HOST",
+    default: "",
+    value: "unix://path",
+    help: "API socket (default unix://<exec-root>/minato.sock)",
+  },
+  {
+    flag: "insecure-registry",
+    env: "MINATO_INSECURE_REGISTRIES",
+    default: "",
+    kind: "list",
+    value: "host[:port]",
+    help: "registry reached over plain HTTP (loopback ones always are)",
+  },
+  {
+    flag: "max-concurrent-downloads",
+    env: "MINATO_MAX_CONCURRENT_DOWNLOADS",
+    default: "3",
+    value: "n",
+    help: "layers pulled at once per pull",
+  },
+  {
+    flag: "max-concurrent-uploads",
+    env: "MINATO_MAX_CONCURRENT_UPLOADS",
+    default: "5",
+    value: "n",
+    help: "layers pushed at once per push",
+  },
+  { flag: "build-parallelism", env: "MINATO_BUILD_PARALLELISM", default: "4", value: "n", help: "build stages run at once per build" },
+  {
+    flag: "cni-path",
+    env: "MINATO_CNI_PATH",
+    default: "/usr/lib/cni",
+    value: "dir",
+    help: "directory of the CNI plugins (bridge, portmap…)",
+  },
+  { flag: "log-level", env: "MINATO_LOG_LEVEL", default: "info", value: "level", help: "trace|debug|info|warn|error|silent" },
+] as const satisfies readonly Setting[];
 
-export const USAGE = `Usage: minatod [flags]
+type SettingName = (typeof SETTINGS)[number]["flag"];
 
-The Minato engine daemon: images, containers, builds, volumes and networks,
-served as the Docker Engine API on a unix socket. Runs as root.
+export { ConfigError };
 
-Flags (named as dockerd's):
-  --data-root DIR                 persistent state (default /var/lib/minato)     MINATO_DATA_ROOT
-  --exec-root DIR                 runtime state (default /run/minato)            MINATO_EXEC_ROOT
-  -H, --host unix://PATH          API socket (default unix://<exec-root>/minato.sock) MINATO_HOST
-  --insecure-registry HOST[:PORT] plain-HTTP registry (repeatable; loopback always is)
-  --max-concurrent-downloads N    layers pulled at once (default 3)
-  --max-concurrent-uploads N      layers pushed at once (default 5)
-  --log-level LEVEL               trace|debug|info|warn|error (default info)
-  -h, --help                      show this help
-`;
+/** minatod's flags are the settings. */
+export function daemonOptions(command: Command): Command {
+  return addSettings(command, SETTINGS);
+}
 
-function positiveInteger(name: string, value: string | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
+function positiveInteger(name: string, value: string): number {
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new ConfigError(`--${name} must be a positive integer`);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1)
+    throw new ConfigError(`--${name} must be a positive integer, not ${JSON.stringify(value)}`);
   return n;
 }
 
+/** Parses the flags alone (tests, embedding); the CLI parses them as its program. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): EngineConfig {
-  let values: Record<string, string | string[] | boolean | undefined>;
+  const command = daemonOptions(quietErrors(new Command("minatod")));
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        "data-root": { type: "string" },
-        "exec-root": { type: "string" },
-        host: { type: "string", short: "H" },
-        "insecure-registry": { type: "string", multiple: true },
-        "max-concurrent-downloads": { type: "string" },
-        "max-concurrent-uploads": { type: "string" },
-        "log-level": { type: "string" },
-      },
-      strict: true,
-    }));
+    command.parse(argv, { from: "user" });
   } catch (error) {
-    throw new ConfigError((error as Error).message);
+    throw new ConfigError((error as Error).message.replace(/^error: /, ""));
   }
-  const dataRoot = resolve((values["data-root"] as string | undefined) ?? env.MINATO_DATA_ROOT ?? "/var/lib/minato");
-  const execRoot = resolve((values["exec-root"] as string | undefined) ?? env.MINATO_EXEC_ROOT ?? "/run/minato");
-  const host = (values.host as string | undefined) ?? env.MINATO_HOST ?? `unix://${execRoot}/minato.sock`;
+  return resolveConfig(command.opts(), env);
+}
+
+/** Flags win over environment variables, which win over defaults. */
+export function resolveConfig(options: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): EngineConfig {
+  const get: (flag: SettingName) => string = settingReader(SETTINGS, options, env);
+  const dataRoot = resolve(get("data-root"));
+  const execRoot = resolve(get("exec-root"));
+  const host = get("host") || `unix://${execRoot}/minato.sock`;
   if (!host.startsWith("unix://")) throw new ConfigError(`--host must be unix://PATH, not ${JSON.stringify(host)}`);
-  const logLevel = ((values["log-level"] as string | undefined) ?? env.MINATO_LOG_LEVEL ?? "info") as EngineConfig["logLevel"];
-  if (!["trace", "debug", "info", "warn", "error", "silent"].includes(logLevel)) throw new ConfigError(`invalid --log-level ${logLevel}`);
+  const logLevel = get("log-level") as EngineConfig["logLevel"];
+  if (!["trace", "debug", "info", "warn", "error", "silent"].includes(logLevel))
+    throw new ConfigError(`--log-level must be one of trace, debug, info, warn, error, silent, not ${JSON.stringify(logLevel)}`);
   return {
     dataRoot,
     execRoot,
     socket: resolve(host.slice("unix://".length)),
     logLevel,
-    insecureRegistries: (values["insecure-registry"] as string[] | undefined) ?? [],
-    maxConcurrentDownloads: positiveInteger("max-concurrent-downloads", values["max-concurrent-downloads"] as string | undefined, 3),
-    maxConcurrentUploads: positiveInteger("max-concurrent-uploads", values["max-concurrent-uploads"] as string | undefined, 5),
+    insecureRegistries: get("insecure-registry")
+      .split(",")
+      .map((entry) => entry.trim())
+      .filter(Boolean),
+    maxConcurrentDownloads: positiveInteger("max-concurrent-downloads", get("max-concurrent-downloads")),
+    maxConcurrentUploads: positiveInteger("max-concurrent-uploads", get("max-concurrent-uploads")),
+    buildParallelism: positiveInteger("build-parallelism", get("build-parallelism")),
+    cniPath: resolve(get("cni-path")),
   };
 }

@@ -40,6 +40,7 @@ export class Engine {
       db,
       (id) => join(config.dataRoot, "containers", id, "etc", "hosts"),
       logger,
+      config.cniPath,
     );
     const volumes = new VolumeManager(config.dataRoot, db);
     const attachments = new ContainerAttachments(networks, volumes, logger);

@@ -1,24 +1,12 @@
-import { existsSync } from "node:fs";
-import { ADMIN_COMMANDS, ADMIN_USAGE, adminCommand } from "./auth/admin-cli.js";
-import { ConfigError, loadConfig, SETTINGS } from "./config.js";
+import { loadDotEnv, quietErrors, runProgram } from "@minato/settings";
+import { Command } from "commander";
+import { addAdminCommands } from "./auth/admin-cli.js";
+import { resolveConfig, serveOptions } from "./config.js";
 import { createLogger } from "./logger.js";
 import { startRegistry } from "./server.js";
 
-const USAGE = `Usage: minato-registry [serve] [flags]
-
-An OCI Distribution registry.
-
-Commands:
-  serve        serve the registry (default)
-
-Flags (each also read from its environment variable; flags win):
-${SETTINGS.map((s) => `  --${("switch" in s ? s.flag : `${s.flag} VALUE`).padEnd(26)} ${s.help}\n  ${"".padEnd(28)} ${s.env}${s.default ? `, default ${s.default}` : ""}`).join("\n")}
-  --help                     show this help
-
-${ADMIN_USAGE}`;
-
-async function serveCommand(argv: string[]): Promise<void> {
-  const config = loadConfig(argv);
+async function serve(options: Record<string, unknown>): Promise<void> {
+  const config = resolveConfig(options);
   const logger = createLogger(config.logLevel);
   const registry = await startRegistry(config, logger);
   let signals = 0;
@@ -37,21 +25,22 @@ async function serveCommand(argv: string[]): Promise<void> {
   process.on("SIGINT", shutdown);
 }
 
+export function registryProgram(): Command {
+  const program = quietErrors(new Command("minato-registry"))
+    .description("An OCI Distribution registry.")
+    .usage("[serve] [flags] | COMMAND …")
+    .configureHelp({ showGlobalOptions: true })
+    .addHelpText(
+      "after",
+      "\nWithout a command, serve. Settings: 'minato-registry serve --help'; .env in the working directory is read at start.",
+    );
+  serveOptions(program.command("serve").description("serve the registry (the default command)")).action((options) => serve(options));
+  return addAdminCommands(program);
+}
+
 export async function main(argv: string[]): Promise<void> {
-  if (existsSync(".env")) process.loadEnvFile(".env");
-  const [command, ...rest] = argv;
-  if (command === "--help" || command === "-h" || command === "help") {
-    process.stdout.write(USAGE);
-    return;
-  }
-  try {
-    if (command === undefined || command.startsWith("-")) return await serveCommand(argv);
-    if (command === "serve") return await serveCommand(rest);
-    if (ADMIN_COMMANDS.has(command)) return await adminCommand(command, rest);
-    throw new ConfigError(`unknown command ${JSON.stringify(command)}; see --help`);
-  } catch (error) {
-    const message = error instanceof ConfigError ? error.message : (error as Error).message;
-    process.stderr.write(`minato-registry: ${message}\n`);
-    process.exitCode = 2;
-  }
+  loadDotEnv();
+  // `minato-registry --listen …` is `minato-registry serve --listen …`, as before there were commands.
+  const bare = argv.length === 0 || (argv[0]?.startsWith("-") && !["-h", "--help"].includes(argv[0]));
+  await runProgram(registryProgram(), bare ? ["serve", ...argv] : argv);
 }

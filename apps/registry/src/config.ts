@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
-import { parseArgs } from "node:util";
+import { addSettings, ConfigError, parseBoolean, quietErrors, type Setting, settingReader } from "@minato/settings";
+import { Command } from "commander";
 import { type AuthConfig, resolveAuthConfig } from "./auth/config.js";
 import { loadLimits, type RegistryLimits } from "./limits.js";
 import type { LogLevel } from "./logger.js";
@@ -31,7 +32,13 @@ export const SETTINGS = [
   { flag: "data", env: "MINATO_REGISTRY_DATA", default: "./data", help: "data directory: blobs, uploads, metadata database" },
   { flag: "tls-cert", env: "MINATO_REGISTRY_TLS_CERT", default: "", help: "PEM certificate chain; serves HTTPS with --tls-key" },
   { flag: "tls-key", env: "MINATO_REGISTRY_TLS_KEY", default: "", help: "PEM private key for --tls-cert" },
-  { flag: "deletes", env: "MINATO_REGISTRY_DELETES", default: "true", help: "allow DELETE of blobs, manifests and tags (true|false)" },
+  {
+    flag: "deletes",
+    env: "MINATO_REGISTRY_DELETES",
+    default: "true",
+    kind: "boolean",
+    help: "allow DELETE of blobs, manifests and tags (--no-deletes: 405)",
+  },
   { flag: "log-level", env: "MINATO_REGISTRY_LOG_LEVEL", default: "info", help: "trace|debug|info|warn|error|silent" },
   {
     flag: "upload-ttl",
@@ -103,6 +110,7 @@ export const SETTINGS = [
     flag: "s3-force-path-style",
     env: "MINATO_REGISTRY_S3_FORCE_PATH_STYLE",
     default: "false",
+    kind: "boolean",
     help: "path-style URLs (endpoint/bucket/key)",
   },
   {
@@ -112,7 +120,13 @@ export const SETTINGS = [
     help: "access key; unset: the standard AWS credential chain",
   },
   { flag: "s3-secret-access-key", env: "MINATO_REGISTRY_S3_SECRET_ACCESS_KEY", default: "", help: "its secret (prefer the env var)" },
-  { flag: "s3-redirect", env: "MINATO_REGISTRY_S3_REDIRECT", default: "false", help: "answer blob GETs with 307 to a presigned S3 URL" },
+  {
+    flag: "s3-redirect",
+    env: "MINATO_REGISTRY_S3_REDIRECT",
+    default: "false",
+    kind: "boolean",
+    help: "answer blob GETs with 307 to a presigned S3 URL",
+  },
   {
     flag: "s3-part-size",
     env: "MINATO_REGISTRY_S3_PART_SIZE",
@@ -124,7 +138,7 @@ export const SETTINGS = [
     flag: "insecure-allow-anonymous",
     env: "MINATO_REGISTRY_INSECURE_ALLOW_ANONYMOUS",
     default: "false",
-    switch: true,
+    kind: "boolean",
     help: "allow --auth none on a non-loopback address (anyone can push)",
   },
   {
@@ -137,6 +151,7 @@ export const SETTINGS = [
     flag: "trust-proxy",
     env: "MINATO_REGISTRY_TRUST_PROXY",
     default: "false",
+    kind: "boolean",
     help: "honour X-Forwarded-Proto/-Host/-For from a TLS proxy",
   },
   { flag: "auth-service", env: "MINATO_REGISTRY_AUTH_SERVICE", default: "minato-registry", help: "service name: token audience (aud)" },
@@ -166,11 +181,11 @@ export const SETTINGS = [
     help: "failed logins per client address per window, then 429",
   },
   { flag: "login-window", env: "MINATO_REGISTRY_LOGIN_WINDOW", default: "15m", help: "window of the login limits" },
-] as const;
+] as const satisfies readonly Setting[];
 
 type SettingName = (typeof SETTINGS)[number]["flag"];
 
-export class ConfigError extends Error {}
+export { ConfigError, parseBoolean };
 
 const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
 
@@ -181,12 +196,6 @@ export function parseDuration(value: string): number {
   return Number(match[1]) * unit;
 }
 
-export function parseBoolean(name: string, value: string): boolean {
-  if (/^(true|1|yes|on)$/i.test(value)) return true;
-  if (/^(false|0|no|off)$/i.test(value)) return false;
-  throw new ConfigError(`--${name} must be true or false, not ${JSON.stringify(value)}`);
-}
-
 export function parseListen(value: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value.trim());
   const port = Number(match?.[3]);
@@ -194,22 +203,25 @@ export function parseListen(value: string): { host: string; port: number } {
   return { host: match[1] ?? (match[2] || "0.0.0.0"), port };
 }
 
-/** Flags win over environment variables, which win over defaults. */
+/** `minato-registry serve`: its flags are the settings. */
+export function serveOptions(command: Command): Command {
+  return addSettings(command, SETTINGS);
+}
+
+/** Parses serve's flags alone (tests, embedding); the CLI parses them as part of its program. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): RegistryConfig {
-  const options = Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: "switch" in s ? ("boolean" as const) : ("string" as const) }]));
-  let values: Record<string, string | boolean | undefined>;
+  const command = serveOptions(quietErrors(new Command("serve")));
   try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as {
-      values: Record<string, string | boolean | undefined>;
-    });
+    command.parse(argv, { from: "user" });
   } catch (error) {
-    throw new ConfigError((error as Error).message);
+    throw new ConfigError((error as Error).message.replace(/^error: /, ""));
   }
-  const get = (flag: SettingName): string => {
-    const setting = SETTINGS.find((s) => s.flag === flag) as (typeof SETTINGS)[number];
-    // An empty environment value (as copied from .env.example) means unset.
-    return String(values[flag] ?? (env[setting.env] || undefined) ?? setting.default);
-  };
+  return resolveConfig(command.opts(), env);
+}
+
+/** Flags win over environment variables, which win over defaults. */
+export function resolveConfig(options: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): RegistryConfig {
+  const get: (flag: SettingName) => string = settingReader(SETTINGS, options, env);
 
   const { host, port } = parseListen(get("listen"));
   const logLevel = get("log-level") as LogLevel;

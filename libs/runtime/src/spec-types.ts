@@ -1,5 +1,5 @@
 // The subset of the OCI runtime spec's config.json that this library writes
-// (../shared/ref/oci-runtime/config.md and config-linux.md). Field names are the spec's.
+// (https://github.com/opencontainers/runtime-spec/blob/main/config.md and config-linux.md). Field names are the spec's.
 
 export interface OciSpec {
   ociVersion: string;

@@ -252,7 +252,7 @@ class Builder {
         for (const message of outputs[shown]?.held.splice(0) ?? []) this.progress(message);
       }
     };
-    const limit = Math.max(1, Number.parseInt(process.env.MINATO_BUILD_PARALLELISM ?? "", 10) || 4);
+    const limit = this.engine.config.buildParallelism;
     let running = 0;
     const waiting: (() => void)[] = [];
     let failure: { error: unknown; position: number } | undefined;

@@ -19,7 +19,7 @@ import { promisify } from "node:util";
 import { hostsFile, type NetworkMode } from "@minato/runtime";
 import { ApiError, badRequest, conflict, notFound } from "../api/errors.js";
 import type { EngineDatabase } from "../db.js";
-import { CniInvoker, type CniResult, type PluginConfig } from "./cni.js";
+import { CniInvoker, type CniResult, DEFAULT_CNI_PATH, type PluginConfig } from "./cni.js";
 import { type FirewallNetwork, NetworkFirewall } from "./firewall.js";
 import { NetnsStore } from "./netns.js";
 import { allocatePorts, PortAllocationError, type PortBinding, type PortMap, portMap, requestedBindings } from "./ports.js";
@@ -164,8 +164,9 @@ export class NetworkManager {
     private readonly db: EngineDatabase,
     private readonly hostsPath: (containerId: string) => string,
     private readonly log: { warn(obj: object, msg: string): void },
+    cniPath: string,
   ) {
-    this.cni = new CniInvoker(process.env.MINATO_CNI_PATH || undefined);
+    this.cni = new CniInvoker(cniPath);
     this.netns = new NetnsStore(join(execRoot, "netns"));
     this.firewall = new NetworkFirewall(this.dataRoot === "/var/lib/minato" ? "" : this.#rootHash());
     this.#ipamDir = join(dataRoot, "networks", "ipam");
@@ -208,8 +209,9 @@ export class NetworkManager {
     db: EngineDatabase,
     hostsPath: (containerId: string) => string,
     log: { warn(obj: object, msg: string): void },
+    cniPath = DEFAULT_CNI_PATH,
   ): Promise<NetworkManager> {
-    const manager = new NetworkManager(dataRoot, execRoot, db, hostsPath, log);
+    const manager = new NetworkManager(dataRoot, execRoot, db, hostsPath, log, cniPath);
     await manager.#ensurePredefined();
     // Every network's rules again (a reboot or a flush may have lost them), and none of removed ones.
     await manager.#syncFirewall().catch((error) => log.warn({ err: error }, "installing the networks' iptables rules"));

@@ -1,0 +1,45 @@
+// The Debian packages Minato needs, by purpose; each entry is [package, command it provides] (a
+// command given as an absolute path is checked by path: CNI plugins are not on PATH). Used by
+// scripts/setup.mjs to install them and by scripts/start.mjs to check them before starting minatod.
+
+/** What minatod needs to run a container on a bridge network. */
+const engine = [
+  // runc as the OCI runtime, conmon as the containers' monitor.
+  ["runc", "runc"],
+  ["conmon", "conmon"],
+  // Bridge networks and published ports: the CNI plugins, iptables for their NAT rules, iproute2
+  // for network namespaces and links.
+  ["containernetworking-plugins", "/usr/lib/cni/bridge"],
+  ["iptables", "iptables"],
+  ["iproute2", "ip"],
+];
+
+export const SYSTEM_PACKAGES = {
+  engine,
+  // Real peers the tests drive: skopeo as a client, CNCF Distribution as a registry, busybox-static
+  // for a base image without internet, openssl for test certificates; and the engine's own needs.
+  test: [
+    ["skopeo", "skopeo"],
+    ["docker-registry", "docker-registry"],
+    ["busybox-static", "busybox"],
+    ["openssl", "openssl"],
+    // The stock docker CLI, driven against minatod (docker.io also ships dockerd, which is not started).
+    ["docker.io", "docker"],
+    // Interactive sessions (`run -it`, `exec -it`) are driven in a real terminal.
+    ["tmux", "tmux"],
+    // systemd-analyze verifies the units in deploy/systemd.
+    ["systemd", "systemd-analyze"],
+    ...engine,
+  ],
+  // CNCF Distribution and a load generator, for side-by-side benchmarks; dockerd (from docker.io)
+  // is the peer bench/engine.mjs starts for its pull and push comparison and bench/containers.mjs
+  // for running containers.
+  bench: [
+    ["docker-registry", "docker-registry"],
+    ["wrk", "wrk"],
+    ["skopeo", "skopeo"],
+    ["docker.io", "dockerd"],
+    // The second peer bench/containers.mjs runs containers with (its own storage root in a temp dir).
+    ["podman", "podman"],
+  ],
+};
