@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { ADMIN_COMMANDS, ADMIN_USAGE, adminCommand } from "./auth/admin-cli.js";
 import { ConfigError, loadConfig, SETTINGS } from "./config.js";
+import { LIFECYCLE_COMMANDS, LIFECYCLE_USAGE, lifecycleCommand } from "./lifecycle/admin-cli.js";
 import { createLogger } from "./logger.js";
 import { startRegistry } from "./server.js";
 
@@ -15,7 +16,8 @@ Flags (each also read from its environment variable; flags win):
 ${SETTINGS.map((s) => `  --${("switch" in s ? s.flag : `${s.flag} VALUE`).padEnd(26)} ${s.help}\n  ${"".padEnd(28)} ${s.env}${s.default ? `, default ${s.default}` : ""}`).join("\n")}
   --help                     show this help
 
-${ADMIN_USAGE}`;
+${ADMIN_USAGE}
+${LIFECYCLE_USAGE}`;
 
 async function serveCommand(argv: string[]): Promise<void> {
   const config = loadConfig(argv);
@@ -48,6 +50,7 @@ export async function main(argv: string[]): Promise<void> {
     if (command === undefined || command.startsWith("-")) return await serveCommand(argv);
     if (command === "serve") return await serveCommand(rest);
     if (ADMIN_COMMANDS.has(command)) return await adminCommand(command, rest);
+    if (LIFECYCLE_COMMANDS.has(command)) return await lifecycleCommand(command, rest);
     throw new ConfigError(`unknown command ${JSON.stringify(command)}; see --help`);
   } catch (error) {
     const message = error instanceof ConfigError ? error.message : (error as Error).message;

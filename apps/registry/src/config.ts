@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type AuthConfig, resolveAuthConfig } from "./auth/config.js";
+import { loadPolicy, type Policy } from "./lifecycle/policy.js";
 import type { LogLevel } from "./logger.js";
 import { loadStorageConfig, type StorageConfig } from "./storage.js";
 
@@ -20,6 +21,16 @@ export interface RegistryConfig {
   insecureAllowAnonymous?: boolean;
   /** Blob storage; absent means the filesystem under dataDir. */
   storage?: StorageConfig;
+  /** Background garbage collection; absent means none. */
+  gc?: GcConfig;
+  /** Immutable tags, quotas, retention (--policy); absent means none. */
+  policy?: Policy;
+}
+
+export interface GcConfig {
+  intervalMs: number;
+  graceMs: number;
+  deleteUntagged: boolean;
 }
 
 /** Every setting: its flag, environment variable, default and meaning (rendered by --help). */
@@ -32,6 +43,21 @@ export const SETTINGS = [
   { flag: "log-level", env: "MINATO_REGISTRY_LOG_LEVEL", default: "info", help: "trace|debug|info|warn|error|silent" },
   { flag: "upload-ttl", env: "MINATO_REGISTRY_UPLOAD_TTL", default: "24h", help: "cancel upload sessions idle this long (s, m, h, d)" },
   { flag: "max-manifest-size", env: "MINATO_REGISTRY_MAX_MANIFEST_SIZE", default: "4194304", help: "largest manifest accepted, bytes" },
+  { flag: "gc", env: "MINATO_REGISTRY_GC", default: "true", help: "collect garbage in the background (true|false)" },
+  { flag: "gc-interval", env: "MINATO_REGISTRY_GC_INTERVAL", default: "1h", help: "time between background collections" },
+  {
+    flag: "gc-grace",
+    env: "MINATO_REGISTRY_GC_GRACE",
+    default: "24h",
+    help: "keep blobs uploaded/mounted (and manifests pushed) this recently",
+  },
+  {
+    flag: "gc-delete-untagged",
+    env: "MINATO_REGISTRY_GC_DELETE_UNTAGGED",
+    default: "false",
+    help: "also collect manifests no tag, index or subject keeps",
+  },
+  { flag: "policy", env: "MINATO_REGISTRY_POLICY", default: "", help: "JSON file: immutable tags, quotas, retention rules" },
   { flag: "storage", env: "MINATO_REGISTRY_STORAGE", default: "filesystem", help: "blob storage: filesystem (under --data) or s3" },
   { flag: "s3-bucket", env: "MINATO_REGISTRY_S3_BUCKET", default: "", help: "S3 bucket for blobs and upload sessions (--storage s3)" },
   { flag: "s3-prefix", env: "MINATO_REGISTRY_S3_PREFIX", default: "", help: "key prefix inside the bucket" },
@@ -171,6 +197,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw error instanceof ConfigError ? error : new ConfigError((error as Error).message);
   }
 
+  const gcIntervalMs = parseDuration(get("gc-interval"));
+  if (gcIntervalMs < 1) throw new ConfigError("--gc-interval must be positive (turn collection off with --gc false)");
+  const policyFile = get("policy");
+
   return {
     host,
     port,
@@ -182,5 +212,15 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     maxManifestBytes,
     ...auth,
     storage: loadStorageConfig((flag) => get(flag as SettingName)),
+    ...(parseBoolean("gc", get("gc"))
+      ? {
+          gc: {
+            intervalMs: gcIntervalMs,
+            graceMs: parseDuration(get("gc-grace")),
+            deleteUntagged: parseBoolean("gc-delete-untagged", get("gc-delete-untagged")),
+          },
+        }
+      : {}),
+    ...(policyFile ? { policy: loadPolicy(policyFile) } : {}),
   };
 }

@@ -9,6 +9,10 @@ import { assertSafeExposure } from "./auth/config.js";
 import { type AuthRuntime, startAuth } from "./auth/index.js";
 import type { RegistryConfig } from "./config.js";
 import type { RegistryDeps } from "./http.js";
+import { BackgroundCollector } from "./lifecycle/collector.js";
+import { EMPTY_POLICY } from "./lifecycle/policy.js";
+import { PullTracker } from "./lifecycle/pulls.js";
+import { expireUploads } from "./lifecycle/uploads.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SqliteMetadataStore } from "./metadata/sqlite.js";
 import { describeStorage, openStorage } from "./storage.js";
@@ -46,6 +50,8 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     logger,
     options: { deletesEnabled: config.deletesEnabled, maxManifestBytes: config.maxManifestBytes, maxPageSize: 10_000 },
     ...(auth ? { auth: auth.authorizer } : {}),
+    ...(config.policy ? { policy: config.policy } : {}),
+    pulls: new PullTracker(metadata, logger),
   };
   const app = createApp(deps);
   auth?.mount(app);
@@ -95,6 +101,19 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
 
   const janitor = setInterval(() => void expireUploads(deps, config.uploadTtlMs), Math.min(config.uploadTtlMs, 3_600_000));
   janitor.unref();
+  const collector = config.gc
+    ? new BackgroundCollector(
+        deps,
+        {
+          graceMs: config.gc.graceMs,
+          deleteUntagged: config.gc.deleteUntagged,
+          policy: config.policy ?? EMPTY_POLICY,
+          uploadTtlMs: config.uploadTtlMs,
+        },
+        config.gc.intervalMs,
+      )
+    : undefined;
+  collector?.start();
 
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
@@ -106,6 +125,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
       storage: describeStorage(config.storage, config.dataDir),
       deletes: config.deletesEnabled,
       auth: auth?.summary ?? "none",
+      gc: config.gc ? { everyMs: config.gc.intervalMs, graceMs: config.gc.graceMs } : "off",
     },
     "registry listening",
   );
@@ -125,6 +145,8 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
           server.close(() => resolve());
           server.closeIdleConnections();
         });
+        await collector?.stop();
+        await deps.pulls?.close();
         await metadata.close();
         auth?.close();
         storage.destroy?.();
@@ -132,21 +154,4 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
       return closing;
     },
   };
-}
-
-/** Cancels upload sessions older than the TTL (distribution-spec: servers SHOULD time out unfinished uploads). */
-export async function expireUploads(deps: RegistryDeps, ttlMs: number): Promise<number> {
-  const stale = await deps.metadata.staleUploads(Date.now() - ttlMs);
-  for (const session of stale) {
-    try {
-      // Also aborts the session's S3 multipart upload; a failure keeps it for the next round.
-      await deps.storage.abort(session.id);
-    } catch (error) {
-      deps.logger.warn({ err: error, upload: session.id }, "could not expire upload session");
-      continue;
-    }
-    await deps.metadata.deleteUpload(session.id);
-  }
-  if (stale.length > 0) deps.logger.info({ count: stale.length }, "expired abandoned upload sessions");
-  return stale.length;
 }

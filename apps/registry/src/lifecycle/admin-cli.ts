@@ -1,0 +1,167 @@
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import type { BlobStore } from "@minato/storage";
+import { ConfigError, loadConfig, parseDuration, type RegistryConfig } from "../config.js";
+import { createLogger } from "../logger.js";
+import { SqliteMetadataStore } from "../metadata/sqlite.js";
+import { openStorage } from "../storage.js";
+import { type CollectReport, collectGarbage } from "./collector.js";
+import { EMPTY_POLICY } from "./policy.js";
+import { quotaUsage } from "./quota.js";
+import { type ScrubReport, scrubBlobs } from "./scrub.js";
+
+/**
+ * Storage lifecycle commands. Like the other admin commands they open the data directory's database
+ * and the blob storage directly, also while the registry runs: SQLite in WAL mode lets both processes
+ * write, each write transaction takes the lock first (BEGIN IMMEDIATE), and the collector's marks
+ * live in the database, so a collection here and one in the server never step on each other.
+ * Each takes the serve settings (--data, --storage, --s3-*, --policy, or their environment variables).
+ */
+export const LIFECYCLE_USAGE = `Storage lifecycle (each takes --data DIR and the storage settings of serve):
+  gc [--dry-run] [--delete-untagged] [--grace 1h]   collect garbage now (prints what it removes and the
+                                                   bytes freed); --dry-run changes nothing
+  scrub [--quarantine]                             re-hash every blob; report corrupt or missing ones
+                                                   (--quarantine moves corrupt bytes to DATA/quarantine/
+                                                   and unlinks them, so clients upload them again)
+  quota                                            usage of each quota of the --policy file
+`;
+
+export const LIFECYCLE_COMMANDS = new Set(["gc", "scrub", "quota"]);
+
+type Out = (line: string) => void;
+
+export interface GcOptions {
+  config: RegistryConfig;
+  dryRun: boolean;
+  deleteUntagged: boolean;
+  graceMs: number;
+}
+
+export interface ScrubOptions {
+  config: RegistryConfig;
+  quarantine: boolean;
+}
+
+/** Splits the command's own flags from the serve settings (parsed by loadConfig). */
+function parseCommand(
+  argv: string[],
+  own: Record<string, { type: "string" | "boolean" }>,
+): { values: Record<string, unknown>; rest: string[] } {
+  const { tokens } = parseArgs({ args: argv, options: own, strict: false, allowPositionals: true, tokens: true });
+  const values: Record<string, unknown> = {};
+  const rest: string[] = [];
+  for (const token of tokens) {
+    if (token.kind === "option" && token.name in own) {
+      values[token.name] = own[token.name]?.type === "boolean" ? true : token.value;
+      if (own[token.name]?.type === "string" && token.value === undefined) throw new ConfigError(`--${token.name} needs a value`);
+      if (own[token.name]?.type === "boolean" && token.value !== undefined) throw new ConfigError(`--${token.name} takes no value`);
+    } else if (token.kind === "option") {
+      rest.push(token.rawName, ...(token.value !== undefined && !token.inlineValue ? [token.value] : []));
+      if (token.inlineValue) rest[rest.length - 1] = `${token.rawName}=${token.value}`;
+    } else if (token.kind === "positional") {
+      throw new ConfigError(`unexpected argument ${JSON.stringify(token.value)}`);
+    }
+  }
+  return { values, rest };
+}
+
+export async function lifecycleCommand(command: string, argv: string[], out: Out = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
+  if (command === "gc") {
+    const { values, rest } = parseCommand(argv, {
+      "dry-run": { type: "boolean" },
+      "delete-untagged": { type: "boolean" },
+      grace: { type: "string" },
+    });
+    const config = loadConfig(rest);
+    const graceMs = values.grace !== undefined ? parseDuration(values.grace as string) : (config.gc?.graceMs ?? parseDuration("24h"));
+    await gcCommand(
+      {
+        config,
+        dryRun: values["dry-run"] === true,
+        deleteUntagged: values["delete-untagged"] === true || (config.gc?.deleteUntagged ?? false),
+        graceMs,
+      },
+      out,
+    );
+  } else if (command === "scrub") {
+    const { values, rest } = parseCommand(argv, { quarantine: { type: "boolean" } });
+    const report = await scrubCommand({ config: loadConfig(rest), quarantine: values.quarantine === true }, out);
+    if (report.corrupt.length + report.missing.length > 0) process.exitCode = 1;
+  } else if (command === "quota") {
+    const { rest } = parseCommand(argv, {});
+    await quotaCommand(loadConfig(rest), out);
+  } else {
+    throw new ConfigError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+async function withData<T>(config: RegistryConfig, work: (metadata: SqliteMetadataStore, storage: BlobStore) => Promise<T>): Promise<T> {
+  const storage = await openStorage(config.storage, config.dataDir);
+  const metadata = new SqliteMetadataStore(join(config.dataDir, "registry.db"));
+  try {
+    return await work(metadata, storage);
+  } finally {
+    await metadata.close();
+    storage.destroy?.();
+  }
+}
+
+export async function gcCommand(options: GcOptions, out: Out): Promise<CollectReport> {
+  const { config } = options;
+  return withData(config, async (metadata, storage) => {
+    const report = await collectGarbage(
+      { metadata, storage, logger: createLogger(config.logLevel === "info" ? "warn" : config.logLevel) },
+      {
+        graceMs: options.graceMs,
+        deleteUntagged: options.deleteUntagged,
+        dryRun: options.dryRun,
+        policy: config.policy ?? EMPTY_POLICY,
+        uploadTtlMs: config.uploadTtlMs,
+      },
+    );
+    printReport(report, out);
+    return report;
+  });
+}
+
+function printReport(report: CollectReport, out: Out): void {
+  const verb = report.dryRun ? "would delete" : "deleted";
+  for (const t of report.tags) out(`${verb} tag ${t.repository}:${t.tag}`);
+  for (const m of report.manifests) out(`${verb} manifest ${m.repository}@${m.digest} (${m.size} bytes)`);
+  for (const l of report.links) out(`${report.dryRun ? "would unlink" : "unlinked"} blob ${l.digest} from ${l.repository}`);
+  for (const b of report.blobs) out(`${verb} blob ${b.digest} (${b.size} bytes)`);
+  for (const r of report.repositories) out(`${report.dryRun ? "would remove" : "removed"} empty repository ${r}`);
+  out(
+    `gc${report.dryRun ? " (dry run)" : ""}: ${report.blobs.length} blobs, ${report.bytesFreed} bytes ${report.dryRun ? "would be " : ""}freed; ` +
+      `${report.manifests.length} manifests, ${report.tags.length} tags, ${report.links.length} blob links, ` +
+      `${report.repositories.length} repositories, ${report.uploads} upload sessions`,
+  );
+}
+
+export async function scrubCommand(options: ScrubOptions, out: Out): Promise<ScrubReport> {
+  const { config } = options;
+  return withData(config, async (metadata, storage) => {
+    const quarantineDir = join(config.dataDir, "quarantine");
+    if (options.quarantine) await mkdir(quarantineDir, { recursive: true });
+    const report = await scrubBlobs(metadata, storage, options.quarantine ? quarantineDir : undefined);
+    for (const c of report.corrupt) {
+      out(`corrupt ${c.digest}: stored bytes hash to ${c.actual}${c.quarantinedTo ? `; quarantined to ${c.quarantinedTo}` : ""}`);
+    }
+    for (const m of report.missing) out(`missing ${m}: the metadata lists it, storage lacks it${options.quarantine ? "; unlinked" : ""}`);
+    out(`scrub: ${report.checked} blobs checked, ${report.corrupt.length} corrupt, ${report.missing.length} missing`);
+    return report;
+  });
+}
+
+export async function quotaCommand(config: RegistryConfig, out: Out): Promise<void> {
+  const policy = config.policy ?? EMPTY_POLICY;
+  if (policy.quotas.length === 0) throw new ConfigError('no quotas: give --policy FILE with a "quotas" list');
+  await withData(config, async (metadata) => {
+    out(["RULE", "PATTERN", "REPOSITORIES", "USED", "LIMIT", "USE%"].join("\t"));
+    for (const u of await quotaUsage(metadata, policy)) {
+      const percent = u.rule.bytes > 0 ? ((100 * u.usedBytes) / u.rule.bytes).toFixed(1) : "-";
+      out([u.rule.label, u.rule.repositories, u.repositories.length, u.usedBytes, u.rule.bytes, percent].join("\t"));
+    }
+  });
+}
