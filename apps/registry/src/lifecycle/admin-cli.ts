@@ -2,7 +2,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { BlobStore } from "@minato/storage";
-import { ConfigError, loadConfig, parseDuration, type RegistryConfig } from "../config.js";
+import { ConfigError, loadConfig, parseDuration, type RegistryConfig, SETTINGS } from "../config.js";
 import { createLogger } from "../logger.js";
 import { SqliteMetadataStore } from "../metadata/sqlite.js";
 import { openStorage } from "../storage.js";
@@ -43,25 +43,24 @@ export interface ScrubOptions {
   quarantine: boolean;
 }
 
-/** Splits the command's own flags from the serve settings (parsed by loadConfig). */
+/** Splits the command's own flags from the serve settings (then parsed by loadConfig). */
 function parseCommand(
   argv: string[],
   own: Record<string, { type: "string" | "boolean" }>,
 ): { values: Record<string, unknown>; rest: string[] } {
-  const { tokens } = parseArgs({ args: argv, options: own, strict: false, allowPositionals: true, tokens: true });
+  const settings = Object.fromEntries(SETTINGS.map((s) => [s.flag, { type: "switch" in s ? ("boolean" as const) : ("string" as const) }]));
+  let tokens: ReturnType<typeof parseArgs>["tokens"];
+  try {
+    ({ tokens } = parseArgs({ args: argv, options: { ...settings, ...own }, strict: true, allowPositionals: false, tokens: true }));
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
   const values: Record<string, unknown> = {};
   const rest: string[] = [];
-  for (const token of tokens) {
-    if (token.kind === "option" && token.name in own) {
-      values[token.name] = own[token.name]?.type === "boolean" ? true : token.value;
-      if (own[token.name]?.type === "string" && token.value === undefined) throw new ConfigError(`--${token.name} needs a value`);
-      if (own[token.name]?.type === "boolean" && token.value !== undefined) throw new ConfigError(`--${token.name} takes no value`);
-    } else if (token.kind === "option") {
-      rest.push(token.rawName, ...(token.value !== undefined && !token.inlineValue ? [token.value] : []));
-      if (token.inlineValue) rest[rest.length - 1] = `${token.rawName}=${token.value}`;
-    } else if (token.kind === "positional") {
-      throw new ConfigError(`unexpected argument ${JSON.stringify(token.value)}`);
-    }
+  for (const token of tokens ?? []) {
+    if (token.kind !== "option") continue;
+    if (token.name in own) values[token.name] = token.value ?? true;
+    else rest.push(token.value === undefined ? token.rawName : `${token.rawName}=${token.value}`);
   }
   return { values, rest };
 }
