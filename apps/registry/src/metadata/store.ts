@@ -44,7 +44,7 @@ export class ImmutableTagError extends Error {
     readonly tag: string,
     readonly rule: string,
   ) {
-    super(`tag ${JSON.stringify(tag)} is immutable (rule ${JSON.stringify(rule)})`);
+    super(`tag ${JSON.stringify(tag)} is immutable (rule ${rule})`);
   }
 }
 
