@@ -50,7 +50,10 @@ export async function main(argv: string[]): Promise<void> {
     if (command === undefined || command.startsWith("-")) return await serveCommand(argv);
     if (command === "serve") return await serveCommand(rest);
     if (ADMIN_COMMANDS.has(command)) return await adminCommand(command, rest);
-    if (LIFECYCLE_COMMANDS.has(command)) return await lifecycleCommand(command, rest);
+    if (LIFECYCLE_COMMANDS.has(command)) {
+      process.exitCode = await lifecycleCommand(command, rest);
+      return;
+    }
     throw new ConfigError(`unknown command ${JSON.stringify(command)}; see --help`);
   } catch (error) {
     const message = error instanceof ConfigError ? error.message : (error as Error).message;

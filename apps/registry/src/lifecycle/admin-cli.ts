@@ -65,7 +65,8 @@ function parseCommand(
   return { values, rest };
 }
 
-export async function lifecycleCommand(command: string, argv: string[], out: Out = (l) => process.stdout.write(`${l}\n`)): Promise<void> {
+/** Runs a command; resolves to its exit status (scrub: 1 when it found a damaged blob). */
+export async function lifecycleCommand(command: string, argv: string[], out: Out = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
   if (command === "gc") {
     const { values, rest } = parseCommand(argv, {
       "dry-run": { type: "boolean" },
@@ -86,13 +87,14 @@ export async function lifecycleCommand(command: string, argv: string[], out: Out
   } else if (command === "scrub") {
     const { values, rest } = parseCommand(argv, { quarantine: { type: "boolean" } });
     const report = await scrubCommand({ config: loadConfig(rest), quarantine: values.quarantine === true }, out);
-    if (report.corrupt.length + report.missing.length > 0) process.exitCode = 1;
+    return report.corrupt.length + report.missing.length > 0 ? 1 : 0;
   } else if (command === "quota") {
     const { rest } = parseCommand(argv, {});
     await quotaCommand(loadConfig(rest), out);
   } else {
     throw new ConfigError(`unknown command ${JSON.stringify(command)}`);
   }
+  return 0;
 }
 
 async function withData<T>(config: RegistryConfig, work: (metadata: SqliteMetadataStore, storage: BlobStore) => Promise<T>): Promise<T> {
