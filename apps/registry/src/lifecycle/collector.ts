@@ -51,6 +51,7 @@ const MARK_BATCH = 256;
 const DELETE_CONCURRENCY = 8;
 /** A write reservation this old belongs to a process that died mid-upload. */
 const WRITE_RESERVATION_TTL_MS = 3_600_000;
+const FIRST_PASS_DELAY_MS = 5_000;
 
 export async function collectGarbage(deps: CollectorDeps, options: CollectOptions): Promise<CollectReport> {
   const now = Date.now();
@@ -108,8 +109,12 @@ async function finishDeletions(deps: CollectorDeps, report: CollectReport): Prom
   }
 }
 
-/** Deletes marked blobs from storage, then from the database; a storage failure leaves the mark for the next run. */
+/**
+ * Deletes marked blobs from storage, then their rows in one transaction (few write locks: pushes
+ * beside the collector wait less); a storage failure leaves that blob marked for the next run.
+ */
 async function deleteBlobs(deps: CollectorDeps, blobs: BlobRecord[], report: CollectReport): Promise<void> {
+  const deleted: BlobRecord[] = [];
   let next = 0;
   const worker = async () => {
     while (next < blobs.length) {
@@ -118,15 +123,16 @@ async function deleteBlobs(deps: CollectorDeps, blobs: BlobRecord[], report: Col
         // A tombstone of an abandoned upload has no recorded size: whatever storage holds is freed.
         const size = blob.size > 0 ? blob.size : ((await deps.storage.stat(blob.digest))?.size ?? 0);
         await deps.storage.delete(blob.digest);
-        await deps.metadata.forgetBlob(blob.digest);
-        report.blobs.push({ digest: blob.digest, size });
-        report.bytesFreed += size;
+        deleted.push({ digest: blob.digest, size });
       } catch (error) {
         deps.logger.warn({ err: error, digest: blob.digest }, "could not delete blob; the next collection retries");
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(DELETE_CONCURRENCY, blobs.length) }, worker));
+  await deps.metadata.forgetBlobs(deleted.map((b) => b.digest));
+  report.blobs.push(...deleted);
+  for (const blob of deleted) report.bytesFreed += blob.size;
 }
 
 interface RetentionPlan {
@@ -179,18 +185,19 @@ export class BackgroundCollector {
     readonly intervalMs: number,
   ) {}
 
+  /** The first pass comes soon after start: it finishes deletions a crash interrupted, which uploads wait for. */
   start(): void {
-    this.#schedule();
+    this.#schedule(Math.min(this.intervalMs, FIRST_PASS_DELAY_MS));
   }
 
-  #schedule(): void {
+  #schedule(delayMs = this.intervalMs): void {
     if (this.#stopped) return;
     this.#timer = setTimeout(() => {
       this.#running = this.#pass().finally(() => {
         this.#running = undefined;
         this.#schedule();
       });
-    }, this.intervalMs);
+    }, delayMs);
     this.#timer.unref();
   }
 

@@ -541,8 +541,10 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.#q.blobsBeingDeleted.all(limit) as BlobRecord[];
   }
 
-  async forgetBlob(digest: Digest): Promise<void> {
-    this.#q.forgetBlob.run(digest);
+  async forgetBlobs(digests: Digest[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const digest of digests) this.#q.forgetBlob.run(digest);
+    })();
   }
 
   async listBlobs(limit: number, after = ""): Promise<BlobRecord[]> {

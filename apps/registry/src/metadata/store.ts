@@ -162,8 +162,8 @@ export interface MetadataStore {
   sweep(request: SweepRequest): Promise<SweepResult>;
   /** Blobs marked as being deleted (by this or an earlier, interrupted, collection). */
   blobsBeingDeleted(limit: number): Promise<BlobRecord[]>;
-  /** Drops a blob marked as being deleted, once its bytes are gone from storage. */
-  forgetBlob(digest: Digest): Promise<void>;
+  /** Drops blobs marked as being deleted, once their bytes are gone from storage (one transaction). */
+  forgetBlobs(digests: Digest[]): Promise<void>;
   /** Every blob known (not being deleted), in digest order after `after`. */
   listBlobs(limit: number, after?: Digest): Promise<BlobRecord[]>;
   /** Makes a blob unreadable everywhere (its links go) so that clients upload it again; manifests stay. */
