@@ -4,6 +4,7 @@ import { type Digest, isValidRepositoryName } from "@minato/oci";
 import { assertUploadId, DigestMismatchError, UploadNotFoundError, UploadOffsetError, UploadTooLargeError } from "@minato/storage";
 import { RegistryError } from "../errors.js";
 import { type Ctx, hasBody, type RegistryDeps, requireDigest } from "../http.js";
+import { quotasFor } from "../lifecycle/policy.js";
 import { enforceQuota } from "../lifecycle/quota.js";
 import type { UploadSession } from "../metadata/store.js";
 
@@ -99,7 +100,9 @@ async function appendBody(c: Ctx, deps: RegistryDeps, name: string, id: string):
 /** Verifies and publishes a session's bytes; a digest mismatch discards the session (nothing is stored). */
 async function complete(c: Ctx, deps: RegistryDeps, name: string, id: string, digest: Digest): Promise<Response> {
   // The final PUT is where a quota is enforced at the latest: the size is known, nothing is stored yet.
-  await enforceQuota(deps.metadata, deps.policy, name, digest, (await deps.storage.uploadSize(id)) ?? 0);
+  if (deps.policy && quotasFor(deps.policy, name).length > 0) {
+    await enforceQuota(deps.metadata, deps.policy, name, digest, (await deps.storage.uploadSize(id)) ?? 0);
+  }
   await reserveBlobWrite(deps, digest, id);
   let size: number;
   try {
