@@ -14,9 +14,12 @@ import {
   pushManifest,
   putManifest,
   randomBlob,
+  sessionsOf,
   startTestRegistry,
+  startUpload,
   storedObjects,
   type TestRegistry,
+  uploadId,
 } from "./harness.js";
 
 /**
@@ -208,6 +211,19 @@ describe("garbage collection", () => {
     await pushManifest(registry, "gc/race", "v1", manifest);
     const pulled = await call(registry, "GET", `/v2/gc/race/blobs/${digest}`);
     expect((await bytes(pulled)).equals(data)).toBe(true);
+  });
+
+  it("cancels upload sessions past the upload TTL, and not younger ones", async () => {
+    const session = await startUpload(registry, "gc/uploads");
+    const id = uploadId(session);
+    expect(await gc("--upload-ttl", "1h")).toMatch(/, 0 upload sessions$/m);
+    expect(await sessionsOf(registry, "gc/uploads")).toEqual([id]);
+    // A dry run cancels nothing.
+    await gc("--upload-ttl", "0", "--dry-run");
+    expect(await sessionsOf(registry, "gc/uploads")).toEqual([id]);
+    expect(await gc("--upload-ttl", "0")).toMatch(/, 1 upload sessions$/m);
+    expect(await sessionsOf(registry, "gc/uploads")).toEqual([]);
+    expect((await storedObjects(registry)).filter((path) => path.startsWith("uploads/"))).toEqual([]);
   });
 
   it("refuses bad flags with a clear error", async () => {
