@@ -7,6 +7,7 @@
 //   node bench/registry.mjs --minato-only   skip Distribution even when it is installed
 //   node bench/registry.mjs --cpu-prof      run Minato under `node --cpu-prof` (profiles in bench/results/prof/)
 //   node bench/registry.mjs --calibrate     also drive manifest GET with bench/http-load.mjs, to compare it with wrk
+//   node bench/registry.mjs --gc-only       only the garbage-collection rows (bench/registry-gc.mjs; with --quick, 200 images)
 //
 // Both servers listen on 127.0.0.1 only, store blobs on the filesystem in fresh temp dirs, and are
 // killed (temp dirs removed) on exit, error or SIGINT. The S3 rows run both again with S3 storage:
@@ -25,6 +26,7 @@ import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { commandOutput, freePort, HOST, median, saveReport, stopProcess } from "./common.mjs";
+import { benchGarbageCollection } from "./registry-gc.mjs";
 
 const MiB = 1024 * 1024;
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -54,12 +56,13 @@ const { values: args } = parseArgs({
     "minato-only": { type: "boolean", default: false },
     "cpu-prof": { type: "boolean", default: false },
     calibrate: { type: "boolean", default: false },
+    "gc-only": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
   strict: true,
 });
 if (args.help) {
-  process.stdout.write("usage: node bench/registry.mjs [--quick] [--runs N] [--minato-only] [--cpu-prof] [--calibrate]\n");
+  process.stdout.write("usage: node bench/registry.mjs [--quick] [--runs N] [--minato-only] [--cpu-prof] [--calibrate] [--gc-only]\n");
   process.exit(0);
 }
 const QUICK = args.quick;
@@ -314,7 +317,8 @@ async function waitReady(server, child, stderrTail) {
  * Starts Minato or Distribution on a free loopback port, with blobs on the filesystem in a fresh
  * temp dir, or in `s3.bucket` of the S3 server at `s3.endpoint`.
  */
-async function startServer(kind, s3) {
+/** `extraArgs`: more flags for Minato's `serve`. */
+async function startServer(kind, s3, extraArgs = []) {
   const port = await freePort();
   const dataDir = await tempDir(`minato-bench-${kind}-`);
   let command;
@@ -323,7 +327,13 @@ async function startServer(kind, s3) {
     const profile = args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${join(RESULTS, "prof")}`] : [];
     if (profile.length) await mkdir(join(RESULTS, "prof"), { recursive: true });
     command = process.execPath;
-    argv = [...profile, MINATO_BIN, "serve", "--listen", `${HOST}:${port}`, "--data", join(dataDir, "data"), "--log-level", "warn"];
+    argv = [
+      ...profile,
+      MINATO_BIN,
+      "serve",
+      ...["--listen", `${HOST}:${port}`, "--data", join(dataDir, "data"), "--log-level", "warn"],
+      ...extraArgs,
+    ];
     if (s3) {
       argv.push(
         ...["--storage", "s3", "--s3-bucket", s3.bucket, "--s3-endpoint", s3.endpoint, "--s3-force-path-style", "true"],
@@ -389,10 +399,14 @@ async function startServer(kind, s3) {
     dataDir,
     agent: new Agent({ keepAlive: true, maxSockets: 64 }),
     stderrTail: () => stderr.trim().slice(-2000),
-    async stop() {
+    /** Stops the server and keeps its data directory. */
+    async halt() {
       running.delete(this);
       this.agent.destroy();
       await stopChild(child);
+    },
+    async stop() {
+      await this.halt();
       await removeTempDir(dataDir);
     },
   };
@@ -643,7 +657,7 @@ const fmt = (value, digits = 0) =>
     : value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const mib = (bytes) => (bytes === undefined ? undefined : bytes / MiB);
 
-/** A table row; `notes` adds text to a server's cell (e.g. failed attempts). */
+/** A table row; `notes` adds text to a server's cell (e.g. failed attempts); `notes.digits`: decimals shown. */
 function row(metric, minato, distribution, target, notes = {}) {
   const ratio = minato !== undefined && distribution !== undefined && distribution > 0 ? minato / distribution : undefined;
   let verdict = "";
@@ -651,7 +665,7 @@ function row(metric, minato, distribution, target, notes = {}) {
     const met = target.check(minato, ratio);
     verdict = met === undefined ? `${target.text} (not measured)` : `${target.text} ${met ? "✅ met" : "❌ missed"}`;
   }
-  const cell = (value, note) => [value === undefined && note ? "" : fmt(value), note ?? ""].filter(Boolean).join(" ");
+  const cell = (value, note) => [value === undefined && note ? "" : fmt(value, notes.digits ?? 0), note ?? ""].filter(Boolean).join(" ");
   const ratioText = ratio === undefined ? "—" : `${ratio.toFixed(2)}×`;
   return `| ${metric} | ${cell(minato, notes.minato)} | ${cell(distribution, notes.distribution)} | ${ratioText} | ${verdict} |`;
 }
@@ -659,9 +673,61 @@ function row(metric, minato, distribution, target, notes = {}) {
 const atLeast = (x) => ({ text: `≥ ${x}×`, check: (_m, ratio) => (ratio === undefined ? undefined : ratio >= x) });
 
 // ---------------------------------------------------------------------------------------------
+// Garbage collection rows
+
+const GC_IMAGES = QUICK ? 200 : 2000;
+
+async function gcRows(kinds, log) {
+  const gc = await benchGarbageCollection({ kinds, startServer, send, minatoBin: MINATO_BIN, imageCount: GC_IMAGES, log });
+  const m = gc.minato;
+  const d = gc.distribution;
+  const within = (x) => ({ text: `≤ ${x}× idle`, check: (during) => (during === undefined ? undefined : during <= x * m.idleP99) });
+  return [
+    row(`full GC pass, ${fmt(GC_IMAGES)} images (${fmt(GC_IMAGES * 5)} blobs), half deleted (s)`, m.seconds, d?.seconds, undefined, {
+      minato: "online, registry serving",
+      distribution: d ? "offline: registry stopped" : undefined,
+      digits: 2,
+    }),
+    row("blobs deleted by the pass", m.blobs, d?.blobs),
+    row("bytes reclaimed on disk (KB)", m.diskFreed / 1000, d ? d.diskFreed / 1000 : undefined),
+    row("manifest PUT p99, registry idle (ms)", m.idleP99, undefined, undefined, { digits: 2 }),
+    row(`manifest PUT p99 during the pass (ms; ${m.putsDuring} PUTs)`, m.duringP99, undefined, within(2), { digits: 2 }),
+  ];
+}
+
+async function gcOnly() {
+  const log = (message) => process.stderr.write(`${message}\n`);
+  const distributionVersion = args["minato-only"] ? undefined : commandOutput("docker-registry", ["--version"]);
+  const kinds = distributionVersion ? ["minato", "distribution"] : ["minato"];
+  const loadBefore = loadavg();
+  const startedAt = new Date();
+  const rows = await gcRows(kinds, log);
+  const load = (l) => l.map((x) => x.toFixed(2)).join(" ");
+  const report = [
+    "# Minato registry benchmark: garbage collection",
+    "",
+    `- date: ${startedAt.toISOString()}; nproc: ${commandOutput("nproc", []) ?? availableParallelism()}; node ${process.version}`,
+    `- load average: ${load(loadBefore)} before, ${load(loadavg())} after (a shared machine: rough numbers)`,
+    `- distribution: ${distributionVersion ?? "not run"}; its garbage-collect runs offline, with the registry stopped`,
+    `- content: ${GC_IMAGES} images of a config and 4 layers (1–4 KiB each), in 20 repositories; half deleted by digest`,
+    "- Minato: `minato-registry gc --grace 0` run beside the serving registry while one client PUTs manifests in a loop",
+    "",
+    "| metric | Minato | Distribution | ratio (Minato/Distribution) | target |",
+    "|---|---:|---:|---:|---|",
+    ...rows,
+    "",
+  ].join("\n");
+  process.stdout.write(`\n${report}`);
+  await mkdir(RESULTS, { recursive: true });
+  await writeFile(join(RESULTS, "gc.md"), report);
+  log(`written to ${join(RESULTS, "gc.md")}`);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Main
 
 async function main() {
+  if (args["gc-only"]) return gcOnly();
   const distributionVersion = args["minato-only"] ? undefined : commandOutput("docker-registry", ["--version"]);
   // wrk --version exits 1, so its output is read directly.
   const wrkProbe = spawnSync("wrk", ["--version"], { encoding: "utf8" });
@@ -817,6 +883,9 @@ async function main() {
     }
   }
 
+  // Step 7: garbage collection (bench/registry-gc.mjs).
+  const gcTable = await gcRows(kinds, log);
+
   // Table
   const med = (metric, kind) => (results[metric]?.[kind] ? median(results[metric][kind]) : undefined);
   const dist = kinds.includes("distribution");
@@ -905,6 +974,7 @@ async function main() {
   } else {
     lines.push(`| peak RSS during 4 GiB streamed push (MiB) | skipped (--quick) | skipped | — | Minato < 200 MiB |`);
   }
+  lines.push(...gcTable);
   if (!dist) lines.push(`| (Distribution) | — | ${args["minato-only"] ? "skipped" : "not installed"} | — | ratios not computed |`);
   lines.push("");
   if (/NotImplemented/.test(s3Failures.s3push.distribution ?? "")) {

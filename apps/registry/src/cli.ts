@@ -2,6 +2,7 @@ import { loadDotEnv, quietErrors, runProgram } from "@minato/settings";
 import { Command } from "commander";
 import { addAdminCommands } from "./auth/admin-cli.js";
 import { resolveConfig, serveOptions } from "./config.js";
+import { addLifecycleCommands } from "./lifecycle/admin-cli.js";
 import { createLogger } from "./logger.js";
 import { startRegistry } from "./server.js";
 
@@ -35,7 +36,7 @@ export function registryProgram(): Command {
       "\nWithout a command, serve. Settings: 'minato-registry serve --help'; .env in the working directory is read at start.",
     );
   serveOptions(program.command("serve").description("serve the registry (the default command)")).action((options) => serve(options));
-  return addAdminCommands(program);
+  return addLifecycleCommands(addAdminCommands(program));
 }
 
 export async function main(argv: string[]): Promise<void> {

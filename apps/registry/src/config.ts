@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { addSettings, ConfigError, parseBoolean, quietErrors, type Setting, settingReader } from "@minato/settings";
 import { Command } from "commander";
 import { type AuthConfig, resolveAuthConfig } from "./auth/config.js";
+import { loadPolicy, type Policy } from "./lifecycle/policy.js";
 import { loadLimits, type RegistryLimits } from "./limits.js";
 import type { LogLevel } from "./logger.js";
 import { loadStorageConfig, type StorageConfig } from "./storage.js";
@@ -24,6 +25,16 @@ export interface RegistryConfig {
   storage?: StorageConfig;
   /** Upload session, connection and body-rate limits; each absent one takes its DEFAULT_LIMITS value. */
   limits?: Partial<RegistryLimits>;
+  /** Background garbage collection; absent means none. */
+  gc?: GcConfig;
+  /** Immutable tags, quotas, retention (--policy); absent means none. */
+  policy?: Policy;
+}
+
+export interface GcConfig {
+  intervalMs: number;
+  graceMs: number;
+  deleteUntagged: boolean;
 }
 
 /** Every setting: its flag, environment variable, default and meaning (rendered by --help). */
@@ -91,6 +102,22 @@ export const SETTINGS = [
     help: "open connections per client address (not behind --trust-proxy)",
   },
   { flag: "max-manifest-size", env: "MINATO_REGISTRY_MAX_MANIFEST_SIZE", default: "4194304", help: "largest manifest accepted, bytes" },
+  { flag: "gc", env: "MINATO_REGISTRY_GC", default: "true", kind: "boolean", help: "collect garbage in the background (--no-gc: never)" },
+  { flag: "gc-interval", env: "MINATO_REGISTRY_GC_INTERVAL", default: "1h", help: "time between background collections" },
+  {
+    flag: "gc-grace",
+    env: "MINATO_REGISTRY_GC_GRACE",
+    default: "24h",
+    help: "keep blobs uploaded/mounted (and manifests pushed) this recently",
+  },
+  {
+    flag: "gc-delete-untagged",
+    env: "MINATO_REGISTRY_GC_DELETE_UNTAGGED",
+    default: "false",
+    kind: "boolean",
+    help: "also collect manifests no tag, index or subject keeps",
+  },
+  { flag: "policy", env: "MINATO_REGISTRY_POLICY", default: "", help: "JSON file: immutable tags, quotas, retention rules" },
   { flag: "storage", env: "MINATO_REGISTRY_STORAGE", default: "filesystem", help: "blob storage: filesystem (under --data) or s3" },
   { flag: "s3-bucket", env: "MINATO_REGISTRY_S3_BUCKET", default: "", help: "S3 bucket for blobs and upload sessions (--storage s3)" },
   { flag: "s3-prefix", env: "MINATO_REGISTRY_S3_PREFIX", default: "", help: "key prefix inside the bucket" },
@@ -240,6 +267,10 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
     throw error instanceof ConfigError ? error : new ConfigError((error as Error).message);
   }
 
+  const gcIntervalMs = parseDuration(get("gc-interval"));
+  if (gcIntervalMs < 1) throw new ConfigError("--gc-interval must be positive (turn collection off with --no-gc)");
+  const policyFile = get("policy");
+
   return {
     host,
     port,
@@ -252,5 +283,15 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
     ...auth,
     storage: loadStorageConfig((flag) => get(flag as SettingName)),
     limits: loadLimits(get),
+    ...(parseBoolean("gc", get("gc"))
+      ? {
+          gc: {
+            intervalMs: gcIntervalMs,
+            graceMs: parseDuration(get("gc-grace")),
+            deleteUntagged: parseBoolean("gc-delete-untagged", get("gc-delete-untagged")),
+          },
+        }
+      : {}),
+    ...(policyFile ? { policy: loadPolicy(policyFile) } : {}),
   };
 }

@@ -5,6 +5,8 @@ import type { BlobStore } from "@minato/storage";
 import type { Context } from "hono";
 import type { Authorizer } from "./auth/middleware.js";
 import { RegistryError } from "./errors.js";
+import type { Policy } from "./lifecycle/policy.js";
+import type { PullTracker } from "./lifecycle/pulls.js";
 import type { Logger } from "./logger.js";
 import type { MetadataStore, UploadLimits } from "./metadata/store.js";
 
@@ -32,6 +34,10 @@ export interface RegistryDeps {
   logger: Logger;
   /** Token authentication; undefined when the registry runs without (loopback development). */
   auth?: Authorizer;
+  /** Immutable tags, quotas and retention (lifecycle/policy.ts); undefined: none. */
+  policy?: Policy;
+  /** Records manifest pulls for retention; undefined: not tracked. */
+  pulls?: PullTracker;
 }
 
 export type Env = { Bindings: HttpBindings };

@@ -10,10 +10,13 @@ import { type AuthRuntime, startAuth } from "./auth/index.js";
 import type { RegistryConfig } from "./config.js";
 import { API_VERSION, API_VERSION_HEADER, type Env, type RegistryDeps } from "./http.js";
 import { createHttpGuard } from "./http-limits.js";
+import { BackgroundCollector } from "./lifecycle/collector.js";
+import { EMPTY_POLICY } from "./lifecycle/policy.js";
+import { PullTracker } from "./lifecycle/pulls.js";
+import { expireUploads } from "./lifecycle/uploads.js";
 import { DEFAULT_LIMITS, type RegistryLimits } from "./limits.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SqliteMetadataStore } from "./metadata/sqlite.js";
-import { isUploadBusy } from "./routes/uploads.js";
 import { describeStorage, openStorage } from "./storage.js";
 
 export interface RunningRegistry {
@@ -56,6 +59,8 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
       trustProxy: config.auth?.trustProxy ?? false,
     },
     ...(auth ? { auth: auth.authorizer } : {}),
+    ...(config.policy ? { policy: config.policy } : {}),
+    pulls: new PullTracker(metadata, logger),
   };
   const app = createApp(deps);
   auth?.mount(app);
@@ -111,6 +116,19 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     expireUploads(deps, expiry).catch((error: unknown) => logger.warn({ err: error }, "upload session expiry failed"));
   }, janitorEvery);
   janitor.unref();
+  const collector = config.gc
+    ? new BackgroundCollector(
+        deps,
+        {
+          graceMs: config.gc.graceMs,
+          deleteUntagged: config.gc.deleteUntagged,
+          policy: config.policy ?? EMPTY_POLICY,
+          uploadTtl: expiry,
+        },
+        config.gc.intervalMs,
+      )
+    : undefined;
+  collector?.start();
 
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
@@ -122,6 +140,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
       storage: describeStorage(config.storage, config.dataDir),
       deletes: config.deletesEnabled,
       auth: auth?.summary ?? "none",
+      gc: config.gc ? { everyMs: config.gc.intervalMs, graceMs: config.gc.graceMs } : "off",
     },
     "registry listening",
   );
@@ -142,6 +161,8 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
           server.close(() => resolve());
           server.closeIdleConnections();
         });
+        await collector?.stop();
+        await deps.pulls?.close();
         await metadata.close();
         auth?.close();
         storage.destroy?.();
@@ -161,25 +182,4 @@ function tooManyConnections(limit: number): Response {
     status: 429,
     headers: { "Content-Type": "application/json", Connection: "close", "Retry-After": "5", [API_VERSION_HEADER]: API_VERSION },
   });
-}
-
-/**
- * Cancels upload sessions that received no request for `idleTtlMs`, or began more than `ttlMs` ago
- * however active (distribution-spec: servers SHOULD time out unfinished uploads). A session a request
- * of this process is writing to is kept: it is active.
- */
-export async function expireUploads(deps: RegistryDeps, ttl: { idleTtlMs: number; ttlMs: number }, now = Date.now()): Promise<number> {
-  const stale = (await deps.metadata.staleUploads(now - ttl.idleTtlMs, now - ttl.ttlMs)).filter((s) => !isUploadBusy(s.id));
-  for (const session of stale) {
-    try {
-      // Also aborts the session's S3 multipart upload; a failure keeps it for the next round.
-      await deps.storage.abort(session.id);
-    } catch (error) {
-      deps.logger.warn({ err: error, upload: session.id }, "could not expire upload session");
-      continue;
-    }
-    await deps.metadata.deleteUpload(session.id);
-  }
-  if (stale.length > 0) deps.logger.info({ count: stale.length }, "expired idle or abandoned upload sessions");
-  return stale.length;
 }

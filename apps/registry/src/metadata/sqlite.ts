@@ -2,7 +2,22 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 
 import { dirname } from "node:path";
 import type { Descriptor, Digest } from "@minato/oci";
 import Database from "better-sqlite3";
-import type { ManifestToStore, MetadataStore, MissingReference, Page, StoredManifest, UploadLimits, UploadSession } from "./store.js";
+import {
+  type BlobRecord,
+  ImmutableTagError,
+  type ManifestToStore,
+  type MetadataStore,
+  type MissingReference,
+  type Page,
+  type Pull,
+  type StoredManifest,
+  type SweepRequest,
+  type SweepResult,
+  type TagDetail,
+  type TagRules,
+  type UploadLimits,
+  type UploadSession,
+} from "./store.js";
 
 /** Versioned migrations: index i brings the schema from version i to i + 1. Never edit a shipped one. */
 const MIGRATIONS: string[] = [
@@ -131,6 +146,21 @@ const MIGRATIONS: string[] = [
   CREATE INDEX uploads_by_client ON uploads(client);
   CREATE INDEX uploads_by_updated ON uploads(updated_at);
   `,
+  // 4: storage lifecycle (src/lifecycle/). A blob with deleting_at set is being removed from storage by
+  // the collector: it is invisible, and cannot be linked or reserved until the row is gone.
+  `
+  ALTER TABLE blobs ADD COLUMN deleting_at INTEGER;
+  -- Uploads committing a blob's bytes to storage right now; the collector leaves those blobs alone.
+  CREATE TABLE blob_writes (
+    digest TEXT NOT NULL,
+    writer TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    PRIMARY KEY (digest, writer)
+  ) WITHOUT ROWID;
+  -- Last pull of each manifest (written in batches), for retention policies.
+  ALTER TABLE manifests ADD COLUMN pulled_at INTEGER;
+  CREATE INDEX tags_by_manifest ON tags(repository_id, manifest_digest);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -181,13 +211,89 @@ export class SqliteMetadataStore implements MetadataStore {
       ensureRepository: db.prepare("INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING"),
       repositoryId: db.prepare("SELECT id FROM repositories WHERE name = ?").pluck(),
       linkedBlob: db.prepare(
-        `SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest WHERE rb.repository_id = ${repositoryId} AND rb.digest = ?`,
+        `SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+         WHERE rb.repository_id = ${repositoryId} AND rb.digest = ? AND b.deleting_at IS NULL`,
       ),
       storedBlob: db.prepare(
-        "SELECT b.size FROM blobs b WHERE b.digest = ? AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
+        "SELECT b.size FROM blobs b WHERE b.digest = ? AND b.deleting_at IS NULL AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
       ),
       insertBlob: db.prepare("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING"),
-      linkBlob: db.prepare("INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
+      linkBlob: db.prepare(
+        `INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?)
+         ON CONFLICT DO UPDATE SET created_at = excluded.created_at`,
+      ),
+      blobDeleting: db.prepare("SELECT deleting_at FROM blobs WHERE digest = ?").pluck(),
+      reserveWrite: db.prepare(
+        `INSERT INTO blob_writes (digest, writer, started_at) VALUES (?, ?, ?)
+         ON CONFLICT DO UPDATE SET started_at = excluded.started_at`,
+      ),
+      releaseWrite: db.prepare("DELETE FROM blob_writes WHERE digest = ? AND writer = ?"),
+      tagTarget: db.prepare("SELECT manifest_digest FROM tags WHERE repository_id = ? AND name = ?").pluck(),
+      tagsOf: db.prepare(`SELECT name FROM tags WHERE repository_id = ${repositoryId} AND manifest_digest = ?`).pluck(),
+      tagDetails: db.prepare(
+        `SELECT t.name AS tag, t.manifest_digest AS digest, t.updated_at AS pushedAt, m.pulled_at AS pulledAt FROM tags t
+         JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
+         WHERE t.repository_id = ${repositoryId} ORDER BY t.name`,
+      ),
+      recordPull: db.prepare(
+        `UPDATE manifests SET pulled_at = max(ifnull(pulled_at, 0), ?) WHERE repository_id = ${repositoryId} AND digest = ?`,
+      ),
+      deleteTagIf: db.prepare(
+        `DELETE FROM tags WHERE repository_id = ${repositoryId} AND name = ? AND manifest_digest = ? AND updated_at = ?`,
+      ),
+      untaggedManifests: db.prepare(
+        `SELECT r.name AS repository, m.repository_id AS id, m.digest, length(m.content) AS size, m.created_at AS createdAt
+         FROM manifests m JOIN repositories r ON r.id = m.repository_id
+         WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository_id = m.repository_id AND t.manifest_digest = m.digest)
+           AND NOT EXISTS (SELECT 1 FROM manifest_references mr
+                           WHERE mr.child_digest = m.digest AND mr.repository_id = m.repository_id AND mr.kind = 'manifest')
+           AND NOT (m.subject IS NOT NULL
+                    AND EXISTS (SELECT 1 FROM manifests s WHERE s.repository_id = m.repository_id AND s.digest = m.subject))`,
+      ),
+      deleteManifestById: db.prepare("DELETE FROM manifests WHERE repository_id = ? AND digest = ?"),
+      staleLinks: db.prepare(
+        `SELECT r.name AS repository, rb.repository_id AS id, rb.digest FROM repository_blobs rb
+         JOIN repositories r ON r.id = rb.repository_id
+         WHERE rb.created_at < ? AND NOT EXISTS (SELECT 1 FROM manifest_references mr
+               WHERE mr.child_digest = rb.digest AND mr.repository_id = rb.repository_id AND mr.kind = 'blob')`,
+      ),
+      deleteLink: db.prepare("DELETE FROM repository_blobs WHERE repository_id = ? AND digest = ?"),
+      emptyRepositories: db.prepare(
+        `SELECT id, name FROM repositories r
+         WHERE NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id)
+           AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.repository_id = r.id)
+           AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.repository = r.name)`,
+      ),
+      deleteRepository: db.prepare("DELETE FROM repositories WHERE id = ?"),
+      abandonedWrites: db.prepare("SELECT DISTINCT digest FROM blob_writes WHERE started_at < ?").pluck(),
+      deleteAbandonedWrites: db.prepare("DELETE FROM blob_writes WHERE started_at < ?"),
+      // Bytes an upload committed but never linked (its writer died): a row so the collector removes them.
+      tombstone: db.prepare("INSERT INTO blobs (digest, size, created_at, deleting_at) VALUES (?, 0, ?, ?) ON CONFLICT DO NOTHING"),
+      unreferencedBlobs: db.prepare(
+        `SELECT b.digest, b.size FROM blobs b WHERE b.deleting_at IS NULL
+           AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
+           AND NOT EXISTS (SELECT 1 FROM manifest_references mr WHERE mr.child_digest = b.digest AND mr.kind = 'blob')
+           AND NOT EXISTS (SELECT 1 FROM blob_writes w WHERE w.digest = b.digest)
+         ORDER BY b.digest LIMIT ?`,
+      ),
+      markDeleting: db.prepare("UPDATE blobs SET deleting_at = ? WHERE digest = ?"),
+      blobsBeingDeleted: db.prepare("SELECT digest, size FROM blobs WHERE deleting_at IS NOT NULL LIMIT ?"),
+      forgetBlob: db.prepare("DELETE FROM blobs WHERE digest = ? AND deleting_at IS NOT NULL"),
+      listBlobs: db.prepare("SELECT digest, size FROM blobs WHERE deleting_at IS NULL AND digest > ? ORDER BY digest LIMIT ?"),
+      unlinkEverywhere: db.prepare("DELETE FROM repository_blobs WHERE digest = ?"),
+      blobUsage: db
+        .prepare(
+          `SELECT ifnull(sum(size), 0) FROM blobs WHERE digest IN (
+           SELECT rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+           WHERE r.name IN (SELECT value FROM json_each(?)))`,
+        )
+        .pluck(),
+      linkedInAny: db
+        .prepare(
+          `SELECT 1 FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id
+         WHERE rb.digest = ? AND r.name IN (SELECT value FROM json_each(?)) LIMIT 1`,
+        )
+        .pluck(),
       unlinkBlob: db.prepare(`DELETE FROM repository_blobs WHERE repository_id = ${repositoryId} AND digest = ?`),
       // A repository is listed while it holds a manifest: once its last one is deleted it is gone from
       // the catalog (its blob links stay for a re-push, until garbage collection).
@@ -247,13 +353,39 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.#q.storedBlob.get(digest) as { size: number } | undefined;
   }
 
-  async linkBlob(repository: string, digest: Digest, size: number): Promise<void> {
+  #deleting(digest: Digest): boolean {
+    const deletingAt = this.#q.blobDeleting.get(digest) as number | null | undefined;
+    return deletingAt !== undefined && deletingAt !== null;
+  }
+
+  // Writes that read first take the write lock first (BEGIN IMMEDIATE): with another process (an admin
+  // command) writing too, a deferred transaction could not upgrade its read snapshot and would fail.
+  async linkBlob(repository: string, digest: Digest, size: number, writer?: string): Promise<boolean> {
     const now = Date.now();
-    this.#db.transaction(() => {
-      const id = this.#ensureRepository(repository);
-      this.#q.insertBlob.run(digest, size, now);
-      this.#q.linkBlob.run(id, digest, now);
-    })();
+    return this.#db
+      .transaction((): boolean => {
+        if (this.#deleting(digest)) return false;
+        const id = this.#ensureRepository(repository);
+        this.#q.insertBlob.run(digest, size, now);
+        this.#q.linkBlob.run(id, digest, now);
+        if (writer !== undefined) this.#q.releaseWrite.run(digest, writer);
+        return true;
+      })
+      .immediate();
+  }
+
+  async reserveBlobWrite(digest: Digest, writer: string): Promise<boolean> {
+    return this.#db
+      .transaction((): boolean => {
+        if (this.#deleting(digest)) return false;
+        this.#q.reserveWrite.run(digest, writer, Date.now());
+        return true;
+      })
+      .immediate();
+  }
+
+  async releaseBlobWrite(digest: Digest, writer: string): Promise<void> {
+    this.#q.releaseWrite.run(digest, writer);
   }
 
   async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
@@ -269,10 +401,10 @@ export class SqliteMetadataStore implements MetadataStore {
     return { items: names.slice(0, limit), more: names.length > limit };
   }
 
-  async putManifest(repository: string, manifest: ManifestToStore, tags: string[]): Promise<MissingReference[]> {
+  async putManifest(repository: string, manifest: ManifestToStore, tags: string[], rules: TagRules = {}): Promise<MissingReference[]> {
     const { summary } = manifest;
     const now = Date.now();
-    return this.#db.transaction((): MissingReference[] => {
+    const put = this.#db.transaction((): MissingReference[] => {
       // A rejected manifest must not create its repository (it would then be listed and have tags/list).
       const existing = this.#q.repositoryId.get(repository) as number | undefined;
       const missing: MissingReference[] = [];
@@ -287,6 +419,13 @@ export class SqliteMetadataStore implements MetadataStore {
         }
       }
       if (missing.length > 0) return missing;
+      if (existing !== undefined && rules.immutable) {
+        for (const tag of tags) {
+          const current = this.#q.tagTarget.get(existing, tag) as string | undefined;
+          const rule = current !== undefined && current !== manifest.digest ? rules.immutable(tag) : undefined;
+          if (rule !== undefined) throw new ImmutableTagError(tag, rule);
+        }
+      }
       const id = existing ?? this.#ensureRepository(repository);
       this.#q.insertManifest.run(
         id,
@@ -302,7 +441,8 @@ export class SqliteMetadataStore implements MetadataStore {
       for (const child of summary.manifests) this.#q.insertReference.run(id, manifest.digest, child.digest, "manifest");
       for (const tag of tags) this.#q.upsertTag.run(id, tag, manifest.digest, now);
       return [];
-    })();
+    });
+    return put.immediate();
   }
 
   async getManifest(repository: string, reference: string): Promise<StoredManifest | undefined> {
@@ -310,13 +450,44 @@ export class SqliteMetadataStore implements MetadataStore {
     return query.get(repository, reference) as StoredManifest | undefined;
   }
 
-  async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
-    // Tags and references go with it through ON DELETE CASCADE.
-    return this.#q.deleteManifest.run(repository, digest).changes > 0;
+  async deleteManifest(repository: string, digest: Digest, rules: TagRules = {}): Promise<boolean> {
+    return this.#db
+      .transaction((): boolean => {
+        if (rules.immutable) {
+          for (const tag of this.#q.tagsOf.all(repository, digest) as string[]) {
+            const rule = rules.immutable(tag);
+            if (rule !== undefined) throw new ImmutableTagError(tag, rule);
+          }
+        }
+        // Tags and references go with it through ON DELETE CASCADE.
+        return this.#q.deleteManifest.run(repository, digest).changes > 0;
+      })
+      .immediate();
   }
 
-  async deleteTag(repository: string, tag: string): Promise<boolean> {
-    return this.#q.deleteTag.run(repository, tag).changes > 0;
+  async deleteTag(repository: string, tag: string, rules: TagRules = {}): Promise<boolean> {
+    const rule = rules.immutable?.(tag);
+    return this.#db
+      .transaction((): boolean => {
+        // Refused only when there is such a tag: deleting an absent one stays a plain 404.
+        const id = this.#q.repositoryId.get(repository) as number | undefined;
+        if (rule !== undefined && id !== undefined && this.#q.tagTarget.get(id, tag) !== undefined) {
+          throw new ImmutableTagError(tag, rule);
+        }
+        return this.#q.deleteTag.run(repository, tag).changes > 0;
+      })
+      .immediate();
+  }
+
+  async tagDetails(repository: string): Promise<TagDetail[]> {
+    const rows = this.#q.tagDetails.all(repository) as (TagDetail & { pulledAt: number | null })[];
+    return rows.map(({ pulledAt, ...row }) => (pulledAt === null ? row : { ...row, pulledAt }));
+  }
+
+  async recordPulls(pulls: Pull[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const pull of pulls) this.#q.recordPull.run(pull.at, pull.repository, pull.digest);
+    })();
   }
 
   async listTags(repository: string, limit: number, after = ""): Promise<Page<string> | undefined> {
@@ -365,12 +536,97 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.#q.staleUploads.all(idleBefore, createdBefore) as UploadSession[];
   }
 
+  async sweep(request: SweepRequest): Promise<SweepResult> {
+    const q = this.#q;
+    const run = (): SweepResult => {
+      const result: SweepResult = { tags: [], manifests: [], links: [], repositories: [], blobs: [] };
+      for (const d of request.tagDeletions ?? []) {
+        if (q.deleteTagIf.run(d.repository, d.tag, d.digest, d.pushedAt).changes > 0)
+          result.tags.push({ repository: d.repository, tag: d.tag });
+      }
+      // Untagged manifests, until none is left: deleting an index frees its children, a subject its referrers.
+      const cutoffs = request.untaggedCutoffs ?? {};
+      if (request.untaggedCutoff !== undefined || Object.keys(cutoffs).length > 0) {
+        for (;;) {
+          type Candidate = { repository: string; id: number; digest: Digest; size: number; createdAt: number };
+          const garbage = (q.untaggedManifests.all() as Candidate[]).filter((m) => {
+            const cutoff = cutoffs[m.repository] ?? request.untaggedCutoff;
+            return cutoff !== undefined && m.createdAt < cutoff;
+          });
+          if (garbage.length === 0) break;
+          for (const m of garbage) {
+            q.deleteManifestById.run(m.id, m.digest);
+            result.manifests.push({ repository: m.repository, digest: m.digest, size: m.size });
+          }
+        }
+      }
+      for (const link of q.staleLinks.all(request.linkCutoff) as { repository: string; id: number; digest: Digest }[]) {
+        q.deleteLink.run(link.id, link.digest);
+        result.links.push({ repository: link.repository, digest: link.digest });
+      }
+      for (const repo of q.emptyRepositories.all() as { id: number; name: string }[]) {
+        q.deleteRepository.run(repo.id);
+        result.repositories.push(repo.name);
+      }
+      for (const digest of q.abandonedWrites.all(request.writeCutoff) as Digest[]) {
+        if (q.tombstone.run(digest, request.now, request.now).changes > 0) result.blobs.push({ digest, size: 0 });
+      }
+      q.deleteAbandonedWrites.run(request.writeCutoff);
+      const limit = request.dryRun ? -1 : request.markLimit;
+      for (const blob of q.unreferencedBlobs.all(limit) as BlobRecord[]) {
+        q.markDeleting.run(request.now, blob.digest);
+        result.blobs.push(blob);
+      }
+      if (request.dryRun) throw new DryRun(result);
+      return result;
+    };
+    try {
+      return this.#db.transaction(run).immediate();
+    } catch (error) {
+      if (error instanceof DryRun) return error.result;
+      throw error;
+    }
+  }
+
+  async blobsBeingDeleted(limit: number): Promise<BlobRecord[]> {
+    return this.#q.blobsBeingDeleted.all(limit) as BlobRecord[];
+  }
+
+  async forgetBlobs(digests: Digest[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const digest of digests) this.#q.forgetBlob.run(digest);
+    })();
+  }
+
+  async listBlobs(limit: number, after = ""): Promise<BlobRecord[]> {
+    return this.#q.listBlobs.all(after, limit) as BlobRecord[];
+  }
+
+  async unlinkEverywhere(digest: Digest): Promise<number> {
+    return this.#q.unlinkEverywhere.run(digest).changes;
+  }
+
+  async blobUsage(repositories: string[]): Promise<number> {
+    return this.#q.blobUsage.get(JSON.stringify(repositories)) as number;
+  }
+
+  async linkedInAny(repositories: string[], digest: Digest): Promise<boolean> {
+    return this.#q.linkedInAny.get(digest, JSON.stringify(repositories)) !== undefined;
+  }
+
   async ping(): Promise<void> {
     this.#db.prepare("SELECT 1").get();
   }
 
   async close(): Promise<void> {
     this.#db.close();
+  }
+}
+
+/** Thrown to roll a dry run's transaction back, carrying what it would have done. */
+class DryRun extends Error {
+  constructor(readonly result: SweepResult) {
+    super("dry run");
   }
 }
 

@@ -42,6 +42,75 @@ export interface MissingReference {
   kind: "blob" | "manifest";
 }
 
+/** Tag rules the store enforces inside its transactions. */
+export interface TagRules {
+  /** Names the rule that makes `tag` immutable, or undefined. */
+  immutable?(tag: string): string | undefined;
+}
+
+/** A manifest PUT or delete that would move or remove an immutable tag. */
+export class ImmutableTagError extends Error {
+  constructor(
+    readonly tag: string,
+    readonly rule: string,
+  ) {
+    super(`tag ${JSON.stringify(tag)} is immutable (rule ${rule})`);
+  }
+}
+
+export interface TagDetail {
+  tag: string;
+  digest: Digest;
+  /** When the tag was last pointed at its manifest (ms since epoch). */
+  pushedAt: number;
+  /** When its manifest was last pulled, if ever tracked. */
+  pulledAt?: number;
+}
+
+export interface Pull {
+  repository: string;
+  digest: Digest;
+  at: number;
+}
+
+export interface BlobRecord {
+  digest: Digest;
+  size: number;
+}
+
+export interface SweepRequest {
+  now: number;
+  dryRun: boolean;
+  /** Blob links created before this, which no manifest of their repository references, are dropped. */
+  linkCutoff: number;
+  /** Untagged manifests created before this are garbage (unless kept as below); undefined: none. */
+  untaggedCutoff?: number;
+  /** Per repository, overriding untaggedCutoff (retention policies' delete-untagged-after). */
+  untaggedCutoffs?: Record<string, number>;
+  /** Tags to delete (retention), each only if it still points where it did when chosen. */
+  tagDeletions?: TagDeletion[];
+  /** Write reservations older than this are abandoned (their writer died). */
+  writeCutoff: number;
+  /** At most this many blobs are marked per call (ignored by a dry run, which reports all). */
+  markLimit: number;
+}
+
+export interface TagDeletion {
+  repository: string;
+  tag: string;
+  digest: Digest;
+  pushedAt: number;
+}
+
+export interface SweepResult {
+  tags: { repository: string; tag: string }[];
+  manifests: { repository: string; digest: Digest; size: number }[];
+  links: { repository: string; digest: Digest }[];
+  repositories: string[];
+  /** Blobs now marked as being deleted: their bytes are to be removed from storage. */
+  blobs: BlobRecord[];
+}
+
 /**
  * Registry metadata: repositories, blob links, manifests, tags, referrers, upload sessions.
  * Every query the registry makes goes through this interface, so a PostgreSQL implementation can
@@ -52,8 +121,19 @@ export interface MetadataStore {
   linkedBlob(repository: string, digest: Digest): Promise<{ size: number } | undefined>;
   /** A verified blob linked in at least one repository, with its size (an automatic cross-mount's source). */
   storedBlob(digest: Digest): Promise<{ size: number } | undefined>;
-  /** Records a verified blob and makes it readable in `repository`. */
-  linkBlob(repository: string, digest: Digest, size: number): Promise<void>;
+  /**
+   * Records a verified blob and makes it readable in `repository` (a new link, or a refreshed one: its
+   * grace period starts again), releasing the write reservation `writer` took. False, and nothing
+   * written, when the collector is deleting the blob.
+   */
+  linkBlob(repository: string, digest: Digest, size: number, writer?: string): Promise<boolean>;
+  /**
+   * Reserves `digest` for an upload about to commit its bytes to storage, so the collector leaves the
+   * blob alone until {@link linkBlob} (or {@link releaseBlobWrite}). False when the collector is deleting
+   * the blob right now: the caller waits for it to finish, then writes the bytes anew.
+   */
+  reserveBlobWrite(digest: Digest, writer: string): Promise<boolean>;
+  releaseBlobWrite(digest: Digest, writer: string): Promise<void>;
   /** Makes a blob no longer readable in `repository`; false when it was not linked. */
   unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
 
@@ -65,12 +145,16 @@ export interface MetadataStore {
    * Stores a manifest and points `tags` at it, atomically. When a referenced blob or child manifest
    * is not in the repository nothing is written and the missing references are returned.
    */
-  putManifest(repository: string, manifest: ManifestToStore, tags: string[]): Promise<MissingReference[]>;
+  putManifest(repository: string, manifest: ManifestToStore, tags: string[], rules?: TagRules): Promise<MissingReference[]>;
   /** By tag or by digest. */
   getManifest(repository: string, reference: string): Promise<StoredManifest | undefined>;
   /** Deletes a manifest and every tag pointing at it; false when absent. */
-  deleteManifest(repository: string, digest: Digest): Promise<boolean>;
-  deleteTag(repository: string, tag: string): Promise<boolean>;
+  deleteManifest(repository: string, digest: Digest, rules?: TagRules): Promise<boolean>;
+  deleteTag(repository: string, tag: string, rules?: TagRules): Promise<boolean>;
+  /** Every tag of `repository` with when it was pushed and when its manifest was last pulled. */
+  tagDetails(repository: string): Promise<TagDetail[]>;
+  /** Records when manifests were last pulled, in one write (callers batch pulls). */
+  recordPulls(pulls: Pull[]): Promise<void>;
   /** Tags in ASCII order after `after`; undefined when the repository does not exist. */
   listTags(repository: string, limit: number, after?: string): Promise<Page<string> | undefined>;
   /** Manifests in `repository` whose subject is `subject`, optionally of one artifact type. */
@@ -84,6 +168,26 @@ export interface MetadataStore {
   deleteUpload(id: string): Promise<void>;
   /** Sessions last active before `idleBefore` or created before `createdBefore` (ms since epoch). */
   staleUploads(idleBefore: number, createdBefore?: number): Promise<UploadSession[]>;
+
+  /**
+   * One step of garbage collection, in one transaction (see lifecycle/collector.ts): deletes the tags
+   * and manifests the request names as garbage, unlinks stale blob links, forgets empty repositories,
+   * and marks unreferenced blobs as being deleted (they are then invisible and cannot be linked or
+   * reserved) until {@link forgetBlob}. A dry run computes the same and writes nothing.
+   */
+  sweep(request: SweepRequest): Promise<SweepResult>;
+  /** Blobs marked as being deleted (by this or an earlier, interrupted, collection). */
+  blobsBeingDeleted(limit: number): Promise<BlobRecord[]>;
+  /** Drops blobs marked as being deleted, once their bytes are gone from storage (one transaction). */
+  forgetBlobs(digests: Digest[]): Promise<void>;
+  /** Every blob known (not being deleted), in digest order after `after`. */
+  listBlobs(limit: number, after?: Digest): Promise<BlobRecord[]>;
+  /** Makes a blob unreadable everywhere (its links go) so that clients upload it again; manifests stay. */
+  unlinkEverywhere(digest: Digest): Promise<number>;
+  /** Bytes of the distinct blobs linked in these repositories (a blob shared by several counts once). */
+  blobUsage(repositories: string[]): Promise<number>;
+  /** Whether `digest` is linked in any of these repositories. */
+  linkedInAny(repositories: string[], digest: Digest): Promise<boolean>;
 
   ping(): Promise<void>;
   close(): Promise<void>;

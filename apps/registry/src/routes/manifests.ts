@@ -10,6 +10,8 @@ import {
 } from "@minato/oci";
 import { errorEntry, RegistryError } from "../errors.js";
 import { type Ctx, type RegistryDeps, readBody, requireDigest } from "../http.js";
+import { tagRules } from "../lifecycle/policy.js";
+import { ImmutableTagError } from "../metadata/store.js";
 
 /** distribution-spec end-7b: at least 10 tags per request SHOULD be accepted; past this, 414. */
 const MAX_TAGS_PER_PUSH = 100;
@@ -66,6 +68,7 @@ export async function getManifest(c: Ctx, deps: RegistryDeps, name: string, refe
     ETag: `"${manifest.digest}"`,
   };
   if (head) return c.body(null, 200, headers);
+  deps.pulls?.record(name, manifest.digest);
   return c.body(manifest.content as Uint8Array<ArrayBuffer>, 200, headers);
 }
 
@@ -101,7 +104,10 @@ export async function putManifest(c: Ctx, deps: RegistryDeps, name: string, refe
   const tags = target.kind === "tag" ? [target.tag] : [...new Set(extraTags)];
 
   await checkDescriptorSizes(deps, name, summary);
-  const missing = await deps.metadata.putManifest(name, { digest, mediaType: summary.mediaType, content, summary }, tags);
+  const rules = deps.policy ? tagRules(deps.policy, name) : {};
+  const missing = await refuseImmutable(() =>
+    deps.metadata.putManifest(name, { digest, mediaType: summary.mediaType, content, summary }, tags, rules),
+  );
   if (missing.length > 0) {
     throw RegistryError.many(
       400,
@@ -150,8 +156,20 @@ export async function deleteManifest(c: Ctx, deps: RegistryDeps, name: string, r
   if (!deps.options.deletesEnabled) throw new RegistryError(405, "UNSUPPORTED", undefined, "deletes are disabled");
   const target = parseReference(reference);
   if (!(await deps.metadata.repositoryExists(name))) throw new RegistryError(404, "NAME_UNKNOWN", { name });
-  const deleted =
-    target.kind === "digest" ? await deps.metadata.deleteManifest(name, target.digest) : await deps.metadata.deleteTag(name, target.tag);
+  const rules = deps.policy ? tagRules(deps.policy, name) : {};
+  const deleted = await refuseImmutable(() =>
+    target.kind === "digest" ? deps.metadata.deleteManifest(name, target.digest, rules) : deps.metadata.deleteTag(name, target.tag, rules),
+  );
   if (!deleted) throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference });
   return c.body(null, 202, { "Content-Length": "0" });
+}
+
+/** An immutable tag that a PUT would move or a DELETE remove: 403 DENIED naming the rule. */
+async function refuseImmutable<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof ImmutableTagError) throw new RegistryError(403, "DENIED", { tag: error.tag, rule: error.rule }, error.message);
+    throw error;
+  }
 }

@@ -5,6 +5,8 @@ import { assertUploadId, DigestMismatchError, UploadNotFoundError, UploadOffsetE
 import { clientAddress } from "../auth/request.js";
 import { RegistryError } from "../errors.js";
 import { type Ctx, hasBody, type RegistryDeps, requireDigest } from "../http.js";
+import { quotasFor } from "../lifecycle/policy.js";
+import { enforceQuota } from "../lifecycle/quota.js";
 import type { UploadSession } from "../metadata/store.js";
 
 const CONTENT_RANGE = /^(\d+)-(\d+)$/;
@@ -109,19 +111,46 @@ async function appendBody(c: Ctx, deps: RegistryDeps, name: string, id: string):
 
 /** Verifies and publishes a session's bytes; a digest mismatch discards the session (nothing is stored). */
 async function complete(c: Ctx, deps: RegistryDeps, name: string, id: string, digest: Digest): Promise<Response> {
+  // The final PUT is where a quota is enforced at the latest: the size is known, nothing is stored yet.
+  if (deps.policy && quotasFor(deps.policy, name).length > 0) {
+    await enforceQuota(deps.metadata, deps.policy, name, digest, (await deps.storage.uploadSize(id)) ?? 0);
+  }
+  await reserveBlobWrite(deps, digest, id);
   let size: number;
   try {
     ({ size } = await deps.storage.commit(id, digest));
   } catch (error) {
+    await deps.metadata.releaseBlobWrite(digest, id);
     if (error instanceof DigestMismatchError) {
       await discard(deps, id);
       throw new RegistryError(400, "DIGEST_INVALID", { expected: error.expected, actual: error.actual });
     }
     throw error;
   }
-  await deps.metadata.linkBlob(name, digest, size);
+  // Cannot be refused: the reservation kept the collector from marking the blob.
+  if (!(await deps.metadata.linkBlob(name, digest, size, id))) throw new Error(`blob ${digest} was collected while reserved`);
   await deps.metadata.deleteUpload(id);
   return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
+}
+
+/** How long an upload waits for the collector to finish deleting the same blob before giving up. */
+const COLLECTION_WAIT_MS = 30_000;
+
+/**
+ * Reserves the digest so the collector leaves the blob alone while its bytes are committed. When the
+ * collector is deleting that very blob, waits for the deletion to finish (then the bytes are written
+ * anew); after COLLECTION_WAIT_MS the client is told to retry, its session intact.
+ */
+async function reserveBlobWrite(deps: RegistryDeps, digest: Digest, id: string): Promise<void> {
+  const deadline = Date.now() + COLLECTION_WAIT_MS;
+  while (!(await deps.metadata.reserveBlobWrite(digest, id))) {
+    if (Date.now() > deadline) {
+      throw new RegistryError(503, "BLOB_UPLOAD_INVALID", { digest }, "blob is being garbage-collected; retry the upload", {
+        "Retry-After": "1",
+      });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
 }
 
 async function discard(deps: RegistryDeps, id: string): Promise<void> {
@@ -186,8 +215,9 @@ export async function startUpload(c: Ctx, deps: RegistryDeps, name: string): Pro
     const digest = requireDigest(mount);
     const from = c.req.query("from");
     const source = from === undefined ? await automaticMountSource(c, deps, digest) : await explicitMountSource(c, deps, from, digest);
-    if (source) {
-      await deps.metadata.linkBlob(name, digest, source.size);
+    if (source) await enforceQuota(deps.metadata, deps.policy, name, digest, source.size);
+    // Refused when the collector started deleting the blob meanwhile: then it is uploaded instead.
+    if (source && (await deps.metadata.linkBlob(name, digest, source.size))) {
       return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
     }
     // Not mountable: fall back to a fresh session (distribution-spec "Mounting a blob": 202).
@@ -201,6 +231,9 @@ export async function startUpload(c: Ctx, deps: RegistryDeps, name: string): Pro
   const digestParam = c.req.query("digest");
   if (digestParam !== undefined) {
     const digest = requireDigest(digestParam);
+    // A quota refuses before the client sends the bytes when it announces their length.
+    const length = c.req.header("content-length");
+    if (length !== undefined && /^\d+$/.test(length)) await enforceQuota(deps.metadata, deps.policy, name, digest, Number(length));
     const id = await openSession(c, deps, name);
     try {
       await appendBody(c, deps, name, id);
