@@ -4,16 +4,7 @@ import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { s3TestClient } from "../../../libs/storage/test/s3-server.js";
 import { lifecycleCommand } from "../src/lifecycle/admin-cli.js";
-import {
-  bytes,
-  call,
-  headStatus,
-  type PushedImage,
-  pushBlob,
-  pushImage,
-  startTestRegistry,
-  type TestRegistry,
-} from "./harness.js";
+import { bytes, call, headStatus, type PushedImage, pushBlob, pushImage, startTestRegistry, type TestRegistry } from "./harness.js";
 
 /** Where either store keeps a blob, relative to its root (libs/storage: filesystem.ts, s3.ts). */
 function blobPath(digest: string): string {
