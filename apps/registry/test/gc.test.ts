@@ -1,4 +1,6 @@
-import { MediaType } from "@minato/oci";
+import { randomUUID } from "node:crypto";
+import { Readable } from "node:stream";
+import { digestOf, MediaType } from "@minato/oci";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { lifecycleCommand } from "../src/lifecycle/admin-cli.js";
 import { collectGarbage } from "../src/lifecycle/collector.js";
@@ -211,6 +213,30 @@ describe("garbage collection", () => {
     await pushManifest(registry, "gc/race", "v1", manifest);
     const pulled = await call(registry, "GET", `/v2/gc/race/blobs/${digest}`);
     expect((await bytes(pulled)).equals(data)).toBe(true);
+  });
+
+  it("deletes bytes in storage that the metadata knows nothing of, once older than the grace period", async () => {
+    // As a process that died between writing a blob and recording it would leave them.
+    const orphan = randomBlob(3000);
+    const id = randomUUID();
+    const storage = registry.deps.storage;
+    await storage.createUpload(id);
+    await storage.append(id, 0, Readable.from([orphan]));
+    const { digest } = await storage.commit(id, digestOf(orphan));
+    const live = await pushImage(registry, "gc/orphans", { tag: "v1" });
+
+    expect(await gc("--grace", "1h")).toMatch(/^gc: 0 blobs/m);
+    const dry = await gc("--grace", "0", "--dry-run");
+    expect(dry).toContain(`would delete blob ${digest} (3000 bytes)`);
+    expect(dry).toMatch(/^gc \(dry run\): 1 blobs, 3000 bytes would be freed/m);
+    expect(await storage.stat(digest)).toEqual({ size: 3000 });
+    expect(await gc("--grace", "0")).toMatch(/^gc: 1 blobs, 3000 bytes freed/m);
+    expect(await storage.stat(digest)).toBeUndefined();
+    expect(await storage.stat(live.config.digest)).toBeDefined();
+    // Gone from the database too: the same bytes pushed later are a normal blob.
+    await pushBlob(registry, "gc/orphans", orphan);
+    expect(await gc("--grace", "1h")).toMatch(/^gc: 0 blobs/m);
+    expect(await storage.stat(digest)).toEqual({ size: 3000 });
   });
 
   it("cancels upload sessions past the upload TTL, and not younger ones", async () => {

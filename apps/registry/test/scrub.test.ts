@@ -1,32 +1,37 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { s3TestClient } from "../../../libs/storage/test/s3-server.js";
 import { lifecycleCommand } from "../src/lifecycle/admin-cli.js";
-import {
-  bytes,
-  call,
-  headStatus,
-  type PushedImage,
-  pushBlob,
-  pushImage,
-  startTestRegistry,
-  TEST_STORAGE,
-  type TestRegistry,
-} from "./harness.js";
+import { bytes, call, headStatus, type PushedImage, pushBlob, pushImage, startTestRegistry, type TestRegistry } from "./harness.js";
 
-/** Where the filesystem store keeps a blob (as libs/storage/src/filesystem.ts lays it out). */
-function blobFile(dataDir: string, digest: string): string {
+/** Where either store keeps a blob, relative to its root (libs/storage: filesystem.ts, s3.ts). */
+function blobPath(digest: string): string {
   const [algorithm, hex] = digest.split(":") as [string, string];
-  return join(dataDir, "blobs", algorithm, hex.slice(0, 2), hex);
+  return join("blobs", algorithm, hex.slice(0, 2), hex);
 }
 
-// The test corrupts a blob file on disk; with S3 storage (the suite's S3 run) there is no file to corrupt.
-describe.skipIf(TEST_STORAGE !== "filesystem")("scrub", () => {
+/** Overwrites a stored blob behind the registry's back: the file on disk, or the object in the bucket. */
+async function corrupt(registry: TestRegistry, digest: string, bytes: Buffer): Promise<void> {
+  const config = registry.storage.config;
+  if (config?.driver !== "s3") return writeFile(join(registry.dataDir, blobPath(digest)), bytes);
+  const client = s3TestClient(inject("minatoS3Endpoint"));
+  try {
+    await client.send(new PutObjectCommand({ Bucket: config.s3.bucket, Key: `${config.s3.prefix}/${blobPath(digest)}`, Body: bytes }));
+  } finally {
+    client.destroy();
+  }
+}
+
+describe("scrub", () => {
   let registry: TestRegistry;
   let image: PushedImage;
   const scrub = async (...args: string[]): Promise<{ status: number; output: string }> => {
     const lines: string[] = [];
-    const status = await lifecycleCommand("scrub", ["--data", registry.dataDir, ...args], (line) => lines.push(line));
+    const status = await lifecycleCommand("scrub", ["--data", registry.dataDir, ...registry.storage.args, ...args], (line) =>
+      lines.push(line),
+    );
     return { status, output: lines.join("\n") };
   };
 
@@ -40,10 +45,9 @@ describe.skipIf(TEST_STORAGE !== "filesystem")("scrub", () => {
     expect(await scrub()).toEqual({ status: 0, output: "scrub: 3 blobs checked, 0 corrupt, 0 missing" });
 
     const [corrupted, lost] = image.layers as [PushedImage["layers"][0], PushedImage["layers"][0]];
-    const file = blobFile(registry.dataDir, corrupted.digest);
-    const damaged = Buffer.from(await readFile(file));
+    const damaged = Buffer.from(image.layerData[0] as Buffer);
     damaged[0] = (damaged[0] as number) ^ 0xff;
-    await writeFile(file, damaged);
+    await corrupt(registry, corrupted.digest, damaged);
     await registry.deps.storage.delete(lost.digest);
 
     const found = await scrub();

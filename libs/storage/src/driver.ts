@@ -11,6 +11,14 @@ export interface BlobStat {
   size: number;
 }
 
+/** A committed blob as a listing sees it. */
+export interface StoredBlob {
+  digest: Digest;
+  size: number;
+  /** When it was written (ms since epoch). */
+  modifiedAt: number;
+}
+
 export interface CommitResult {
   digest: Digest;
   size: number;
@@ -31,6 +39,8 @@ export interface BlobStore {
   read(digest: Digest, range?: ByteRange): Promise<Readable>;
   /** Removes a committed blob; false when it was not stored. */
   delete(digest: Digest): Promise<boolean>;
+  /** Every committed blob, in no particular order (for garbage collection and scrub). */
+  list(): AsyncIterable<StoredBlob>;
 
   /** Starts an empty upload session. `id` is chosen by the caller and is a UUID. */
   createUpload(id: string): Promise<void>;

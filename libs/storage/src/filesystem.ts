@@ -3,7 +3,7 @@ import { mkdir, open, readdir, rename, rm, stat, unlink } from "node:fs/promises
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { type Digest, type DigestAlgorithm, Digester, parseDigest } from "@minato/oci";
+import { type Digest, type DigestAlgorithm, Digester, isDigest, parseDigest } from "@minato/oci";
 import {
   assertUploadId,
   BlobNotFoundError,
@@ -12,6 +12,7 @@ import {
   type ByteRange,
   type CommitResult,
   DigestMismatchError,
+  type StoredBlob,
   UploadNotFoundError,
   UploadOffsetError,
   UploadTooLargeError,
@@ -91,6 +92,19 @@ export class FilesystemBlobStore implements BlobStore {
     } catch (error) {
       if (isMissing(error)) return false;
       throw error;
+    }
+  }
+
+  async *list(): AsyncIterable<StoredBlob> {
+    for (const algorithm of await readdir(this.#blobs).catch(() => [] as string[])) {
+      for (const prefix of await readdir(join(this.#blobs, algorithm)).catch(() => [] as string[])) {
+        for (const encoded of await readdir(join(this.#blobs, algorithm, prefix)).catch(() => [] as string[])) {
+          const digest = `${algorithm}:${encoded}`;
+          if (!isDigest(digest)) continue;
+          const info = await stat(join(this.#blobs, algorithm, prefix, encoded)).catch(() => undefined);
+          if (info?.isFile()) yield { digest, size: info.size, modifiedAt: info.mtimeMs };
+        }
+      }
     }
   }
 

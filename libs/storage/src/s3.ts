@@ -15,7 +15,7 @@ import {
   UploadPartCopyCommand,
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
-import { type Digest, type DigestAlgorithm, Digester, parseDigest } from "@minato/oci";
+import { type Digest, type DigestAlgorithm, Digester, isDigest, parseDigest } from "@minato/oci";
 import {
   assertUploadId,
   BlobNotFoundError,
@@ -25,6 +25,7 @@ import {
   type CommitResult,
   DigestMismatchError,
   StorageError,
+  type StoredBlob,
   UploadNotFoundError,
   UploadOffsetError,
   UploadTooLargeError,
@@ -847,6 +848,23 @@ export class S3BlobStore implements BlobStore {
       const state = this.#sessions.get(id)?.state ?? (await this.#loadState(id))?.state;
       await this.#discard(id, state);
     });
+  }
+
+  async *list(): AsyncIterable<StoredBlob> {
+    const prefix = this.#key("blobs/");
+    let token: string | undefined;
+    do {
+      const page = await this.#call("ListObjectsV2", prefix, () =>
+        this.#client.send(new ListObjectsV2Command({ Bucket: this.#bucket, Prefix: prefix, ContinuationToken: token })),
+      );
+      for (const object of page.Contents ?? []) {
+        // blobs/<algorithm>/<xx>/<encoded>
+        const [algorithm, , encoded] = (object.Key ?? "").slice(prefix.length).split("/");
+        const digest = `${algorithm}:${encoded}`;
+        if (isDigest(digest)) yield { digest, size: object.Size ?? 0, modifiedAt: object.LastModified?.getTime() ?? 0 };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   async staleUploads(olderThan: number): Promise<string[]> {

@@ -5,6 +5,7 @@ import {
   BlobNotFoundError,
   type BlobStore,
   DigestMismatchError,
+  type StoredBlob,
   UploadNotFoundError,
   UploadOffsetError,
   UploadTooLargeError,
@@ -87,6 +88,12 @@ async function uploadBlob(store: BlobStore, data: Buffer, pieceSize = 3 * MiB): 
  * The BlobStore contract (libs/storage/src/driver.ts), registered as vitest tests against the
  * driver `setup` makes; each test gets fresh storage.
  */
+async function listAll(store: BlobStore): Promise<StoredBlob[]> {
+  const blobs: StoredBlob[] = [];
+  for await (const blob of store.list()) blobs.push(blob);
+  return blobs.sort((a, b) => (a.digest < b.digest ? -1 : 1));
+}
+
 export function blobStoreContract(name: string, setup: () => Promise<ContractTarget>): void {
   describe(`BlobStore contract: ${name}`, () => {
     let target: ContractTarget;
@@ -151,6 +158,32 @@ export function blobStoreContract(name: string, setup: () => Promise<ContractTar
       expect(await store.delete(digest)).toBe(true);
       expect(await store.stat(digest)).toBeUndefined();
       expect(await store.delete(digest)).toBe(false);
+    });
+
+    it("lists committed blobs (not upload sessions) with their sizes and write times", async () => {
+      const before = Date.now() - 60_000;
+      expect(await listAll(store)).toEqual([]);
+      const small = randomBytes(10);
+      const large = randomBytes(CONTRACT_PART_SIZE + 1);
+      const digests = [await uploadBlob(store, small), await uploadBlob(store, large)];
+      const other = randomUUID();
+      await store.createUpload(other);
+      await store.append(other, 0, body(small));
+      const { digest: sha512Digest } = await store.commit(other, sha512(small));
+      const session = randomUUID();
+      await store.createUpload(session);
+      await store.append(session, 0, body(randomBytes(100)));
+      const listed = await listAll(store);
+      expect(listed.map((b) => [b.digest, b.size])).toEqual(
+        [
+          [digests[0], 10],
+          [digests[1], large.byteLength],
+          [sha512Digest, 10],
+        ].sort(),
+      );
+      for (const blob of listed) expect(blob.modifiedAt).toBeGreaterThan(before);
+      await store.delete(digests[0] as Digest);
+      expect((await listAll(store)).map((b) => b.digest)).toEqual([digests[1], sha512Digest].sort());
     });
 
     it("refuses an append at any offset but the session's size", async () => {

@@ -95,8 +95,30 @@ export async function collectGarbage(deps: CollectorDeps, options: CollectOption
     await deleteBlobs(deps, result.blobs, report);
     if (result.blobs.length < MARK_BATCH) break;
   }
+  await collectOrphans(deps, options, now, report);
   if (options.dryRun) report.bytesFreed = report.blobs.reduce((sum, b) => sum + b.size, 0);
   return report;
+}
+
+/**
+ * Bytes in storage that the metadata knows nothing of (written by a process that died before
+ * recording them, or by an older version), older than the grace period: claimed in the database like
+ * garbage, then deleted.
+ */
+async function collectOrphans(deps: CollectorDeps, options: CollectOptions, now: number, report: CollectReport): Promise<void> {
+  let batch: BlobRecord[] = [];
+  const flush = async () => {
+    const orphans = await deps.metadata.claimOrphans(batch, Date.now(), options.dryRun);
+    batch = [];
+    if (options.dryRun) report.blobs.push(...orphans);
+    else await deleteBlobs(deps, orphans, report);
+  };
+  for await (const stored of deps.storage.list()) {
+    if (stored.modifiedAt >= now - options.graceMs) continue;
+    batch.push({ digest: stored.digest, size: stored.size });
+    if (batch.length === MARK_BATCH) await flush();
+  }
+  if (batch.length > 0) await flush();
 }
 
 async function finishDeletions(deps: CollectorDeps, report: CollectReport): Promise<void> {

@@ -268,7 +268,10 @@ export class SqliteMetadataStore implements MetadataStore {
       abandonedWrites: db.prepare("SELECT DISTINCT digest FROM blob_writes WHERE started_at < ?").pluck(),
       deleteAbandonedWrites: db.prepare("DELETE FROM blob_writes WHERE started_at < ?"),
       // Bytes an upload committed but never linked (its writer died): a row so the collector removes them.
-      tombstone: db.prepare("INSERT INTO blobs (digest, size, created_at, deleting_at) VALUES (?, 0, ?, ?) ON CONFLICT DO NOTHING"),
+      tombstone: db.prepare("INSERT INTO blobs (digest, size, created_at, deleting_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"),
+      known: db
+        .prepare("SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = @digest) OR EXISTS (SELECT 1 FROM blob_writes WHERE digest = @digest)")
+        .pluck(),
       unreferencedBlobs: db.prepare(
         `SELECT b.digest, b.size FROM blobs b WHERE b.deleting_at IS NULL
            AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
@@ -569,7 +572,7 @@ export class SqliteMetadataStore implements MetadataStore {
         result.repositories.push(repo.name);
       }
       for (const digest of q.abandonedWrites.all(request.writeCutoff) as Digest[]) {
-        if (q.tombstone.run(digest, request.now, request.now).changes > 0) result.blobs.push({ digest, size: 0 });
+        if (q.tombstone.run(digest, 0, request.now, request.now).changes > 0) result.blobs.push({ digest, size: 0 });
       }
       q.deleteAbandonedWrites.run(request.writeCutoff);
       const limit = request.dryRun ? -1 : request.markLimit;
@@ -586,6 +589,15 @@ export class SqliteMetadataStore implements MetadataStore {
       if (error instanceof DryRun) return error.result;
       throw error;
     }
+  }
+
+  async claimOrphans(blobs: BlobRecord[], now: number, dryRun: boolean): Promise<BlobRecord[]> {
+    const claim = this.#db.transaction((): BlobRecord[] => {
+      const orphans = blobs.filter((blob) => this.#q.known.get({ digest: blob.digest }) === 0);
+      if (!dryRun) for (const blob of orphans) this.#q.tombstone.run(blob.digest, blob.size, now, now);
+      return orphans;
+    });
+    return claim.immediate();
   }
 
   async blobsBeingDeleted(limit: number): Promise<BlobRecord[]> {

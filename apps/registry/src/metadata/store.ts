@@ -176,6 +176,12 @@ export interface MetadataStore {
    * reserved) until {@link forgetBlob}. A dry run computes the same and writes nothing.
    */
   sweep(request: SweepRequest): Promise<SweepResult>;
+  /**
+   * Of blobs found in storage, those the metadata knows nothing of (no row, no write reservation):
+   * marks them as being deleted, like garbage, so no upload can write them until they are gone. A dry
+   * run only reports them.
+   */
+  claimOrphans(blobs: BlobRecord[], now: number, dryRun: boolean): Promise<BlobRecord[]>;
   /** Blobs marked as being deleted (by this or an earlier, interrupted, collection). */
   blobsBeingDeleted(limit: number): Promise<BlobRecord[]>;
   /** Drops blobs marked as being deleted, once their bytes are gone from storage (one transaction). */
