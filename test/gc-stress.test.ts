@@ -23,7 +23,8 @@ const REPOSITORIES = ["stress/one", "stress/two"];
 const TAGS_PER_WORKER = 3;
 /** Layers every worker draws from, so images share and re-use them across repositories. */
 const POOL = Array.from({ length: 10 }, (_, i) => randomBytes(2048 + i * 1500));
-const COLLECTOR_ARGS = ["--gc-interval", "250ms", "--gc-grace", "0"];
+// The 8 clients stand for 8 machines but share one address; a SIGKILL abandons the sessions in flight.
+const COLLECTOR_ARGS = ["--gc-interval", "250ms", "--gc-grace", "0", "--max-uploads-per-client", "100000"];
 
 interface Manifest {
   body: Buffer;

@@ -134,7 +134,6 @@ export class RegistryProcess {
     this.#child = child;
     const append = (chunk: Buffer) => {
       this.#output = (this.#output + chunk.toString("utf8")).slice(-LOG_TAIL_BYTES);
-      if (process.env.DEBUG_REGISTRY_LOG) for (const l of chunk.toString("utf8").split("\n")) if (/"level":(50|60)/.test(l)) process.stderr.write(`REGLOG ${l}\n`);
     };
     child.stdout?.on("data", append);
     child.stderr?.on("data", append);

@@ -514,13 +514,17 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async createUpload(session: UploadSession, limits: UploadLimits): Promise<"repository" | "client" | undefined> {
-    // Counted and inserted in one transaction, so concurrent requests cannot overshoot a limit.
-    return this.#db.transaction(() => {
-      if ((this.#q.uploadsOfRepository.get(session.repository) as number) >= limits.perRepository) return "repository" as const;
-      if ((this.#q.uploadsOfClient.get(session.client) as number) >= limits.perClient) return "client" as const;
-      this.#q.createUpload.run(session.id, session.repository, session.client, session.createdAt, session.updatedAt);
-      return undefined;
-    })();
+    // Counted and inserted in one transaction, so concurrent requests cannot overshoot a limit. It reads
+    // before it writes, so it takes the write lock first (see linkBlob): with an admin command writing
+    // beside the server, a deferred one would fail with SQLITE_BUSY instead of waiting.
+    return this.#db
+      .transaction(() => {
+        if ((this.#q.uploadsOfRepository.get(session.repository) as number) >= limits.perRepository) return "repository" as const;
+        if ((this.#q.uploadsOfClient.get(session.client) as number) >= limits.perClient) return "client" as const;
+        this.#q.createUpload.run(session.id, session.repository, session.client, session.createdAt, session.updatedAt);
+        return undefined;
+      })
+      .immediate();
   }
 
   async touchUpload(id: string, at: number): Promise<void> {
