@@ -26,6 +26,8 @@ const SYSTEM_PACKAGES = {
     ["conmon", "conmon"],
     // Interactive sessions (`run -it`, `exec -it`) are driven in a real terminal.
     ["tmux", "tmux"],
+    // The registry's web UI is tested in a real browser (driven by playwright-core, never downloaded).
+    ["chromium", "chromium"],
     // Bridge networks and published ports: the CNI plugins (checked by path: they are not on PATH),
     // iptables for their NAT rules, iproute2 for network namespaces and links.
     ["containernetworking-plugins", "/usr/lib/cni/bridge"],

@@ -3,6 +3,7 @@ import type { HttpBindings } from "@hono/node-server";
 import { type Digest, type DigestError, parseDigest } from "@minato/oci";
 import type { BlobStore } from "@minato/storage";
 import type { Context } from "hono";
+import type { PullRecorder } from "./api/pulls.js";
 import type { Authorizer } from "./auth/middleware.js";
 import { RegistryError } from "./errors.js";
 import type { Logger } from "./logger.js";
@@ -28,6 +29,8 @@ export interface RegistryDeps {
   logger: Logger;
   /** Token authentication; undefined when the registry runs without (loopback development). */
   auth?: Authorizer;
+  /** Last-pull times for the browsing API (batched); undefined: pulls are not recorded. */
+  pulls?: PullRecorder;
 }
 
 export type Env = { Bindings: HttpBindings };

@@ -4,6 +4,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
+import { mountBrowsing, PullRecorder } from "./api/index.js";
 import { createApp } from "./app.js";
 import { assertSafeExposure } from "./auth/config.js";
 import { type AuthRuntime, startAuth } from "./auth/index.js";
@@ -46,9 +47,15 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     logger,
     options: { deletesEnabled: config.deletesEnabled, maxManifestBytes: config.maxManifestBytes, maxPageSize: 10_000 },
     ...(auth ? { auth: auth.authorizer } : {}),
+    pulls: new PullRecorder(metadata, logger),
   };
   const app = createApp(deps);
   auth?.mount(app);
+  const browsing = mountBrowsing(app, deps, {
+    dataDir: config.dataDir,
+    tls: Boolean(config.tlsCert && config.tlsKey),
+    ...(auth && config.auth ? { auth: { runtime: auth, config: config.auth } } : {}),
+  });
   app.get("/health", async (c) => {
     const ok =
       (await storage.healthy()) &&
@@ -125,6 +132,8 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
           server.close(() => resolve());
           server.closeIdleConnections();
         });
+        await deps.pulls?.close();
+        browsing.close();
         await metadata.close();
         auth?.close();
         storage.destroy?.();

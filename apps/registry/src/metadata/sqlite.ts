@@ -2,7 +2,21 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Descriptor, Digest } from "@minato/oci";
 import Database from "better-sqlite3";
-import type { ManifestToStore, MetadataStore, MissingReference, Page, StoredManifest, UploadSession } from "./store.js";
+import type {
+  ManifestOverview,
+  ManifestToStore,
+  MetadataStore,
+  MissingReference,
+  Page,
+  PullRecord,
+  RepositoryOverview,
+  RepositorySizes,
+  RepositorySort,
+  StoredManifest,
+  TagOverview,
+  TagSort,
+  UploadSession,
+} from "./store.js";
 
 /** Versioned migrations: index i brings the schema from version i to i + 1. Never edit a shipped one. */
 const MIGRATIONS: string[] = [
@@ -122,6 +136,24 @@ const MIGRATIONS: string[] = [
     revoked_at INTEGER
   ) WITHOUT ROWID;
   `,
+  // 3: browsing (src/api/): when things were last pulled, tags by push time, and web UI sessions.
+  `
+  ALTER TABLE repositories ADD COLUMN last_pulled_at INTEGER;
+  ALTER TABLE manifests ADD COLUMN last_pulled_at INTEGER;
+  ALTER TABLE tags ADD COLUMN last_pulled_at INTEGER;
+  CREATE INDEX tags_by_update ON tags(repository_id, updated_at);
+  -- A browser's login: the cookie holds the id and a secret, of which only the hash is kept.
+  CREATE TABLE browser_sessions (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    access_token_id TEXT REFERENCES access_tokens(id) ON DELETE CASCADE,
+    csrf_token TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX browser_sessions_by_expiry ON browser_sessions(expires_at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -148,6 +180,7 @@ export function openDatabase(path: string): Database.Database {
 export class SqliteMetadataStore implements MetadataStore {
   readonly #db: Database.Database;
   readonly #q;
+  readonly #browse;
 
   constructor(path: string) {
     const db = openDatabase(path);
@@ -196,6 +229,7 @@ export class SqliteMetadataStore implements MetadataStore {
       deleteUpload: db.prepare("DELETE FROM uploads WHERE id = ?"),
       staleUploads: db.prepare("SELECT id, repository, created_at AS createdAt FROM uploads WHERE created_at < ?"),
     };
+    this.#browse = prepareBrowsing(db);
   }
 
   #ensureRepository(name: string): number {
@@ -315,6 +349,88 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.#q.staleUploads.all(before) as UploadSession[];
   }
 
+  // --- Browsing (api/) ---
+
+  async repositoryOverviews(options: { search?: string; sort: RepositorySort; descending: boolean }): Promise<RepositoryOverview[]> {
+    const rows = this.#browse.repositories.all((options.search ?? "").toLowerCase()) as Row[];
+    const list = rows.map((row) => ({
+      name: row.name as string,
+      tagCount: row.tagCount as number,
+      lastPushedAt: latest(row.manifestPushedAt as number | null, row.tagPushedAt as number | null),
+      lastPulledAt: row.lastPulledAt as number | null,
+    }));
+    const key = { name: undefined, pushed: "lastPushedAt", pulled: "lastPulledAt" } as const;
+    const field = key[options.sort];
+    const direction = options.descending ? -1 : 1;
+    return list.sort((a, b) => {
+      if (field) {
+        // Never pushed or pulled sorts last either way.
+        const x = a[field];
+        const y = b[field];
+        if (x !== y) return x === null ? 1 : y === null ? -1 : (x - y) * direction;
+        return a.name < b.name ? -1 : 1;
+      }
+      return (a.name < b.name ? -1 : 1) * direction;
+    });
+  }
+
+  async repositorySizes(repositories: readonly string[]): Promise<Map<string, RepositorySizes>> {
+    const sizes = new Map<string, RepositorySizes>();
+    for (const name of repositories) {
+      const id = this.#q.repositoryId.get(name) as number | undefined;
+      if (id === undefined) continue;
+      const blobs = this.#browse.blobSizes.get({ id }) as { total: number; unique: number };
+      const manifests = this.#browse.manifestBytes.get(id) as number;
+      sizes.set(name, { total: blobs.total + manifests, unique: blobs.unique + manifests });
+    }
+    return sizes;
+  }
+
+  async tagOverviews(
+    repository: string,
+    options: { sort: TagSort; descending: boolean; offset: number; limit: number },
+  ): Promise<{ items: TagOverview[]; total: number } | undefined> {
+    const id = this.#q.repositoryId.get(repository) as number | undefined;
+    if (id === undefined) return undefined;
+    const query = this.#browse.tags[`${options.sort}:${options.descending ? "desc" : "asc"}`];
+    const items = query.all(id, options.limit, options.offset) as TagOverview[];
+    return { items, total: this.#browse.tagCount.get(id) as number };
+  }
+
+  async manifestOverview(repository: string, digest: Digest): Promise<ManifestOverview | undefined> {
+    return this.#browse.manifest.get(repository, digest) as ManifestOverview | undefined;
+  }
+
+  async manifestsByDigest(repository: string, digests: readonly Digest[]): Promise<Map<Digest, StoredManifest>> {
+    const found = new Map<Digest, StoredManifest>();
+    for (const digest of new Set(digests)) {
+      const manifest = this.#q.manifestByDigest.get(repository, digest) as StoredManifest | undefined;
+      if (manifest) found.set(digest, manifest);
+    }
+    return found;
+  }
+
+  async referrerCounts(repository: string, subjects: readonly Digest[]): Promise<Map<Digest, Record<string, number>>> {
+    const counts = new Map<Digest, Record<string, number>>();
+    const id = this.#q.repositoryId.get(repository) as number | undefined;
+    if (id === undefined) return counts;
+    for (const subject of new Set(subjects)) {
+      const rows = this.#browse.referrerCounts.all(id, subject) as { artifactType: string; count: number }[];
+      counts.set(subject, Object.fromEntries(rows.map((row) => [row.artifactType, row.count])));
+    }
+    return counts;
+  }
+
+  async recordPulls(pulls: readonly PullRecord[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const pull of pulls) {
+        this.#browse.pulledRepository.run(pull.at, pull.repository);
+        this.#browse.pulledManifest.run(pull.at, pull.repository, pull.digest);
+        if (pull.tag !== undefined) this.#browse.pulledTag.run(pull.at, pull.repository, pull.tag);
+      }
+    })();
+  }
+
   async ping(): Promise<void> {
     this.#db.prepare("SELECT 1").get();
   }
@@ -322,6 +438,56 @@ export class SqliteMetadataStore implements MetadataStore {
   async close(): Promise<void> {
     this.#db.close();
   }
+}
+
+const latest = (a: number | null, b: number | null): number | null => (a === null ? b : b === null ? a : Math.max(a, b));
+
+/** The browsing API's statements (src/api/), apart from the registry's own. */
+function prepareBrowsing(db: Database.Database) {
+  const repositoryId = "(SELECT id FROM repositories WHERE name = ?)";
+  const tagColumns = `SELECT t.name, t.manifest_digest AS digest, m.media_type AS mediaType, m.content,
+      t.updated_at AS pushedAt, t.last_pulled_at AS pulledAt
+    FROM tags t JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
+    WHERE t.repository_id = ?`;
+  const tagPage = (order: string) => db.prepare(`${tagColumns} ORDER BY ${order} LIMIT ? OFFSET ?`);
+  // Only the latest time is kept: batches may be flushed out of order by concurrent replicas.
+  const later = "last_pulled_at = max(coalesce(last_pulled_at, 0), ?)";
+  return {
+    repositories: db.prepare(
+      `SELECT r.name, r.last_pulled_at AS lastPulledAt,
+         (SELECT count(*) FROM tags t WHERE t.repository_id = r.id) AS tagCount,
+         (SELECT max(created_at) FROM manifests m WHERE m.repository_id = r.id) AS manifestPushedAt,
+         (SELECT max(updated_at) FROM tags t WHERE t.repository_id = r.id) AS tagPushedAt
+       FROM repositories r WHERE instr(r.name, ?) > 0`,
+    ),
+    blobSizes: db.prepare(
+      `WITH used AS (SELECT DISTINCT child_digest AS digest FROM manifest_references WHERE repository_id = @id AND kind = 'blob')
+       SELECT coalesce(sum(b.size), 0) AS total,
+         coalesce(sum(CASE WHEN EXISTS (
+           SELECT 1 FROM manifest_references o WHERE o.child_digest = used.digest AND o.repository_id <> @id
+         ) THEN 0 ELSE b.size END), 0) AS "unique"
+       FROM used JOIN blobs b ON b.digest = used.digest`,
+    ),
+    manifestBytes: db.prepare("SELECT coalesce(sum(length(content)), 0) FROM manifests WHERE repository_id = ?").pluck(),
+    tagCount: db.prepare("SELECT count(*) FROM tags WHERE repository_id = ?").pluck(),
+    tags: {
+      "name:asc": tagPage("t.name ASC"),
+      "name:desc": tagPage("t.name DESC"),
+      "pushed:asc": tagPage("t.updated_at ASC, t.name ASC"),
+      "pushed:desc": tagPage("t.updated_at DESC, t.name ASC"),
+    },
+    manifest: db.prepare(
+      `SELECT digest, media_type AS mediaType, content, created_at AS pushedAt, last_pulled_at AS pulledAt
+       FROM manifests WHERE repository_id = ${repositoryId} AND digest = ?`,
+    ),
+    referrerCounts: db.prepare(
+      `SELECT coalesce(artifact_type, '') AS artifactType, count(*) AS count
+       FROM manifests WHERE repository_id = ? AND subject = ? GROUP BY 1 ORDER BY 1`,
+    ),
+    pulledRepository: db.prepare(`UPDATE repositories SET ${later} WHERE name = ?`),
+    pulledManifest: db.prepare(`UPDATE manifests SET ${later} WHERE repository_id = ${repositoryId} AND digest = ?`),
+    pulledTag: db.prepare(`UPDATE tags SET ${later} WHERE repository_id = ${repositoryId} AND name = ?`),
+  };
 }
 
 function migrate(db: Database.Database): void {

@@ -32,6 +32,50 @@ export interface MissingReference {
   kind: "blob" | "manifest";
 }
 
+// ---------------------------------------------------------------------------------------------
+// Browsing (the JSON API under /api/v1 and the web UI): read-only summaries and pull times.
+
+export type RepositorySort = "name" | "pushed" | "pulled";
+
+/** One repository as the browsing API lists it; times in ms since epoch, null when never. */
+export interface RepositoryOverview {
+  name: string;
+  tagCount: number;
+  lastPushedAt: number | null;
+  lastPulledAt: number | null;
+}
+
+export interface RepositorySizes {
+  /** Manifests plus every distinct blob their manifests reference. */
+  total: number;
+  /** The same without blobs that a manifest of another repository references too. */
+  unique: number;
+}
+
+export type TagSort = "name" | "pushed";
+
+export interface TagOverview {
+  name: string;
+  digest: Digest;
+  mediaType: string;
+  content: Buffer;
+  pushedAt: number;
+  pulledAt: number | null;
+}
+
+export interface ManifestOverview extends StoredManifest {
+  pushedAt: number;
+  pulledAt: number | null;
+}
+
+/** A pull to record: a manifest fetched by digest, or by tag (then `tag` is set too). */
+export interface PullRecord {
+  repository: string;
+  digest: Digest;
+  tag?: string;
+  at: number;
+}
+
 /**
  * Registry metadata: repositories, blob links, manifests, tags, referrers, upload sessions.
  * Every query the registry makes goes through this interface, so a PostgreSQL implementation can
@@ -68,6 +112,25 @@ export interface MetadataStore {
   deleteUpload(id: string): Promise<void>;
   /** Upload sessions created before `before` (ms since epoch). */
   staleUploads(before: number): Promise<UploadSession[]>;
+
+  // --- Browsing (api/): read-only queries, and pull times recorded in batches ---
+  /** Every repository whose name contains `search`, in the order asked (ties by name). */
+  repositoryOverviews(options: { search?: string; sort: RepositorySort; descending: boolean }): Promise<RepositoryOverview[]>;
+  /** Sizes of the named repositories (absent ones are left out). */
+  repositorySizes(repositories: readonly string[]): Promise<Map<string, RepositorySizes>>;
+  /** One page of a repository's tags with their manifests; undefined when the repository does not exist. */
+  tagOverviews(
+    repository: string,
+    options: { sort: TagSort; descending: boolean; offset: number; limit: number },
+  ): Promise<{ items: TagOverview[]; total: number } | undefined>;
+  /** A manifest by digest with its push and pull times. */
+  manifestOverview(repository: string, digest: Digest): Promise<ManifestOverview | undefined>;
+  /** Manifests of `repository` by digest (an index's children); absent ones are left out. */
+  manifestsByDigest(repository: string, digests: readonly Digest[]): Promise<Map<Digest, StoredManifest>>;
+  /** How many referrers each subject has, by artifact type ("" when a referrer has none). */
+  referrerCounts(repository: string, subjects: readonly Digest[]): Promise<Map<Digest, Record<string, number>>>;
+  /** Stores the latest pull time of each repository, manifest and tag in `pulls`, in one transaction. */
+  recordPulls(pulls: readonly PullRecord[]): Promise<void>;
 
   ping(): Promise<void>;
   close(): Promise<void>;
