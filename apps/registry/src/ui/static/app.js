@@ -8,7 +8,8 @@
 const API = "/api/v1";
 const main = document.getElementById("main");
 const account = document.getElementById("account");
-const state = { session: null };
+/** `flash`: a message for the next page shown (e.g. after a delete). */
+const state = { session: null, flash: null };
 
 /** Builds an element: h("a", { href: "#/" }, "text", child…). Text is always set as text, never parsed as HTML. */
 function h(tag, attrs = {}, ...children) {
@@ -329,6 +330,8 @@ async function tagsPage(name, params) {
       h("a", { href: hrefFor(1, key, next), class: "sort" }, label, active ? (order === "asc" ? " ▲" : " ▼") : ""),
     );
   };
+  const flash = state.flash;
+  state.flash = null;
   const rows = data.items.map((tag) => {
     const referrers = Object.entries(tag.referrers);
     const cells = [
@@ -363,7 +366,7 @@ async function tagsPage(name, params) {
     name,
     h("nav", { "aria-label": "Breadcrumb", class: "crumbs" }, h("a", { href: "#/" }, "Repositories"), " / "),
     h("h1", {}, name),
-    h("div", { id: "status", role: "status" }),
+    h("div", { id: "status", role: "status" }, flash),
     table(`Tags of ${name}`, headers, rows, "This repository has no tags."),
     data.total > 0 ? pager(page, 50, data.total, (p) => hrefFor(p)) : null,
   );
@@ -376,8 +379,8 @@ async function deleteTag(name, tag) {
   } catch (error) {
     return showError(error);
   }
-  await render();
-  document.getElementById("status")?.replaceChildren(`Deleted tag ${tag}.`);
+  state.flash = `Deleted tag ${tag}.`;
+  go(repoHref(name));
 }
 
 async function deleteManifest(name, digest) {
@@ -537,9 +540,7 @@ async function imagePage(name, reference) {
     const remove = h("button", { type: "button", class: "danger" }, "Delete this manifest");
     remove.addEventListener("click", () => deleteManifest(name, image.digest));
     const removeTag = reference.includes(":") ? null : h("button", { type: "button", class: "danger" }, `Delete tag ${reference}`);
-    removeTag?.addEventListener("click", async () => {
-      await deleteTag(name, reference).catch(showError);
-    });
+    removeTag?.addEventListener("click", () => deleteTag(name, reference));
     sections.push(h("div", { class: "actions" }, removeTag, remove));
   }
   show(`${name}:${reference}`, ...sections);
