@@ -24,6 +24,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { measureBrowsing, REPOSITORIES, TAGS } from "./browse.mjs";
 import { commandOutput, freePort, HOST, median, stopProcess } from "./common.mjs";
 
 const MiB = 1024 * 1024;
@@ -817,6 +818,9 @@ async function main() {
     }
   }
 
+  // Step 7: the browsing API (Minato only: Distribution has none) over a seeded metadata database.
+  const browse = await measureBrowsing(log);
+
   // Table
   const med = (metric, kind) => (results[metric]?.[kind] ? median(results[metric][kind]) : undefined);
   const dist = kinds.includes("distribution");
@@ -906,6 +910,20 @@ async function main() {
     lines.push(`| peak RSS during 4 GiB streamed push (MiB) | skipped (--quick) | skipped | — | Minato < 200 MiB |`);
   }
   if (!dist) lines.push(`| (Distribution) | — | ${args["minato-only"] ? "skipped" : "not installed"} | — | ratios not computed |`);
+  for (const [list, time] of Object.entries(browse)) {
+    lines.push(
+      row(
+        `browsing API, first page of ${list} (${REPOSITORIES} repositories, ${TAGS} tags; ms, warm median)`,
+        time.warm,
+        undefined,
+        {
+          text: "< 100 ms",
+          check: (m) => (m === undefined ? undefined : m < 100),
+        },
+        { minato: `(first request ${fmt(time.cold, 1)} ms)` },
+      ),
+    );
+  }
   lines.push("");
   if (/NotImplemented/.test(s3Failures.s3push.distribution ?? "")) {
     lines.push(

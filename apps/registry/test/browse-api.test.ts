@@ -225,6 +225,12 @@ describe("browsing API with authentication", () => {
     expect(first.items.map((r: Json) => r.name)).toEqual([names[0]]);
     expect(last.items.map((r: Json) => r.name)).toEqual([names.at(-1)]);
     expect(beyond).toMatchObject({ items: [], total: all.total, page: all.total + 1 });
+    // By last push: the SBOM made team/app the latest; team/mirror, emptied, has none and comes last either way.
+    const byPush = await ok(registry, "/api/v1/repositories?sort=pushed", admin());
+    expect(byPush.items.map((r: Json) => r.name)).toEqual(["team/app", "team/multi", "team/mirror"]);
+    const byPushAsc = await ok(registry, "/api/v1/repositories?sort=pushed&order=asc", admin());
+    expect(byPushAsc.items.map((r: Json) => r.name)).toEqual(["team/multi", "team/app", "team/mirror"]);
+    expect(byPush.items[2].lastPushedAt).toBeNull();
     const desc = await ok(registry, "/api/v1/repositories?order=desc", admin());
     expect(desc.items.map((r: Json) => r.name)).toEqual([...names].reverse());
     expect((await ok(registry, "/api/v1/repositories?q=MULT", admin())).items.map((r: Json) => r.name)).toEqual(["team/multi"]);

@@ -95,19 +95,12 @@ export function createApi(a: ApiDeps): OpenAPIHono<Env> {
       const viewer = await viewerOf(c, a);
       const query = c.req.valid("query");
       const descending = (query.order ?? (query.sort === "name" ? "asc" : "desc")) === "desc";
-      const all = await deps.metadata.repositoryOverviews({ search: query.q ?? "", sort: query.sort, descending });
-      const visible = all.filter((repository) => viewer.may(repository.name, "pull"));
-      const items = page(visible, query.page, query.pageSize);
-      const sizes = await deps.metadata.repositorySizes(items.map((r) => r.name));
+      const names = await deps.metadata.repositoryNames({ search: query.q ?? "", sort: query.sort, descending });
+      const visible = names.filter((name) => viewer.may(name, "pull"));
+      const items = await deps.metadata.repositoryOverviews(page(visible, query.page, query.pageSize));
       return c.json(
         {
-          items: items.map((r) => ({
-            name: r.name,
-            tagCount: r.tagCount,
-            size: sizes.get(r.name) ?? { total: 0, unique: 0 },
-            lastPushedAt: iso(r.lastPushedAt),
-            lastPulledAt: iso(r.lastPulledAt),
-          })),
+          items: items.map((r) => ({ ...r, lastPushedAt: iso(r.lastPushedAt), lastPulledAt: iso(r.lastPulledAt) })),
           page: query.page,
           pageSize: query.pageSize,
           total: visible.length,

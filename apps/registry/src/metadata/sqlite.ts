@@ -10,7 +10,6 @@ import type {
   Page,
   PullRecord,
   RepositoryOverview,
-  RepositorySizes,
   RepositorySort,
   StoredManifest,
   TagOverview,
@@ -142,6 +141,8 @@ const MIGRATIONS: string[] = [
   ALTER TABLE manifests ADD COLUMN last_pulled_at INTEGER;
   ALTER TABLE tags ADD COLUMN last_pulled_at INTEGER;
   CREATE INDEX tags_by_update ON tags(repository_id, updated_at);
+  -- A repository's last push without reading its manifests' content.
+  CREATE INDEX manifests_by_push ON manifests(repository_id, created_at);
   -- A browser's login: the cookie holds the id and a secret, of which only the hash is kept.
   CREATE TABLE browser_sessions (
     id TEXT PRIMARY KEY,
@@ -351,39 +352,28 @@ export class SqliteMetadataStore implements MetadataStore {
 
   // --- Browsing (api/) ---
 
-  async repositoryOverviews(options: { search?: string; sort: RepositorySort; descending: boolean }): Promise<RepositoryOverview[]> {
-    const rows = this.#browse.repositories.all((options.search ?? "").toLowerCase()) as Row[];
-    const list = rows.map((row) => ({
-      name: row.name as string,
-      tagCount: row.tagCount as number,
-      lastPushedAt: latest(row.manifestPushedAt as number | null, row.tagPushedAt as number | null),
-      lastPulledAt: row.lastPulledAt as number | null,
-    }));
-    const key = { name: undefined, pushed: "lastPushedAt", pulled: "lastPulledAt" } as const;
-    const field = key[options.sort];
-    const direction = options.descending ? -1 : 1;
-    return list.sort((a, b) => {
-      if (field) {
-        // Never pushed or pulled sorts last either way.
-        const x = a[field];
-        const y = b[field];
-        if (x !== y) return x === null ? 1 : y === null ? -1 : (x - y) * direction;
-        return a.name < b.name ? -1 : 1;
-      }
-      return (a.name < b.name ? -1 : 1) * direction;
-    });
+  async repositoryNames(options: { search?: string; sort: RepositorySort; descending: boolean }): Promise<string[]> {
+    const query = this.#browse.repositoryNames[`${options.sort}:${options.descending ? "desc" : "asc"}`];
+    return query.all((options.search ?? "").toLowerCase()) as string[];
   }
 
-  async repositorySizes(repositories: readonly string[]): Promise<Map<string, RepositorySizes>> {
-    const sizes = new Map<string, RepositorySizes>();
+  async repositoryOverviews(repositories: readonly string[]): Promise<RepositoryOverview[]> {
+    const overviews: RepositoryOverview[] = [];
     for (const name of repositories) {
-      const id = this.#q.repositoryId.get(name) as number | undefined;
-      if (id === undefined) continue;
+      const row = this.#browse.repository.get(name) as Row | undefined;
+      if (!row) continue;
+      const id = row.id as number;
       const blobs = this.#browse.blobSizes.get({ id }) as { total: number; unique: number };
       const manifests = this.#browse.manifestBytes.get(id) as number;
-      sizes.set(name, { total: blobs.total + manifests, unique: blobs.unique + manifests });
+      overviews.push({
+        name,
+        tagCount: row.tagCount as number,
+        lastPushedAt: latest(row.manifestPushedAt as number | null, row.tagPushedAt as number | null),
+        lastPulledAt: row.lastPulledAt as number | null,
+        size: { total: blobs.total + manifests, unique: blobs.unique + manifests },
+      });
     }
-    return sizes;
+    return overviews;
   }
 
   async tagOverviews(
@@ -450,15 +440,31 @@ function prepareBrowsing(db: Database.Database) {
     FROM tags t JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
     WHERE t.repository_id = ?`;
   const tagPage = (order: string) => db.prepare(`${tagColumns} ORDER BY ${order} LIMIT ? OFFSET ?`);
+  const names = (order: string, key = "NULL") =>
+    db
+      .prepare(`SELECT name FROM (SELECT name, last_pulled_at, ${key} AS k FROM repositories WHERE instr(name, ?) > 0) ORDER BY ${order}`)
+      .pluck();
+  // Both maxima come from an index (manifests_by_push, tags_by_update); 0 when never pushed.
+  const lastPush = `max(
+    coalesce((SELECT max(created_at) FROM manifests m WHERE m.repository_id = repositories.id), 0),
+    coalesce((SELECT max(updated_at) FROM tags t WHERE t.repository_id = repositories.id), 0))`;
   // Only the latest time is kept: batches may be flushed out of order by concurrent replicas.
   const later = "last_pulled_at = max(coalesce(last_pulled_at, 0), ?)";
   return {
-    repositories: db.prepare(
-      `SELECT r.name, r.last_pulled_at AS lastPulledAt,
+    repositoryNames: {
+      "name:asc": names("name ASC"),
+      "name:desc": names("name DESC"),
+      "pushed:asc": names("k = 0, k ASC, name", lastPush),
+      "pushed:desc": names("k = 0, k DESC, name", lastPush),
+      "pulled:asc": names("last_pulled_at IS NULL, last_pulled_at ASC, name"),
+      "pulled:desc": names("last_pulled_at IS NULL, last_pulled_at DESC, name"),
+    },
+    repository: db.prepare(
+      `SELECT r.id, r.last_pulled_at AS lastPulledAt,
          (SELECT count(*) FROM tags t WHERE t.repository_id = r.id) AS tagCount,
          (SELECT max(created_at) FROM manifests m WHERE m.repository_id = r.id) AS manifestPushedAt,
          (SELECT max(updated_at) FROM tags t WHERE t.repository_id = r.id) AS tagPushedAt
-       FROM repositories r WHERE instr(r.name, ?) > 0`,
+       FROM repositories r WHERE r.name = ?`,
     ),
     blobSizes: db.prepare(
       `WITH used AS (SELECT DISTINCT child_digest AS digest FROM manifest_references WHERE repository_id = @id AND kind = 'blob')

@@ -43,6 +43,7 @@ export interface RepositoryOverview {
   tagCount: number;
   lastPushedAt: number | null;
   lastPulledAt: number | null;
+  size: RepositorySizes;
 }
 
 export interface RepositorySizes {
@@ -114,10 +115,13 @@ export interface MetadataStore {
   staleUploads(before: number): Promise<UploadSession[]>;
 
   // --- Browsing (api/): read-only queries, and pull times recorded in batches ---
-  /** Every repository whose name contains `search`, in the order asked (ties by name). */
-  repositoryOverviews(options: { search?: string; sort: RepositorySort; descending: boolean }): Promise<RepositoryOverview[]>;
-  /** Sizes of the named repositories (absent ones are left out). */
-  repositorySizes(repositories: readonly string[]): Promise<Map<string, RepositorySizes>>;
+  /**
+   * Names of every repository whose name contains `search`, in the order asked; ties by name, and
+   * never pushed or pulled last either way. Only names: callers filter by rights, then page.
+   */
+  repositoryNames(options: { search?: string; sort: RepositorySort; descending: boolean }): Promise<string[]>;
+  /** Tag counts, times and sizes of the named repositories, in the same order (absent ones are left out). */
+  repositoryOverviews(repositories: readonly string[]): Promise<RepositoryOverview[]>;
   /** One page of a repository's tags with their manifests; undefined when the repository does not exist. */
   tagOverviews(
     repository: string,
