@@ -478,3 +478,53 @@ describe("browsing API without authentication (loopback)", () => {
     expect((await ok(registry, "/v2/team/app/tags/list")).tags).toEqual(["1.0", "1.1"]);
   });
 });
+
+describe("browsing API: bad input", () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    registry = await startAuthRegistry({ throttle: { perUser: 3, perAddress: 50, windowMs: 60_000 } });
+  });
+  afterAll(async () => {
+    await registry?.destroy();
+  });
+
+  const login = (body: string, headers: Record<string, string> = {}) =>
+    call(registry, "POST", "/api/v1/session", { headers: { "content-type": "application/json", ...headers }, body });
+
+  it("refuses malformed logins with a clear error", async () => {
+    const cases: [string, Record<string, string>, number, RegExp][] = [
+      ["not json", {}, 400, /Malformed JSON/],
+      ["x", { "content-type": "text/plain" }, 415, /Unsupported Media Type/],
+      [JSON.stringify({ username: 5, password: "x" }), {}, 400, /^invalid username/],
+      [JSON.stringify({ username: "admin" }), {}, 400, /^invalid password/],
+      [JSON.stringify({ username: "a".repeat(200), password: "x" }), {}, 400, /^invalid username/],
+    ];
+    for (const [body, headers, status, message] of cases) {
+      const res = await login(body, headers);
+      const answer = (await res.body.json()) as Json;
+      expect(res.statusCode, body).toBe(status);
+      expect(answer.errors[0].message).toMatch(message);
+      expect(res.headers["set-cookie"]).toBeUndefined();
+    }
+    // A login form posted from another site is refused before any password is looked at.
+    const crossSite = await login(JSON.stringify(ADMIN_LOGIN), { origin: "https://evil.example" });
+    expect(crossSite.statusCode).toBe(403);
+    await crossSite.body.dump();
+    const tooLong = await getJson(registry, `/api/v1/repositories/${"a".repeat(300)}/tags`);
+    expect(tooLong.status).toBe(400);
+  });
+
+  it("throttles failed logins per user, as the token service does", async () => {
+    for (let i = 0; i < 3; i++) {
+      const res = await login(JSON.stringify({ username: "admin", password: `wrong-${i}` }));
+      expect(res.statusCode).toBe(401);
+      await res.body.dump();
+    }
+    const limited = await login(JSON.stringify(ADMIN_LOGIN));
+    expect(limited.statusCode).toBe(429);
+    expect(Number(limited.headers["retry-after"])).toBeGreaterThan(0);
+    expect(((await limited.body.json()) as Json).errors[0].code).toBe("TOOMANYREQUESTS");
+  });
+});
+
+const ADMIN_LOGIN = { username: ADMIN.user, password: ADMIN.password };

@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, type z } from "@hono/zod-openapi";
 import { type Digest, isValidRepositoryName, isValidTag, parseDigest } from "@minato/oci";
 import { deleteCookie, setCookie } from "hono/cookie";
+import { HTTPException } from "hono/http-exception";
 import { RegistryError } from "../errors.js";
 import type { Ctx, Env } from "../http.js";
 import type { TagOverview } from "../metadata/store.js";
@@ -76,6 +77,14 @@ export function createApi(a: ApiDeps): OpenAPIHono<Env> {
     scheme: "bearer",
     bearerFormat: "JWT",
     description: "A token from the registry's token service",
+  });
+  // Hono's own 4xx (a malformed JSON body, a wrong Content-Type) in the API's error shape; the rest
+  // goes on to the registry's error handler.
+  api.onError((error) => {
+    if (error instanceof HTTPException && error.status < 500) {
+      throw new RegistryError(error.status, "UNSUPPORTED", undefined, error.message || "bad request");
+    }
+    throw error;
   });
   api.use(async (c, next) => {
     await next();
