@@ -52,7 +52,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
   const app = createApp(deps);
   auth?.mount(app);
   const browsing = mountBrowsing(app, deps, {
-    dataDir: config.dataDir,
+    databasePath: join(config.dataDir, "registry.db"),
     tls: Boolean(config.tlsCert && config.tlsKey),
     ...(auth && config.auth ? { auth: { runtime: auth, config: config.auth } } : {}),
   });

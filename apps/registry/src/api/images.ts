@@ -84,19 +84,20 @@ export class ConfigCache {
   async get(deps: RegistryDeps, digest: Digest, size: number): Promise<ImageConfig | null> {
     const cached = this.#entries.get(digest);
     if (cached !== undefined) return cached;
-    const config = size > MAX_CONFIG_BYTES ? null : await readConfig(deps, digest);
+    const config = size > MAX_CONFIG_BYTES || size <= 0 ? null : await readConfig(deps, digest, size);
     if (this.#entries.size >= this.max) this.#entries.delete(this.#entries.keys().next().value as Digest);
     this.#entries.set(digest, config);
     return config;
   }
 }
 
-async function readConfig(deps: RegistryDeps, digest: Digest): Promise<ImageConfig | null> {
+async function readConfig(deps: RegistryDeps, digest: Digest, size: number): Promise<ImageConfig | null> {
   let raw: Json;
   try {
     const chunks: Buffer[] = [];
     let total = 0;
-    for await (const chunk of await deps.storage.read(digest)) {
+    // The range sizes the read buffer to the blob (a whole-blob read allocates for large blobs).
+    for await (const chunk of await deps.storage.read(digest, { start: 0, end: size - 1 })) {
       total += (chunk as Buffer).byteLength;
       if (total > MAX_CONFIG_BYTES) return null;
       chunks.push(chunk as Buffer);

@@ -1,4 +1,3 @@
-import { join } from "node:path";
 import type { Hono } from "hono";
 import type { AuthConfig, AuthRuntime } from "../auth/index.js";
 import { LoginThrottle } from "../auth/throttle.js";
@@ -14,14 +13,15 @@ export { PullRecorder } from "./pulls.js";
 export const SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 
 export interface BrowsingOptions {
-  dataDir: string;
+  /** The registry database (browser sessions live beside the users). */
+  databasePath: string;
   auth?: { runtime: AuthRuntime; config: AuthConfig };
   tls: boolean;
 }
 
 /** The browsing API at /api/v1 and the web UI at /. Returns what to close on shutdown. */
 export function mountBrowsing(app: Hono<Env>, deps: RegistryDeps, options: BrowsingOptions): { close(): void } {
-  const sessions = options.auth?.runtime.users ? new SessionStore(join(options.dataDir, "registry.db")) : undefined;
+  const sessions = options.auth?.runtime.users ? new SessionStore(options.databasePath) : undefined;
   const api = createApi({
     deps,
     ...(options.auth ? { auth: options.auth } : {}),
