@@ -1,4 +1,5 @@
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -476,6 +477,47 @@ describe("browsing API without authentication (loopback)", () => {
     expect(res.statusCode).toBe(204);
     await res.body.dump();
     expect((await ok(registry, "/v2/team/app/tags/list")).tags).toEqual(["1.0", "1.1"]);
+  });
+});
+
+describe("web UI assets", () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    registry = await startTestRegistry();
+  });
+  afterAll(async () => {
+    await registry?.destroy();
+  });
+
+  it("serves the page, compressed, with assets named by content hash and cached for good", async () => {
+    const page = await call(registry, "GET", "/", { headers: { "accept-encoding": "gzip" } });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers["content-type"]).toBe("text/html; charset=utf-8");
+    expect(page.headers["content-encoding"]).toBe("gzip");
+    expect(page.headers["cache-control"]).toBe("no-cache");
+    expect(String(page.headers["content-security-policy"])).toContain("script-src 'self'");
+    const html = gunzipSync(Buffer.from(await page.body.arrayBuffer())).toString("utf8");
+    const script = /src="(\/ui\/app\.js\?v=[0-9a-f]{16})"/.exec(html)?.[1];
+    const style = /href="(\/ui\/app\.css\?v=[0-9a-f]{16})"/.exec(html)?.[1];
+    expect(script && style).toBeTruthy();
+    let total = Buffer.byteLength(html);
+    for (const path of [script, style] as string[]) {
+      const res = await call(registry, "GET", path, { headers: { "accept-encoding": "gzip" } });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers["cache-control"]).toBe("public, max-age=31536000, immutable");
+      const body = Buffer.from(await res.body.arrayBuffer());
+      total += body.length;
+      const again = await call(registry, "GET", path, { headers: { "if-none-match": String(res.headers.etag) } });
+      expect(again.statusCode).toBe(304);
+      await again.body.dump();
+    }
+    // Fast on a slow link: everything the first view needs, compressed, under 16 KiB.
+    expect(total).toBeLessThan(16 * 1024);
+    // Without the current hash the asset may change: revalidate.
+    const stale = await call(registry, "GET", "/ui/app.js?v=0000000000000000");
+    expect(stale.headers["cache-control"]).toBe("no-cache");
+    expect(stale.headers["content-encoding"]).toBeUndefined();
+    await stale.body.dump();
   });
 });
 

@@ -63,7 +63,19 @@ describe.skipIf(!existsSync(CHROMIUM))(`web UI in Chromium (skipped when ${CHROM
     return page;
   }
 
-  const shot = (page: Page, name: string) => page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  /** Saves the page's screenshot, after checking every control on it has a label or a name. */
+  async function shot(page: Page, name: string): Promise<void> {
+    const unnamed = await page.evaluate(() => [
+      ...[...document.querySelectorAll("input, select")]
+        .filter((e) => (e as HTMLInputElement).labels?.length === 0)
+        .map((e) => e.outerHTML),
+      ...[...document.querySelectorAll("button, a")]
+        .filter((e) => !(e.getAttribute("aria-label") || e.textContent?.trim()))
+        .map((e) => e.outerHTML),
+    ]);
+    expect(unnamed, name).toEqual([]);
+    await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  }
 
   async function tagsList(name: string): Promise<string[]> {
     const res = await call(registry, "GET", `/v2/${name}/tags/list`, {
