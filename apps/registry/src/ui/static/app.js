@@ -121,6 +121,9 @@ function table(caption, headers, rows, empty) {
   );
 }
 
+/** A column header; numeric columns align right like their cells. */
+const columnHeader = (label) => h("th", { scope: "col", class: label === "Size" || label === "#" ? "num" : undefined }, label);
+
 function pager(page, pageSize, total, hrefFor) {
   const pages = Math.max(1, Math.ceil(total / pageSize));
   return h(
@@ -432,7 +435,7 @@ async function imagePage(name, reference) {
       h("h2", {}, "Platforms"),
       table(
         "Platforms",
-        ["Platform", "Digest", "Size"].map((label) => h("th", { scope: "col" }, label)),
+        ["Platform", "Digest", "Size"].map(columnHeader),
         image.platforms.map((p) =>
           h(
             "tr",
@@ -484,7 +487,7 @@ async function imagePage(name, reference) {
       h("h2", {}, "Layers"),
       table(
         "Layers",
-        ["#", "Digest", "Size", "Created by"].map((label) => h("th", { scope: "col" }, label)),
+        ["#", "Digest", "Size", "Created by"].map(columnHeader),
         image.layers.map((layer, i) =>
           h(
             "tr",
@@ -522,7 +525,7 @@ async function imagePage(name, reference) {
     h("h2", {}, "Referrers"),
     table(
       "Referrers",
-      ["Artifact type", "Digest", "Size"].map((label) => h("th", { scope: "col" }, label)),
+      ["Artifact type", "Digest", "Size"].map(columnHeader),
       image.referrers.map((r) =>
         h(
           "tr",
