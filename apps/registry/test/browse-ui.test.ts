@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ADMIN, addUser, bearer, type Credentials, startAuthRegistry, tokenFor } from "./auth-helpers.js";
+import { ADMIN, addUser, bearer, type Credentials, startAuthRegistry, tokenFor, usersOf } from "./auth-helpers.js";
 import { type Fixtures, pushFixtures } from "./browse-fixtures.js";
 import { call, type TestRegistry } from "./harness.js";
 
@@ -246,6 +246,24 @@ describe.skipIf(!existsSync(CHROMIUM))(`web UI in Chromium (skipped when ${CHROM
       expect(answer.body.errors[0].message).toBe("missing or wrong CSRF token");
     }
     expect(await tagsList("team/app")).toContain("1.0");
+    await page.close();
+  }, 120_000);
+
+  it("lets a visitor browse public repositories without logging in, and nothing else", async () => {
+    usersOf(registry).addPublic("team/multi");
+    const page = await freshPage();
+    await page.goto(registry.url);
+    await page.getByRole("link", { name: "Browse public repositories without logging in" }).click();
+    await page.getByRole("heading", { name: "Repositories" }).waitFor();
+    await page.getByRole("link", { name: "team/multi" }).waitFor();
+    expect(await page.locator("tbody th").allTextContents()).toEqual(["team/multi"]);
+    await page.getByRole("navigation", { name: "Account" }).getByRole("link", { name: "Log in" }).waitFor();
+    // No delete buttons for a visitor, and a private repository's page says nothing about it.
+    await page.getByRole("link", { name: "team/multi" }).click();
+    await page.getByRole("heading", { name: "team/multi" }).waitFor();
+    expect(await page.getByRole("button", { name: /Delete/ }).count()).toBe(0);
+    await page.goto(`${registry.url}/#/r/team%2Fapp`);
+    await page.getByRole("alert").filter({ hasText: "repository name not known to registry" }).waitFor();
     await page.close();
   }, 120_000);
 
