@@ -5,7 +5,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN, addUser, basic, bearer, type Credentials, startAuthRegistry, tokenFor, usersOf } from "./auth-helpers.js";
 import { type Fixtures, imageSize, pushFixtures } from "./browse-fixtures.js";
-import { call, type Response, startTestRegistry, type TestRegistry } from "./harness.js";
+import { call, pushImage, type Response, startTestRegistry, type TestRegistry } from "./harness.js";
 
 /**
  * The browsing API (/api/v1) over images pushed by skopeo: every field against what was pushed,
@@ -477,6 +477,27 @@ describe("browsing API without authentication (loopback)", () => {
     expect(res.statusCode).toBe(204);
     await res.body.dump();
     expect((await ok(registry, "/v2/team/app/tags/list")).tags).toEqual(["1.0", "1.1"]);
+  });
+});
+
+describe("browsing API with deletes disabled", () => {
+  let registry: TestRegistry;
+  beforeAll(async () => {
+    registry = await startTestRegistry({ deletesEnabled: false });
+  });
+  afterAll(async () => {
+    await registry?.destroy();
+  });
+
+  it("refuses deletes as /v2/ does (405) and offers none", async () => {
+    const image = await pushImage(registry, "ro/app", { tag: "1.0" });
+    expect((await ok(registry, "/api/v1/repositories/ro%2Fapp/tags")).canDelete).toBe(false);
+    for (const path of ["/api/v1/repositories/ro%2Fapp/tags/1.0", `/api/v1/repositories/ro%2Fapp/manifests/${enc(image.digest)}`]) {
+      const res = await call(registry, "DELETE", path);
+      expect(res.statusCode, path).toBe(405);
+      expect(((await res.body.json()) as Json).errors[0].message).toBe("deletes are disabled");
+    }
+    expect((await ok(registry, "/v2/ro/app/tags/list")).tags).toEqual(["1.0"]);
   });
 });
 
