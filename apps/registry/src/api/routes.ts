@@ -166,13 +166,13 @@ export function createApi(a: ApiDeps): OpenAPIHono<Env> {
       const params = c.req.valid("param");
       const name = visibleRepository(viewer, params.name);
       const reference = params.reference;
-      const stored = reference.includes(":")
-        ? await deps.metadata.manifestOverview(name, digestParam(reference))
+      const digest = reference.includes(":")
+        ? digestParam(reference)
         : isValidTag(reference)
-          ? await deps.metadata.getManifest(name, reference)
+          ? (await deps.metadata.getManifest(name, reference))?.digest
           : undefined;
+      const stored = digest && (await deps.metadata.manifestOverview(name, digest));
       if (!stored) throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference: reference.slice(0, 200) });
-      const overview = await deps.metadata.manifestOverview(name, stored.digest);
       const facts = await a.describer.describe(name, stored);
       const referrers = await deps.metadata.listReferrers(name, stored.digest);
       return c.json(
@@ -185,8 +185,8 @@ export function createApi(a: ApiDeps): OpenAPIHono<Env> {
           artifactType: facts.artifactType,
           size: facts.size,
           created: facts.created,
-          pushedAt: iso(overview?.pushedAt),
-          pulledAt: iso(overview?.pulledAt),
+          pushedAt: iso(stored.pushedAt),
+          pulledAt: iso(stored.pulledAt),
           platforms: facts.platforms,
           config: facts.config,
           layers: facts.layers,
