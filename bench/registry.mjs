@@ -819,7 +819,10 @@ async function main() {
   }
 
   // Step 7: the browsing API (Minato only: Distribution has none) over a seeded metadata database.
-  const browse = await measureBrowsing(log);
+  const browse = await measureBrowsing(log).catch((error) => {
+    extra.push(`browsing API: failed: ${error.message}`);
+    return {};
+  });
 
   // Table
   const med = (metric, kind) => (results[metric]?.[kind] ? median(results[metric][kind]) : undefined);
