@@ -923,7 +923,7 @@ async function main() {
           text: "< 100 ms",
           check: (m) => (m === undefined ? undefined : m < 100),
         },
-        { minato: `(first request ${fmt(time.cold, 1)} ms)` },
+        { minato: `(first request ${fmt(time.cold, 1)} ms; server CPU ${fmt(time.cpu, 1)} ms/request)` },
       ),
     );
   }
