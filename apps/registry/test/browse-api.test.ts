@@ -280,9 +280,22 @@ describe("browsing API with authentication", () => {
     expect(res.statusCode).toBe(404);
     await res.body.dump();
     // A personal access token as the password: its own scope applies.
-    const { token } = usersOf(registry).createAccessToken("admin", "browse", [{ pattern: "team/multi", actions: ["pull"] }]);
+    const { id: patId, token } = usersOf(registry).createAccessToken("admin", "browse", [{ pattern: "team/multi", actions: ["pull"] }]);
     const viaPat = await ok(registry, "/api/v1/repositories", basic({ user: "admin", password: token }));
     expect(viaPat.items.map((r: Json) => r.name)).toEqual(["team/multi"]);
+    // Logged in to the web UI with that token, the session keeps the token's scope.
+    const login = await call(registry, "POST", "/api/v1/session", {
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "admin", password: token }),
+    });
+    expect(((await login.body.json()) as Json).user).toBe("admin");
+    const patCookie = { cookie: String(login.headers["set-cookie"]).split(";")[0] as string };
+    expect((await ok(registry, "/api/v1/repositories", patCookie)).items.map((r: Json) => r.name)).toEqual(["team/multi"]);
+    expect((await getJson(registry, "/api/v1/repositories/team%2Fapp/tags", patCookie)).status).toBe(404);
+    usersOf(registry).revokeToken(patId);
+    const revoked = await getJson(registry, "/api/v1/repositories", patCookie);
+    expect(revoked.status).toBe(401);
+    expect(revoked.body.errors[0].message).toMatch(/revoked/);
     // A Bearer token from the token service works as it does on /v2/.
     const jwt = await tokenFor(registry, ADMIN, "repository:team/app:pull");
     expect((await ok(registry, "/api/v1/repositories/team%2Fapp/tags", bearer(jwt))).total).toBe(3);

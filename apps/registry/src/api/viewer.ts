@@ -7,6 +7,7 @@ import { constantTimeEqual } from "../auth/passwords.js";
 import { clientAddress } from "../auth/request.js";
 import type { Action } from "../auth/scope.js";
 import type { LoginThrottle } from "../auth/throttle.js";
+import { isLive } from "../auth/users.js";
 import { RegistryError } from "../errors.js";
 import type { Ctx, RegistryDeps } from "../http.js";
 import type { BrowserSession, SessionStore } from "./sessions.js";
@@ -61,6 +62,11 @@ export async function viewerOf(c: Ctx, v: ViewerDeps): Promise<Viewer> {
   if (cookie !== undefined && v.sessions && users) {
     const session = v.sessions.find(cookie);
     if (!session) throw unauthorized("your session has expired; log in again");
+    // A session opened with an access token ends when the token is revoked or expires.
+    if (session.accessTokenId !== null) {
+      const token = users.getAccessToken(session.accessTokenId);
+      if (!token || !isLive(token)) throw unauthorized("the access token of this session was revoked or has expired; log in again");
+    }
     return { ...fromPermissions(users.permissions(session.user, session.accessTokenId ?? undefined), session.user), session };
   }
   // Anonymous: public repositories only (an external issuer's anonymous callers see nothing here).
