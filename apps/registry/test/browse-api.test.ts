@@ -299,6 +299,9 @@ describe("browsing API with authentication", () => {
     // A Bearer token from the token service works as it does on /v2/.
     const jwt = await tokenFor(registry, ADMIN, "repository:team/app:pull");
     expect((await ok(registry, "/api/v1/repositories/team%2Fapp/tags", bearer(jwt))).total).toBe(3);
+    // …and only for what its access claim names, although its admin subject may pull everything.
+    expect((await ok(registry, "/api/v1/repositories", bearer(jwt))).items.map((r: Json) => r.name)).toEqual(["team/app"]);
+    expect((await getJson(registry, "/api/v1/repositories/team%2Fmulti/tags", bearer(jwt))).status).toBe(404);
     expect((await getJson(registry, "/api/v1/repositories", { authorization: "Bearer not-a-token" })).status).toBe(401);
     expect((await getJson(registry, "/api/v1/repositories", basic({ user: "viewer", password: "wrong" }))).status).toBe(401);
   });

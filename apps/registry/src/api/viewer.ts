@@ -35,7 +35,7 @@ const OPEN: Viewer = { may: () => true };
 
 /**
  * The same identities and rights as the distribution API: a browser session (cookie), HTTP Basic with
- * a password or personal access token, or a Bearer token from the token service; anonymous callers
+ * a password or personal access token, or a Bearer token (its access claim, repository by repository); anonymous callers
  * get what is public. A request that presents a session cookie no longer valid is refused (401), so
  * the UI goes back to its login page instead of quietly showing less.
  */
@@ -45,11 +45,9 @@ export async function viewerOf(c: Ctx, v: ViewerDeps): Promise<Viewer> {
   const users = runtime.users;
   const authorization = c.req.header("authorization");
   if (authorization && /^bearer\s/i.test(authorization)) {
+    // A token allows what its access claim says, as on /v2/ (an external issuer's tokens included).
     await v.deps.auth?.require(c);
-    const visible = runtime.authorizer.visibleRepositories(c);
-    return {
-      may: (name, action) => (action === "pull" ? visible(name) : runtime.authorizer.permits(c, name, action)),
-    };
+    return { may: (name, action) => runtime.authorizer.permits(c, name, action) };
   }
   if (authorization && /^basic\s/i.test(authorization)) {
     if (!users) throw unauthorized("this registry's users are managed by an external token issuer; use a Bearer token");
