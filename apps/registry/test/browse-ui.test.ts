@@ -2,6 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { digestOf, MediaType, parseManifest } from "@minato/oci";
 import Database from "better-sqlite3";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -284,6 +285,50 @@ describe.skipIf(!existsSync(CHROMIUM))(`web UI in Chromium (skipped when ${CHROM
     await page.getByRole("heading", { name: "Platforms" }).waitFor();
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
     await shot(page, "image-phone-dark");
+    await page.close();
+  }, 120_000);
+
+  it("pages through many repositories with Next and Previous", async () => {
+    // 30 more repositories, written through the registry's own metadata store.
+    const { metadata } = registry.deps;
+    for (let i = 0; i < 30; i++) {
+      const name = `bulk/r${String(i).padStart(2, "0")}`;
+      const config = Buffer.from(JSON.stringify({ n: i }));
+      const configDigest = digestOf(config);
+      await metadata.linkBlob(name, configDigest, config.length);
+      const content = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.ociManifest,
+          config: { mediaType: MediaType.ociConfig, digest: configDigest, size: config.length },
+          layers: [],
+        }),
+      );
+      await metadata.putManifest(
+        name,
+        { digest: digestOf(content), mediaType: MediaType.ociManifest, content, summary: parseManifest(content) },
+        ["v1"],
+      );
+    }
+    usersOf(registry).grant({ user: "alice" }, "bulk/*", ["pull"]);
+    const page = await freshPage();
+    await logIn(page, alice);
+    await page.getByText("Page 1 of 2 · 32 in all").waitFor();
+    expect(await page.locator("tbody th").count()).toBe(25);
+    expect(await page.locator("tbody th").first().textContent()).toBe("bulk/r00");
+    await page.getByRole("link", { name: "Next →" }).click();
+    await page.getByText("Page 2 of 2 · 32 in all").waitFor();
+    expect(await page.locator("tbody th").allTextContents()).toEqual([
+      "bulk/r25",
+      "bulk/r26",
+      "bulk/r27",
+      "bulk/r28",
+      "bulk/r29",
+      "team/app",
+      "team/multi",
+    ]);
+    await page.getByRole("link", { name: "← Previous" }).click();
+    await page.getByText("Page 1 of 2 · 32 in all").waitFor();
     await page.close();
   }, 120_000);
 });
