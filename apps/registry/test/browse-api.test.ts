@@ -3,6 +3,7 @@ import { gunzipSync } from "node:zlib";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hashPassword } from "../src/auth/passwords.js";
 import { ADMIN, addUser, basic, bearer, type Credentials, startAuthRegistry, tokenFor, usersOf } from "./auth-helpers.js";
 import { type Fixtures, imageSize, pushFixtures } from "./browse-fixtures.js";
 import { call, pushImage, type Response, startTestRegistry, type TestRegistry } from "./harness.js";
@@ -395,6 +396,20 @@ describe("browsing API with authentication", () => {
     const noCsrf = await call(registry, "DELETE", "/api/v1/session", { headers: cookie });
     expect(noCsrf.statusCode).toBe(403);
     await noCsrf.body.dump();
+    // Another session of the same user ends when the password changes.
+    const other = await call(registry, "POST", "/api/v1/session", {
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: deleter.user, password: deleter.password }),
+    });
+    const otherCookie = { cookie: String(other.headers["set-cookie"]).split(";")[0] as string };
+    await other.body.dump();
+    expect((await getJson(registry, "/api/v1/repositories", otherCookie)).status).toBe(200);
+    usersOf(registry).setPassword(deleter.user, await hashPassword("deleter-password-2"));
+    const changed = await getJson(registry, "/api/v1/repositories", otherCookie);
+    expect(changed.status).toBe(401);
+    expect(changed.body.errors[0].message).toMatch(/password was changed/);
+    deleter = { ...deleter, password: "deleter-password-2" };
+
     const out = await call(registry, "DELETE", "/api/v1/session", { headers: { ...cookie, "x-csrf-token": csrfToken } });
     expect(out.statusCode).toBe(204);
     expect(String(out.headers["set-cookie"])).toMatch(/^minato_session=; Max-Age=0/);

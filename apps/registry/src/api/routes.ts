@@ -7,6 +7,7 @@ import type { Ctx, Env } from "../http.js";
 import type { TagOverview } from "../metadata/store.js";
 import type { ManifestDescriber } from "./images.js";
 import * as S from "./schemas.js";
+import { passwordStamp } from "./sessions.js";
 import { checkCsrf, checkOrigin, login, SESSION_COOKIE, unauthorized, type Viewer, type ViewerDeps, viewerOf } from "./viewer.js";
 
 export interface ApiDeps extends ViewerDeps {
@@ -287,7 +288,9 @@ export function createApi(a: ApiDeps): OpenAPIHono<Env> {
       const body = c.req.valid("json");
       const subject = await login(c, a, body.username, body.password);
       if (!subject) throw unauthorized("invalid username or password");
-      const { cookie, session } = a.sessions.create(subject.userId, subject.accessTokenId ?? null, a.sessionTtlMs);
+      const accessTokenId = subject.accessTokenId ?? null;
+      const stamp = accessTokenId === null ? passwordStamp(a.auth.runtime.users.getUser(subject.name)?.passwordHash ?? null) : null;
+      const { cookie, session } = a.sessions.create(subject.userId, { accessTokenId, passwordStamp: stamp }, a.sessionTtlMs);
       setCookie(c, SESSION_COOKIE, cookie, {
         path: "/",
         httpOnly: true,

@@ -10,7 +10,7 @@ import type { LoginThrottle } from "../auth/throttle.js";
 import { isLive } from "../auth/users.js";
 import { RegistryError } from "../errors.js";
 import type { Ctx, RegistryDeps } from "../http.js";
-import type { BrowserSession, SessionStore } from "./sessions.js";
+import { type BrowserSession, passwordStamp, type SessionStore } from "./sessions.js";
 
 export const SESSION_COOKIE = "minato_session";
 export const CSRF_HEADER = "x-csrf-token";
@@ -60,10 +60,13 @@ export async function viewerOf(c: Ctx, v: ViewerDeps): Promise<Viewer> {
   if (cookie !== undefined && v.sessions && users) {
     const session = v.sessions.find(cookie);
     if (!session) throw unauthorized("your session has expired; log in again");
-    // A session opened with an access token ends when the token is revoked or expires.
+    // A session opened with an access token ends when the token is revoked or expires; one opened
+    // with a password, when the password changes (as refresh tokens do).
     if (session.accessTokenId !== null) {
       const token = users.getAccessToken(session.accessTokenId);
       if (!token || !isLive(token)) throw unauthorized("the access token of this session was revoked or has expired; log in again");
+    } else if (passwordStamp(users.getUser(session.user)?.passwordHash ?? null) !== session.passwordStamp) {
+      throw unauthorized("your password was changed; log in again");
     }
     return { ...fromPermissions(users.permissions(session.user, session.accessTokenId ?? undefined), session.user), session };
   }

@@ -149,6 +149,8 @@ const MIGRATIONS: string[] = [
     secret_hash TEXT NOT NULL,
     user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
     access_token_id TEXT REFERENCES access_tokens(id) ON DELETE CASCADE,
+    -- Hash of the password hash at login: a password change ends password sessions.
+    password_stamp TEXT,
     csrf_token TEXT NOT NULL,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
