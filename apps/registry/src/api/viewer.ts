@@ -35,9 +35,9 @@ const OPEN: Viewer = { may: () => true };
 
 /**
  * The same identities and rights as the distribution API: a browser session (cookie), HTTP Basic with
- * a password or personal access token, or a Bearer token (its access claim, repository by repository); anonymous callers
- * get what is public. A request that presents a session cookie no longer valid is refused (401), so
- * the UI goes back to its login page instead of quietly showing less.
+ * a password or personal access token, or a Bearer token (what its access claim names); anonymous
+ * callers get what is public. A request that presents a session cookie no longer valid is refused
+ * (401), so the UI goes back to its login page instead of quietly showing less.
  */
 export async function viewerOf(c: Ctx, v: ViewerDeps): Promise<Viewer> {
   if (!v.auth) return OPEN;
