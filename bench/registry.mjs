@@ -25,6 +25,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { measureBrowsing, REPOSITORIES, TAGS } from "./browse.mjs";
 import { commandOutput, freePort, HOST, median, saveReport, stopProcess } from "./common.mjs";
 import { benchGarbageCollection } from "./registry-gc.mjs";
 
@@ -885,6 +886,11 @@ async function main() {
 
   // Step 7: garbage collection (bench/registry-gc.mjs).
   const gcTable = await gcRows(kinds, log);
+  // Step 8: the browsing API (Minato only: Distribution has none) over a seeded metadata database.
+  const browse = await measureBrowsing(log).catch((error) => {
+    extra.push(`browsing API: failed: ${error.message}`);
+    return {};
+  });
 
   // Table
   const med = (metric, kind) => (results[metric]?.[kind] ? median(results[metric][kind]) : undefined);
@@ -976,6 +982,20 @@ async function main() {
   }
   lines.push(...gcTable);
   if (!dist) lines.push(`| (Distribution) | — | ${args["minato-only"] ? "skipped" : "not installed"} | — | ratios not computed |`);
+  for (const [list, time] of Object.entries(browse)) {
+    lines.push(
+      row(
+        `browsing API, first page of ${list} (${REPOSITORIES} repositories, ${TAGS} tags; ms, warm median)`,
+        time.warm,
+        undefined,
+        {
+          text: "< 100 ms",
+          check: (m) => (m === undefined ? undefined : m < 100),
+        },
+        { minato: `(first request ${fmt(time.cold, 1)} ms; server CPU ${fmt(time.cpu, 1)} ms/request)` },
+      ),
+    );
+  }
   lines.push("");
   if (/NotImplemented/.test(s3Failures.s3push.distribution ?? "")) {
     lines.push(

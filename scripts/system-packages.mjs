@@ -27,6 +27,8 @@ export const SYSTEM_PACKAGES = {
     ["docker.io", "docker"],
     // Interactive sessions (`run -it`, `exec -it`) are driven in a real terminal.
     ["tmux", "tmux"],
+    // The registry's web UI is tested in a real browser (driven by playwright-core, never downloaded).
+    ["chromium", "chromium"],
     // systemd-analyze verifies the units in deploy/systemd.
     ["systemd", "systemd-analyze"],
     ...engine,

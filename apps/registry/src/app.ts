@@ -84,6 +84,7 @@ export function createApp(deps: RegistryDeps): Hono<Env> {
     c.header(API_VERSION_HEADER, API_VERSION);
     await next();
   });
+  if (deps.pulls) app.use("/v2/*", deps.pulls.middleware());
 
   app.get("/v2/", async (c) => {
     await deps.auth?.require(c);

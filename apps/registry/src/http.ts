@@ -3,10 +3,10 @@ import type { HttpBindings } from "@hono/node-server";
 import { type Digest, type DigestError, parseDigest } from "@minato/oci";
 import type { BlobStore } from "@minato/storage";
 import type { Context } from "hono";
+import type { PullRecorder } from "./api/pulls.js";
 import type { Authorizer } from "./auth/middleware.js";
 import { RegistryError } from "./errors.js";
 import type { Policy } from "./lifecycle/policy.js";
-import type { PullTracker } from "./lifecycle/pulls.js";
 import type { Logger } from "./logger.js";
 import type { MetadataStore, UploadLimits } from "./metadata/store.js";
 
@@ -36,8 +36,8 @@ export interface RegistryDeps {
   auth?: Authorizer;
   /** Immutable tags, quotas and retention (lifecycle/policy.ts); undefined: none. */
   policy?: Policy;
-  /** Records manifest pulls for retention; undefined: not tracked. */
-  pulls?: PullTracker;
+  /** Last-pull times for the browsing API (batched); undefined: pulls are not recorded. */
+  pulls?: PullRecorder;
 }
 
 export type Env = { Bindings: HttpBindings };

@@ -4,6 +4,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
 import { type Http2Bindings, serve } from "@hono/node-server";
+import { mountBrowsing, PullRecorder } from "./api/index.js";
 import { createApp } from "./app.js";
 import { assertSafeExposure } from "./auth/config.js";
 import { type AuthRuntime, startAuth } from "./auth/index.js";
@@ -12,7 +13,6 @@ import { API_VERSION, API_VERSION_HEADER, type Env, type RegistryDeps } from "./
 import { createHttpGuard } from "./http-limits.js";
 import { BackgroundCollector } from "./lifecycle/collector.js";
 import { EMPTY_POLICY } from "./lifecycle/policy.js";
-import { PullTracker } from "./lifecycle/pulls.js";
 import { expireUploads } from "./lifecycle/uploads.js";
 import { DEFAULT_LIMITS, type RegistryLimits } from "./limits.js";
 import { createLogger, type Logger } from "./logger.js";
@@ -60,10 +60,15 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     },
     ...(auth ? { auth: auth.authorizer } : {}),
     ...(config.policy ? { policy: config.policy } : {}),
-    pulls: new PullTracker(metadata, logger),
+    pulls: new PullRecorder(metadata, logger),
   };
   const app = createApp(deps);
   auth?.mount(app);
+  const browsing = mountBrowsing(app, deps, {
+    databasePath: join(config.dataDir, "registry.db"),
+    tls: Boolean(config.tlsCert && config.tlsKey),
+    ...(auth && config.auth ? { auth: { runtime: auth, config: config.auth } } : {}),
+  });
   app.get("/health", async (c) => {
     const ok =
       (await storage.healthy()) &&
@@ -163,6 +168,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
         });
         await collector?.stop();
         await deps.pulls?.close();
+        browsing.close();
         await metadata.close();
         auth?.close();
         storage.destroy?.();

@@ -5,16 +5,21 @@ import Database from "better-sqlite3";
 import {
   type BlobRecord,
   ImmutableTagError,
+  type ManifestOverview,
   type ManifestToStore,
   type MetadataStore,
   type MissingReference,
   type Page,
-  type Pull,
+  type PullRecord,
+  type RepositoryOverview,
+  type RepositorySort,
   type StoredManifest,
   type SweepRequest,
   type SweepResult,
   type TagDetail,
+  type TagOverview,
   type TagRules,
+  type TagSort,
   type UploadLimits,
   type UploadSession,
 } from "./store.js";
@@ -157,9 +162,29 @@ const MIGRATIONS: string[] = [
     started_at INTEGER NOT NULL,
     PRIMARY KEY (digest, writer)
   ) WITHOUT ROWID;
-  -- Last pull of each manifest (written in batches), for retention policies.
-  ALTER TABLE manifests ADD COLUMN pulled_at INTEGER;
   CREATE INDEX tags_by_manifest ON tags(repository_id, manifest_digest);
+  `,
+  // 5: browsing (src/api/): when things were last pulled, tags by push time, and web UI sessions.
+  `
+  ALTER TABLE repositories ADD COLUMN last_pulled_at INTEGER;
+  ALTER TABLE manifests ADD COLUMN last_pulled_at INTEGER;
+  ALTER TABLE tags ADD COLUMN last_pulled_at INTEGER;
+  CREATE INDEX tags_by_update ON tags(repository_id, updated_at);
+  -- A repository's last push without reading its manifests' content.
+  CREATE INDEX manifests_by_push ON manifests(repository_id, created_at);
+  -- A browser's login: the cookie holds the id and a secret, of which only the hash is kept.
+  CREATE TABLE browser_sessions (
+    id TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    access_token_id TEXT REFERENCES access_tokens(id) ON DELETE CASCADE,
+    -- Hash of the password hash at login: a password change ends password sessions.
+    password_stamp TEXT,
+    csrf_token TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX browser_sessions_by_expiry ON browser_sessions(expires_at);
   `,
 ];
 
@@ -202,6 +227,7 @@ function restrictDatabaseFiles(path: string): void {
 export class SqliteMetadataStore implements MetadataStore {
   readonly #db: Database.Database;
   readonly #q;
+  readonly #browse;
 
   constructor(path: string) {
     const db = openDatabase(path);
@@ -231,12 +257,9 @@ export class SqliteMetadataStore implements MetadataStore {
       tagTarget: db.prepare("SELECT manifest_digest FROM tags WHERE repository_id = ? AND name = ?").pluck(),
       tagsOf: db.prepare(`SELECT name FROM tags WHERE repository_id = ${repositoryId} AND manifest_digest = ?`).pluck(),
       tagDetails: db.prepare(
-        `SELECT t.name AS tag, t.manifest_digest AS digest, t.updated_at AS pushedAt, m.pulled_at AS pulledAt FROM tags t
+        `SELECT t.name AS tag, t.manifest_digest AS digest, t.updated_at AS pushedAt, m.last_pulled_at AS pulledAt FROM tags t
          JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
          WHERE t.repository_id = ${repositoryId} ORDER BY t.name`,
-      ),
-      recordPull: db.prepare(
-        `UPDATE manifests SET pulled_at = max(ifnull(pulled_at, 0), ?) WHERE repository_id = ${repositoryId} AND digest = ?`,
       ),
       deleteTagIf: db.prepare(
         `DELETE FROM tags WHERE repository_id = ${repositoryId} AND name = ? AND manifest_digest = ? AND updated_at = ?`,
@@ -341,6 +364,7 @@ export class SqliteMetadataStore implements MetadataStore {
       deleteUpload: db.prepare("DELETE FROM uploads WHERE id = ?"),
       staleUploads: db.prepare(`SELECT ${UPLOAD_COLUMNS} FROM uploads WHERE updated_at < ? OR created_at < ?`),
     };
+    this.#browse = prepareBrowsing(db);
   }
 
   #ensureRepository(name: string): number {
@@ -487,12 +511,6 @@ export class SqliteMetadataStore implements MetadataStore {
     return rows.map(({ pulledAt, ...row }) => (pulledAt === null ? row : { ...row, pulledAt }));
   }
 
-  async recordPulls(pulls: Pull[]): Promise<void> {
-    this.#db.transaction(() => {
-      for (const pull of pulls) this.#q.recordPull.run(pull.at, pull.repository, pull.digest);
-    })();
-  }
-
   async listTags(repository: string, limit: number, after = ""): Promise<Page<string> | undefined> {
     const id = this.#q.repositoryId.get(repository) as number | undefined;
     if (id === undefined) return undefined;
@@ -630,6 +648,77 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.#q.linkedInAny.get(digest, JSON.stringify(repositories)) !== undefined;
   }
 
+  // --- Browsing (api/) ---
+
+  async repositoryNames(options: { search?: string; sort: RepositorySort; descending: boolean }): Promise<string[]> {
+    const query = this.#browse.repositoryNames[`${options.sort}:${options.descending ? "desc" : "asc"}`];
+    return query.all((options.search ?? "").toLowerCase()) as string[];
+  }
+
+  async repositoryOverviews(repositories: readonly string[]): Promise<RepositoryOverview[]> {
+    const overviews: RepositoryOverview[] = [];
+    for (const name of repositories) {
+      const row = this.#browse.repository.get(name) as Row | undefined;
+      if (!row) continue;
+      const id = row.id as number;
+      const blobs = this.#browse.blobSizes.get({ id }) as { total: number; unique: number };
+      const manifests = this.#browse.manifestBytes.get(id) as number;
+      overviews.push({
+        name,
+        tagCount: row.tagCount as number,
+        lastPushedAt: latest(row.manifestPushedAt as number | null, row.tagPushedAt as number | null),
+        lastPulledAt: row.lastPulledAt as number | null,
+        size: { total: blobs.total + manifests, unique: blobs.unique + manifests },
+      });
+    }
+    return overviews;
+  }
+
+  async tagOverviews(
+    repository: string,
+    options: { sort: TagSort; descending: boolean; offset: number; limit: number },
+  ): Promise<{ items: TagOverview[]; total: number } | undefined> {
+    const id = this.#q.repositoryId.get(repository) as number | undefined;
+    if (id === undefined) return undefined;
+    const query = this.#browse.tags[`${options.sort}:${options.descending ? "desc" : "asc"}`];
+    const items = query.all(id, options.limit, options.offset) as TagOverview[];
+    return { items, total: this.#browse.tagCount.get(id) as number };
+  }
+
+  async manifestOverview(repository: string, digest: Digest): Promise<ManifestOverview | undefined> {
+    return this.#browse.manifest.get(repository, digest) as ManifestOverview | undefined;
+  }
+
+  async manifestsByDigest(repository: string, digests: readonly Digest[]): Promise<Map<Digest, StoredManifest>> {
+    const found = new Map<Digest, StoredManifest>();
+    for (const digest of new Set(digests)) {
+      const manifest = this.#q.manifestByDigest.get(repository, digest) as StoredManifest | undefined;
+      if (manifest) found.set(digest, manifest);
+    }
+    return found;
+  }
+
+  async referrerCounts(repository: string, subjects: readonly Digest[]): Promise<Map<Digest, Record<string, number>>> {
+    const counts = new Map<Digest, Record<string, number>>();
+    const id = this.#q.repositoryId.get(repository) as number | undefined;
+    if (id === undefined) return counts;
+    for (const subject of new Set(subjects)) {
+      const rows = this.#browse.referrerCounts.all(id, subject) as { artifactType: string; count: number }[];
+      counts.set(subject, Object.fromEntries(rows.map((row) => [row.artifactType, row.count])));
+    }
+    return counts;
+  }
+
+  async recordPulls(pulls: readonly PullRecord[]): Promise<void> {
+    this.#db.transaction(() => {
+      for (const pull of pulls) {
+        this.#browse.pulledRepository.run(pull.at, pull.repository);
+        this.#browse.pulledManifest.run(pull.at, pull.repository, pull.digest);
+        if (pull.tag !== undefined) this.#browse.pulledTag.run(pull.at, pull.repository, pull.tag);
+      }
+    })();
+  }
+
   async ping(): Promise<void> {
     this.#db.prepare("SELECT 1").get();
   }
@@ -644,6 +733,72 @@ class DryRun extends Error {
   constructor(readonly result: SweepResult) {
     super("dry run");
   }
+}
+
+const latest = (a: number | null, b: number | null): number | null => (a === null ? b : b === null ? a : Math.max(a, b));
+
+/** The browsing API's statements (src/api/), apart from the registry's own. */
+function prepareBrowsing(db: Database.Database) {
+  const repositoryId = "(SELECT id FROM repositories WHERE name = ?)";
+  const tagColumns = `SELECT t.name, t.manifest_digest AS digest, m.media_type AS mediaType, m.content,
+      t.updated_at AS pushedAt, t.last_pulled_at AS pulledAt
+    FROM tags t JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.manifest_digest
+    WHERE t.repository_id = ?`;
+  const tagPage = (order: string) => db.prepare(`${tagColumns} ORDER BY ${order} LIMIT ? OFFSET ?`);
+  const names = (order: string, key = "NULL") =>
+    db
+      .prepare(`SELECT name FROM (SELECT name, last_pulled_at, ${key} AS k FROM repositories WHERE instr(name, ?) > 0) ORDER BY ${order}`)
+      .pluck();
+  // Both maxima come from an index (manifests_by_push, tags_by_update); 0 when never pushed.
+  const lastPush = `max(
+    coalesce((SELECT max(created_at) FROM manifests m WHERE m.repository_id = repositories.id), 0),
+    coalesce((SELECT max(updated_at) FROM tags t WHERE t.repository_id = repositories.id), 0))`;
+  // Only the latest time is kept: batches may be flushed out of order by concurrent replicas.
+  const later = "last_pulled_at = max(coalesce(last_pulled_at, 0), ?)";
+  return {
+    repositoryNames: {
+      "name:asc": names("name ASC"),
+      "name:desc": names("name DESC"),
+      "pushed:asc": names("k = 0, k ASC, name", lastPush),
+      "pushed:desc": names("k = 0, k DESC, name", lastPush),
+      "pulled:asc": names("last_pulled_at IS NULL, last_pulled_at ASC, name"),
+      "pulled:desc": names("last_pulled_at IS NULL, last_pulled_at DESC, name"),
+    },
+    repository: db.prepare(
+      `SELECT r.id, r.last_pulled_at AS lastPulledAt,
+         (SELECT count(*) FROM tags t WHERE t.repository_id = r.id) AS tagCount,
+         (SELECT max(created_at) FROM manifests m WHERE m.repository_id = r.id) AS manifestPushedAt,
+         (SELECT max(updated_at) FROM tags t WHERE t.repository_id = r.id) AS tagPushedAt
+       FROM repositories r WHERE r.name = ?`,
+    ),
+    blobSizes: db.prepare(
+      `WITH used AS (SELECT DISTINCT child_digest AS digest FROM manifest_references WHERE repository_id = @id AND kind = 'blob')
+       SELECT coalesce(sum(b.size), 0) AS total,
+         coalesce(sum(CASE WHEN EXISTS (
+           SELECT 1 FROM manifest_references o WHERE o.child_digest = used.digest AND o.repository_id <> @id
+         ) THEN 0 ELSE b.size END), 0) AS "unique"
+       FROM used JOIN blobs b ON b.digest = used.digest`,
+    ),
+    manifestBytes: db.prepare("SELECT coalesce(sum(length(content)), 0) FROM manifests WHERE repository_id = ?").pluck(),
+    tagCount: db.prepare("SELECT count(*) FROM tags WHERE repository_id = ?").pluck(),
+    tags: {
+      "name:asc": tagPage("t.name ASC"),
+      "name:desc": tagPage("t.name DESC"),
+      "pushed:asc": tagPage("t.updated_at ASC, t.name ASC"),
+      "pushed:desc": tagPage("t.updated_at DESC, t.name ASC"),
+    },
+    manifest: db.prepare(
+      `SELECT digest, media_type AS mediaType, content, created_at AS pushedAt, last_pulled_at AS pulledAt
+       FROM manifests WHERE repository_id = ${repositoryId} AND digest = ?`,
+    ),
+    referrerCounts: db.prepare(
+      `SELECT coalesce(artifact_type, '') AS artifactType, count(*) AS count
+       FROM manifests WHERE repository_id = ? AND subject = ? GROUP BY 1 ORDER BY 1`,
+    ),
+    pulledRepository: db.prepare(`UPDATE repositories SET ${later} WHERE name = ?`),
+    pulledManifest: db.prepare(`UPDATE manifests SET ${later} WHERE repository_id = ${repositoryId} AND digest = ?`),
+    pulledTag: db.prepare(`UPDATE tags SET ${later} WHERE repository_id = ${repositoryId} AND name = ?`),
+  };
 }
 
 function migrate(db: Database.Database): void {

@@ -67,12 +67,6 @@ export interface TagDetail {
   pulledAt?: number;
 }
 
-export interface Pull {
-  repository: string;
-  digest: Digest;
-  at: number;
-}
-
 export interface BlobRecord {
   digest: Digest;
   size: number;
@@ -109,6 +103,51 @@ export interface SweepResult {
   repositories: string[];
   /** Blobs now marked as being deleted: their bytes are to be removed from storage. */
   blobs: BlobRecord[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Browsing (the JSON API under /api/v1 and the web UI): read-only summaries and pull times.
+
+export type RepositorySort = "name" | "pushed" | "pulled";
+
+/** One repository as the browsing API lists it; times in ms since epoch, null when never. */
+export interface RepositoryOverview {
+  name: string;
+  tagCount: number;
+  lastPushedAt: number | null;
+  lastPulledAt: number | null;
+  size: RepositorySizes;
+}
+
+export interface RepositorySizes {
+  /** Manifests plus every distinct blob their manifests reference. */
+  total: number;
+  /** The same without blobs that a manifest of another repository references too. */
+  unique: number;
+}
+
+export type TagSort = "name" | "pushed";
+
+export interface TagOverview {
+  name: string;
+  digest: Digest;
+  mediaType: string;
+  content: Buffer;
+  pushedAt: number;
+  pulledAt: number | null;
+}
+
+export interface ManifestOverview extends StoredManifest {
+  pushedAt: number;
+  pulledAt: number | null;
+}
+
+/** A pull to record: a manifest fetched by digest, or by tag (then `tag` is set too). */
+export interface PullRecord {
+  repository: string;
+  digest: Digest;
+  tag?: string;
+  at: number;
 }
 
 /**
@@ -153,8 +192,6 @@ export interface MetadataStore {
   deleteTag(repository: string, tag: string, rules?: TagRules): Promise<boolean>;
   /** Every tag of `repository` with when it was pushed and when its manifest was last pulled. */
   tagDetails(repository: string): Promise<TagDetail[]>;
-  /** Records when manifests were last pulled, in one write (callers batch pulls). */
-  recordPulls(pulls: Pull[]): Promise<void>;
   /** Tags in ASCII order after `after`; undefined when the repository does not exist. */
   listTags(repository: string, limit: number, after?: string): Promise<Page<string> | undefined>;
   /** Manifests in `repository` whose subject is `subject`, optionally of one artifact type. */
@@ -194,6 +231,28 @@ export interface MetadataStore {
   blobUsage(repositories: string[]): Promise<number>;
   /** Whether `digest` is linked in any of these repositories. */
   linkedInAny(repositories: string[], digest: Digest): Promise<boolean>;
+
+  // --- Browsing (api/): read-only queries, and pull times recorded in batches ---
+  /**
+   * Names of every repository whose name contains `search`, in the order asked; ties by name, and
+   * never pushed or pulled last either way. Only names: callers filter by rights, then page.
+   */
+  repositoryNames(options: { search?: string; sort: RepositorySort; descending: boolean }): Promise<string[]>;
+  /** Tag counts, times and sizes of the named repositories, in the same order (absent ones are left out). */
+  repositoryOverviews(repositories: readonly string[]): Promise<RepositoryOverview[]>;
+  /** One page of a repository's tags with their manifests; undefined when the repository does not exist. */
+  tagOverviews(
+    repository: string,
+    options: { sort: TagSort; descending: boolean; offset: number; limit: number },
+  ): Promise<{ items: TagOverview[]; total: number } | undefined>;
+  /** A manifest by digest with its push and pull times. */
+  manifestOverview(repository: string, digest: Digest): Promise<ManifestOverview | undefined>;
+  /** Manifests of `repository` by digest (an index's children); absent ones are left out. */
+  manifestsByDigest(repository: string, digests: readonly Digest[]): Promise<Map<Digest, StoredManifest>>;
+  /** How many referrers each subject has, by artifact type ("" when a referrer has none). */
+  referrerCounts(repository: string, subjects: readonly Digest[]): Promise<Map<Digest, Record<string, number>>>;
+  /** Stores the latest pull time of each repository, manifest and tag in `pulls`, in one transaction. */
+  recordPulls(pulls: readonly PullRecord[]): Promise<void>;
 
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -16,7 +16,7 @@ import { ImmutableTagError } from "../metadata/store.js";
 /** distribution-spec end-7b: at least 10 tags per request SHOULD be accepted; past this, 414. */
 const MAX_TAGS_PER_PUSH = 100;
 
-type Reference = { kind: "digest"; digest: Digest } | { kind: "tag"; tag: string };
+export type Reference = { kind: "digest"; digest: Digest } | { kind: "tag"; tag: string };
 
 function parseReference(reference: string): Reference {
   if (reference.includes(":")) return { kind: "digest", digest: requireDigest(reference) };
@@ -68,7 +68,6 @@ export async function getManifest(c: Ctx, deps: RegistryDeps, name: string, refe
     ETag: `"${manifest.digest}"`,
   };
   if (head) return c.body(null, 200, headers);
-  deps.pulls?.record(name, manifest.digest);
   return c.body(manifest.content as Uint8Array<ArrayBuffer>, 200, headers);
 }
 
@@ -156,12 +155,19 @@ export async function deleteManifest(c: Ctx, deps: RegistryDeps, name: string, r
   if (!deps.options.deletesEnabled) throw new RegistryError(405, "UNSUPPORTED", undefined, "deletes are disabled");
   const target = parseReference(reference);
   if (!(await deps.metadata.repositoryExists(name))) throw new RegistryError(404, "NAME_UNKNOWN", { name });
+  if (!(await deleteReference(deps, name, target))) throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference });
+  return c.body(null, 202, { "Content-Length": "0" });
+}
+
+/**
+ * Deletes a tag, or a manifest with its tags, refusing to remove an immutable tag (403 DENIED); false
+ * when absent. The distribution API and the browsing API both delete through it.
+ */
+export function deleteReference(deps: Pick<RegistryDeps, "metadata" | "policy">, name: string, target: Reference): Promise<boolean> {
   const rules = deps.policy ? tagRules(deps.policy, name) : {};
-  const deleted = await refuseImmutable(() =>
+  return refuseImmutable(() =>
     target.kind === "digest" ? deps.metadata.deleteManifest(name, target.digest, rules) : deps.metadata.deleteTag(name, target.tag, rules),
   );
-  if (!deleted) throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference });
-  return c.body(null, 202, { "Content-Length": "0" });
 }
 
 /** An immutable tag that a PUT would move or a DELETE remove: 403 DENIED naming the rule. */
