@@ -3,6 +3,7 @@ import type { Engine } from "../engine.js";
 import { buildRoutes } from "./build.js";
 import { containerFileRoutes } from "./container-files.js";
 import { containerMetricRoutes } from "./container-metrics.js";
+import { containerUpdateRoutes } from "./container-update.js";
 import { containerRoutes } from "./containers.js";
 import { ApiError } from "./errors.js";
 import { execRoutes } from "./exec.js";
@@ -40,6 +41,7 @@ export function createApi(engine: Engine): Hono<EngineEnv> {
   containerRoutes(app, engine);
   containerFileRoutes(app, engine);
   containerMetricRoutes(app, engine);
+  containerUpdateRoutes(app, engine);
   execRoutes(app, engine);
   buildRoutes(app, engine);
   networkRoutes(app, engine);
