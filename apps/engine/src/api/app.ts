@@ -10,6 +10,7 @@ import { execRoutes } from "./exec.js";
 import { imageRoutes } from "./images.js";
 import { networkRoutes } from "./networks.js";
 import { systemRoutes } from "./system.js";
+import { systemDfRoutes } from "./system-df.js";
 import type { EngineEnv } from "./types.js";
 import { checkVersion } from "./version.js";
 import { volumeRoutes } from "./volumes.js";
@@ -37,6 +38,7 @@ export function createApi(engine: Engine): Hono<EngineEnv> {
   });
 
   systemRoutes(app, engine);
+  systemDfRoutes(app, engine);
   imageRoutes(app, engine);
   containerRoutes(app, engine);
   containerFileRoutes(app, engine);
