@@ -31,6 +31,8 @@ const SYSTEM_PACKAGES = {
     ["containernetworking-plugins", "/usr/lib/cni/bridge"],
     ["iptables", "iptables"],
     ["iproute2", "ip"],
+    // zstd layers (pull, push --compression zstd) on Node 20, which has no zstd in node:zlib.
+    ["zstd", "zstd"],
   ],
   // CNCF Distribution and a load generator, for side-by-side benchmarks; dockerd (from docker.io)
   // is the peer bench/engine.mjs starts for its pull and push comparison and bench/containers.mjs
