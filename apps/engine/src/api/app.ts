@@ -5,6 +5,7 @@ import { containerFileRoutes } from "./container-files.js";
 import { containerMetricRoutes } from "./container-metrics.js";
 import { containerUpdateRoutes } from "./container-update.js";
 import { containerRoutes } from "./containers.js";
+import { distributionRoutes } from "./distribution.js";
 import { ApiError } from "./errors.js";
 import { execRoutes } from "./exec.js";
 import { imageRoutes } from "./images.js";
@@ -39,6 +40,7 @@ export function createApi(engine: Engine): Hono<EngineEnv> {
 
   systemRoutes(app, engine);
   systemDfRoutes(app, engine);
+  distributionRoutes(app, engine);
   imageRoutes(app, engine);
   containerRoutes(app, engine);
   containerFileRoutes(app, engine);
