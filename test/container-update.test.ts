@@ -140,6 +140,39 @@ describe("container update on minatod", () => {
     ok(await docker(["rm", "-f", id]));
   });
 
+  it("memory reservation and cpuset mems reach the cgroup; a paused container is updated too", async () => {
+    const id = ok(await docker(["run", "-d", "busybox", "sleep", "600"])).trim();
+    ok(await docker(["pause", id]));
+    ok(await docker(["update", "--memory", "128m", "--memory-reservation", "48m", "--cpuset-mems", "0", id]));
+    const cgroup = new ContainerCgroup(`/minato/${id}`);
+    const soft =
+      cgroup.mode === "unified" ? await cgroup.read("memory", "memory.low") : await cgroup.read("memory", "memory.soft_limit_in_bytes");
+    expect(soft?.trim()).toBe(String(48 * 1024 * 1024));
+    expect((await cgroup.read("cpuset", "cpuset.mems"))?.trim()).toBe("0");
+    expect((await limits(id)).memory).toBe(String(128 * 1024 * 1024));
+    ok(await docker(["unpause", id]));
+    expect((await inspect(id)).HostConfig).toMatchObject({ MemoryReservation: 48 * 1024 * 1024, CpusetMems: "0" });
+    ok(await docker(["rm", "-f", id]));
+  });
+
+  it("an updated restart policy governs the next exits", async () => {
+    const id = ok(await docker(["run", "-d", "busybox", "sh", "-c", "sleep 1; exit 3"])).trim();
+    ok(await docker(["update", "--restart", "on-failure:2", id]));
+    // Two restarts, then it stays down with its exit code.
+    for (let i = 0; i < 600; i++) {
+      const state = await engine.json<{ RestartCount: number; State: { Running: boolean; Restarting: boolean; ExitCode: number } }>(
+        "GET",
+        `/containers/${id}/json`,
+      );
+      if (state.body.RestartCount === 2 && !state.body.State.Running && !state.body.State.Restarting) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const final = await engine.json<{ RestartCount: number; State: { ExitCode: number } }>("GET", `/containers/${id}/json`);
+    expect(final.body.RestartCount).toBe(2);
+    expect(final.body.State.ExitCode).toBe(3);
+    ok(await docker(["rm", "-f", id]));
+  });
+
   it("a stopped container takes the update at its next start", async () => {
     const id = ok(await docker(["create", "busybox", "sleep", "600"])).trim();
     const answer = await update(id, { Memory: 32 * 1024 * 1024, PidsLimit: 25 });
