@@ -126,6 +126,34 @@ describe("zstd layers: skopeo ⇄ registry ⇄ minatod", () => {
     expect(ran.stdout).toBe("ran from zstd\n");
   });
 
+  it("docker save of the zstd image and docker load elsewhere: zstd layers in an archive load; a zstd rootfs imports", async () => {
+    const archive = join(work, "zstd.tar");
+    const saved = await run("docker", ["save", "-o", archive, `${host}/zstd/busybox:zstd`], envOf(b));
+    expect(saved.code, saved.stderr).toBe(0);
+    const c = await EngineProcess.start();
+    try {
+      const loaded = await run("docker", ["load", "-i", archive], envOf(c));
+      expect(loaded.code, loaded.stderr).toBe(0);
+      const twin = (await a.json<Inspect>("GET", `/images/${host}/zstd/busybox:gzip/json`)).body;
+      const image = (await c.json<Inspect & { Descriptor?: unknown }>("GET", `/images/${host}/zstd/busybox:zstd/json`)).body;
+      expect(image.Id).toBe(twin.Id);
+      expect(await describeTree(image.GraphDriver.Data.LowerDir)).toEqual(await describeTree(twin.GraphDriver.Data.LowerDir));
+      const ran = await run("docker", ["run", "--rm", `${host}/zstd/busybox:zstd`, "echo", "loaded"], envOf(c));
+      expect(ran.stdout).toBe("loaded\n");
+
+      // A root filesystem tar compressed with zstd imports as the plain one does.
+      const rootfs = await busyboxRootfs(work);
+      const zstdRootfs = join(work, "rootfs.tar.zst");
+      await run("zstd", ["-q", "-f", rootfs, "-o", zstdRootfs], envOf(c));
+      const imported = await run("docker", ["import", zstdRootfs, "from-zstd:1"], envOf(c));
+      expect(imported.code, imported.stderr).toBe(0);
+      const fromZstd = (await c.json<Inspect>("GET", "/images/from-zstd:1/json")).body;
+      expect(fromZstd.RootFS.Layers).toEqual(twin.RootFS.Layers);
+    } finally {
+      await c.dispose();
+    }
+  });
+
   it("minato push --compression zstd sends OCI zstd layers that skopeo and another engine read back", async () => {
     const tagged = await run("docker", ["tag", `${host}/zstd/busybox:gzip`, `${host}/zstd/mine:1`], envOf(a));
     expect(tagged.code, tagged.stderr).toBe(0);
