@@ -173,7 +173,7 @@ describe("dockerode against minatod", () => {
       Volumes: { Name: string; UsageData: { Size: number; RefCount: number } }[];
       BuildCache: { ID: string; Type: string; Size: number; InUse: boolean; Shared: boolean }[];
     } = await docker.df();
-    for (let i = 0; i < 200 && df.Volumes.find((v) => v.Name === "dockerode-vol")?.UsageData.Size !== 12345; i++) {
+    for (let i = 0; i < 600 && df.Volumes.find((v) => v.Name === "dockerode-vol")?.UsageData.Size !== 12345; i++) {
       await new Promise((r) => setTimeout(r, 50));
       df = await docker.df();
     }

@@ -95,7 +95,7 @@ describe("system df on minatod", () => {
     ).trim();
     stopped = ok(await docker(["create", "derived:1", "true"])).trim();
     // The running container has written its files once both show in its layer and the volume.
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 600; i++) {
       const usage = (await versioned<LegacyUsage>("/v1.50", "/system/df")).body;
       if (usage.Containers?.find((c) => c.Id === running)?.SizeRw === 100_000 && usage.Volumes?.[0]?.UsageData.Size === 50_000) break;
       await new Promise((r) => setTimeout(r, 50));
