@@ -5,6 +5,7 @@ import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Docker from "dockerode";
 import { request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminCommand } from "../apps/registry/src/auth/admin-cli.js";
@@ -164,6 +165,24 @@ describe("registry search and distribution inspect", () => {
       headers: { "X-Registry-Auth": registryAuth("alice", "wrong", host) },
     });
     expect(wrong.status).toBe(401);
+  });
+
+  it("dockerode: searchImages and image.distribution with an authconfig", async () => {
+    const docker = new Docker({ socketPath: engine.socket });
+    const authconfig = { username: "alice", password: alicePassword, serveraddress: host };
+    const found = (await docker.searchImages({ term: `${host}/team`, limit: 2, authconfig })) as { name: string }[];
+    expect(found.map((r) => r.name)).toEqual(["team/app", "team/multi"]);
+    const info = (await docker.getImage(`${host}/team/multi:1`).distribution({ authconfig })) as {
+      Descriptor: { digest: string };
+      Platforms: { architecture: string; os: string }[];
+    };
+    expect(info.Descriptor.digest).toBe(indexDigest);
+    expect(info.Platforms.map((p) => `${p.os}/${p.architecture}`)).toEqual(["linux/amd64", "linux/arm64"]);
+    await expect(
+      docker.getImage(`${host}/team/app:1`).distribution({ authconfig: { ...authconfig, password: "wrong" } }),
+    ).rejects.toMatchObject({
+      statusCode: 401,
+    });
   });
 
   it("GET /distribution/{name}/json: the descriptor and platforms, with the caller's credentials", async () => {
