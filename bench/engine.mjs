@@ -22,7 +22,7 @@
 
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, readdir, rename, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { availableParallelism, loadavg } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -55,6 +55,8 @@ import {
 const MiB = 1024 * 1024;
 const MB = 1e6;
 const TAG = "bench";
+/** The same image with its layers recompressed as zstd (same diff IDs, config and image ID). */
+const ZSTD_TAG = "bench-zstd";
 /** `X-Registry-Auth` for an anonymous registry: base64url of `{}`. */
 const NO_AUTH = Buffer.from("{}").toString("base64url");
 const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
@@ -222,7 +224,7 @@ async function verifyPushed(registry, repository, image, { sameDigest }) {
 // ---------------------------------------------------------------------------------------------
 // Daemons (minatod, dockerd), both driven through the Docker Engine API on their unix socket
 
-async function daemonPull(daemon, image, source) {
+async function daemonPull(daemon, image, source, tag = TAG) {
   settle();
   const cpu0 = daemonCpu(daemon);
   const m0 = monotonicMicros();
@@ -230,7 +232,7 @@ async function daemonPull(daemon, image, source) {
   const messages = await jsonStream(
     daemon,
     "POST",
-    `/images/create?fromImage=${encodeURIComponent(`${source.host}/bench/image`)}&tag=${TAG}`,
+    `/images/create?fromImage=${encodeURIComponent(`${source.host}/bench/image`)}&tag=${tag}`,
   );
   const t1 = performance.now();
   const cpu = daemonCpu(daemon) - cpu0;
@@ -238,7 +240,7 @@ async function daemonPull(daemon, image, source) {
   if (downloaded.length !== image.layers.length) {
     throw new Error(`${daemon.name}: ${downloaded.length} "Download complete" messages for ${image.layers.length} layers`);
   }
-  const inspect = await engineCall(daemon, "GET", `/images/${source.host}/bench/image:${TAG}/json`);
+  const inspect = await engineCall(daemon, "GET", `/images/${source.host}/bench/image:${tag}/json`);
   if (inspect.status !== 200) throw new Error(`${daemon.name} image inspect: HTTP ${inspect.status} ${inspect.body.slice(0, 200)}`);
   const info = JSON.parse(inspect.body);
   if (info.Id !== image.config || info.RootFS?.Layers?.length !== image.layers.length) {
@@ -371,6 +373,22 @@ async function main() {
   log(`skopeo: copying the image into the source registry ${source.host}`);
   const seed = await skopeo(["copy", "--dest-tls-verify=false", `oci:${image.dir}:${TAG}`, `docker://${source.host}/bench/image:${TAG}`]);
   await verifyPushed(source, "bench/image", image, { sameDigest: true });
+  // skopeo compresses plain layers in the format asked (gzip ones it leaves as they are): through a
+  // directory of plain tars. Each skopeo() has a fresh blob-info cache, which would reuse the gzip twin.
+  log(`skopeo: a zstd twin of the image as bench/image:${ZSTD_TAG}`);
+  const plain = join(work, "plain");
+  await skopeo(["copy", "--src-tls-verify=false", "--dest-decompress", `docker://${source.host}/bench/image:${TAG}`, `dir:${plain}`]);
+  await skopeo([
+    "copy",
+    "--dest-tls-verify=false",
+    "--format",
+    "oci",
+    "--dest-compress-format",
+    "zstd",
+    `dir:${plain}`,
+    `docker://${source.host}/bench/image:${ZSTD_TAG}`,
+  ]);
+  await rm(plain, { recursive: true, force: true });
 
   /** results[metric][tool] = values from each run */
   const results = {};
@@ -393,6 +411,16 @@ async function main() {
       record("push", "minato", push.seconds);
       record("pushCpu", "minato", push.cpu);
       notes.push(`run ${run + 1} minatod: VmHWM ${fmt(peakRss(daemon.pid) / MiB, 0)} MiB after pull and push`);
+      // The zstd twin, into another empty store (the first one has these layers unpacked).
+      const zstdDaemon = await startMinatod();
+      try {
+        const zstd = await daemonPull(zstdDaemon, image, source, ZSTD_TAG);
+        record("pullZstd", "minato", zstd.seconds);
+        record("pullZstdDownload", "minato", zstd.downloadSeconds);
+        record("pullZstdCpu", "minato", zstd.cpu);
+      } finally {
+        await zstdDaemon.stop();
+      }
       if (args["cpu-prof"]) {
         const window = ({ window: [from, to] }) => `${from}–${to}`;
         notes.push(
@@ -539,10 +567,26 @@ async function main() {
     `| CPU during push (s) | ${fmt(med("pushCpu", "minato"))} | ${fmt(med("pushCpu", "skopeo"))} | ${dockerCell("pushCpu")} | ` +
       `${ratioText(ratio(med("pushCpu", "minato"), med("pushCpu", "skopeo")), "skopeo")} | — |`,
   );
+  lines.push(
+    `| pull of the zstd twin, download + verify + unpack (s) | ${fmt(med("pullZstd", "minato"))} ³ | — | — | ` +
+      `${ratioText(ratio(med("pullZstd", "minato"), med("pull", "minato")), "Minato's gzip pull")} | — |`,
+  );
+  lines.push(
+    `| pull of the zstd twin, download + verify only (s) | ${fmt(med("pullZstdDownload", "minato"))} ¹ ³ | — | — | ` +
+      `${ratioText(ratio(med("pullZstdDownload", "minato"), med("pullDownload", "minato")), "Minato's gzip pull")} | — |`,
+  );
+  lines.push(
+    `| CPU during the zstd pull (s) | ${fmt(med("pullZstdCpu", "minato"))} ³ | — | — | ` +
+      `${ratioText(ratio(med("pullZstdCpu", "minato"), med("pullCpu", "minato")), "Minato's gzip pull")} | — |`,
+  );
   if (!haveDocker) lines.push(`| Docker: not available here (${dockerUnavailable}) | | | | | |`);
   lines.push("");
   lines.push("¹ from the request to the last layer's `Download complete` message; unpacking overlaps with later downloads.");
   lines.push("² Docker keeps no compressed layers: it tars and gzips each layer again before uploading it.");
+  lines.push(
+    "³ the same layers recompressed as zstd by skopeo (`--dest-compress-format zstd`), pulled into a fresh minatod; " +
+      "decompressed by Debian's `zstd` program (CPU counts it: a child the daemon reaped).",
+  );
   lines.push("");
   lines.push(`Per-run values (seconds; MB/s of layer blobs, ${fmt(image.blobBytes / MB, 1)} MB, in brackets):`);
   lines.push("");

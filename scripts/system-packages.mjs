@@ -29,6 +29,8 @@ export const SYSTEM_PACKAGES = {
     ["tmux", "tmux"],
     // The registry's web UI is tested in a real browser (driven by playwright-core, never downloaded).
     ["chromium", "chromium"],
+    // zstd layers (pull, push --compression zstd) on Node 20, which has no zstd in node:zlib.
+    ["zstd", "zstd"],
     // systemd-analyze verifies the units in deploy/systemd.
     ["systemd", "systemd-analyze"],
     ...engine,

@@ -6,6 +6,7 @@ import { API_VERSION, API_VERSION_HEADER, type Ctx, type Env, type RegistryDeps 
 import { deleteBlob, getBlob } from "./routes/blobs.js";
 import { listReferrers, listRepositories, listTags } from "./routes/listing.js";
 import { deleteManifest, getManifest, putManifest } from "./routes/manifests.js";
+import { searchRepositories } from "./routes/search.js";
 import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } from "./routes/uploads.js";
 
 type Handler = (c: Ctx, deps: RegistryDeps, name: string, reference: string) => Promise<Response>;
@@ -93,6 +94,10 @@ export function createApp(deps: RegistryDeps): Hono<Env> {
   app.get("/v2/_catalog", async (c) => {
     await deps.auth?.require(c, CATALOG);
     return listRepositories(c, deps, deps.auth?.visibleRepositories(c));
+  });
+  app.get("/v1/search", async (c) => {
+    await deps.auth?.require(c, CATALOG);
+    return searchRepositories(c, deps, deps.auth?.visibleRepositories(c));
   });
   app.all("/v2/*", (c) => dispatch(c, deps, rawPath(c.env.incoming.url ?? c.req.path)));
 

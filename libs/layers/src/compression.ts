@@ -1,6 +1,7 @@
 import { pipeline, Readable } from "node:stream";
 import * as zlib from "node:zlib";
 import { LayerError } from "./errors.js";
+import { zstdDecompress, zstdProgram } from "./zstd.js";
 
 /** How a layer blob is compressed (image-spec layer.md media types `tar`, `tar+gzip`, `tar+zstd`). */
 export type Compression = "none" | "gzip" | "zstd";
@@ -25,7 +26,7 @@ export function detectCompression(head: Buffer): Compression {
 }
 
 type ZstdFactory = () => zlib.Gunzip;
-/** Node ≥ 22.15 ships zstd in node:zlib; on older runtimes zstd layers are refused with a clear error. */
+/** Node ≥ 22.15 ships zstd in node:zlib; before it (Node 20) the zstd program decompresses (./zstd.ts). */
 const createZstdDecompress = (zlib as unknown as { createZstdDecompress?: ZstdFactory }).createZstdDecompress;
 
 export interface DecompressedLayer {
@@ -74,12 +75,13 @@ export async function decompressLayer(
     }
   }
   if (compression === "none") return { compression, tar: rest() };
+  if (compression === "zstd" && (zstdProgram() || !createZstdDecompress)) return { compression, tar: zstdDecompress(rest()) };
 
   let decompressor: zlib.Gunzip;
   // 1 MiB output chunks: with zlib's 16 KiB default, handling the chunks cost ~2.5x the CPU of the inflate.
   if (compression === "gzip") decompressor = zlib.createGunzip({ chunkSize: 1024 * 1024 });
   else if (createZstdDecompress) decompressor = createZstdDecompress();
-  else throw new LayerError("UNSUPPORTED_COMPRESSION", "unsupported layer compression: zstd (needs Node.js 22.15 or later)");
+  else throw new LayerError("UNSUPPORTED_COMPRESSION", "unsupported layer compression: zstd");
   pipeline(Readable.from(rest(), { objectMode: false }), decompressor, () => {
     // Errors surface through the decompressor, which the caller iterates.
   });

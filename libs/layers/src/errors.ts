@@ -2,7 +2,7 @@
 export type LayerErrorCode =
   /** The stream is not a tar archive, or a header is corrupt or truncated. */
   | "INVALID_TAR"
-  /** The layer is compressed with something this build cannot decompress (bzip2, xz, zstd before Node 22.15). */
+  /** The layer is compressed with something this build cannot decompress (bzip2, xz, zstd without the zstd program). */
   | "UNSUPPORTED_COMPRESSION"
   /** An entry type this library does not apply (sparse files, tape volumes, ...). */
   | "UNSUPPORTED_ENTRY"

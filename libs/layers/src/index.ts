@@ -11,3 +11,4 @@ export {
   OVERLAY_OPAQUE_XATTR,
   WHITEOUT_PREFIX,
 } from "./whiteouts.js";
+export { zstdCompress, zstdDecompress, zstdProgram } from "./zstd.js";

@@ -8,6 +8,21 @@ import { type Challenge, parseChallenges } from "./challenge.js";
 import type { Credentials } from "./credentials.js";
 import { AuthenticationError, ContentDigestError, RegistryResponseError } from "./errors.js";
 
+/** One repository of a registry's search (the v1 search API's fields). */
+export interface SearchResult {
+  name: string;
+  description: string;
+  star_count: number;
+  is_official: boolean;
+  is_automated: boolean;
+}
+
+export interface SearchResults {
+  num_results: number;
+  query: string;
+  results: SearchResult[];
+}
+
 export interface ClientOptions {
   /** `host[:port]` of the registry. */
   registry: string;
@@ -291,6 +306,21 @@ export class RegistryClient {
     return tags;
   }
 
+  /**
+   * `GET /v1/search` (the Docker Hub v1 search API that dockerd queries for `docker search`), with
+   * the catalog scope a registry asks for before listing repositories.
+   */
+  async search(query: string, limit: number): Promise<SearchResults> {
+    const url = new URL(this.#url("/v1/search"));
+    url.searchParams.set("q", query);
+    url.searchParams.set("n", String(limit));
+    const response = await this.#send({ method: "GET", url: url.toString(), scopes: ["registry:catalog:*"] });
+    if (response.statusCode !== 200) throw await errorFrom(response, `search of ${this.registry}`);
+    const body = (await response.body.json()) as Partial<SearchResults>;
+    if (!Array.isArray(body.results)) throw new RegistryResponseError(502, [], `${this.registry}: the search answer has no results list`);
+    return { num_results: body.num_results ?? body.results.length, query: body.query ?? query, results: body.results };
+  }
+
   /** Size of a blob in the repository, or undefined when the registry does not have it there. */
   async blobSize(repository: string, digest: Digest, scopes = [pullScope(repository)]): Promise<number | undefined> {
     const response = await this.#send({ method: "HEAD", url: this.#url(`/v2/${repository}/blobs/${digest}`), scopes });
@@ -319,6 +349,17 @@ export class RegistryClient {
         : await request(url, { headers: { ...headers, "user-agent": this.#userAgent() }, dispatcher: this.#options.dispatcher });
     }
     return response;
+  }
+
+  /** A small blob (an image config) read whole and verified; larger than `maxBytes` is refused. */
+  async readBlob(repository: string, descriptor: Descriptor, maxBytes = 4 * 1024 * 1024): Promise<Buffer> {
+    if (descriptor.size > maxBytes) throw new RegistryResponseError(413, [], `blob ${descriptor.digest} is larger than ${maxBytes} bytes`);
+    const response = await this.#openBlob(repository, descriptor.digest, 0);
+    if (response.statusCode !== 200) throw await errorFrom(response, `blob ${descriptor.digest}`);
+    const bytes = Buffer.from(await response.body.arrayBuffer());
+    const digest = digestOf(bytes, parseDigest(descriptor.digest).algorithm);
+    if (digest !== descriptor.digest || bytes.byteLength !== descriptor.size) throw new ContentDigestError(descriptor.digest, digest);
+    return bytes;
   }
 
   /**

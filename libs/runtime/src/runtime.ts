@@ -11,7 +11,7 @@ import { RuntimeError } from "./errors.js";
 import { type CgroupMode, detectCgroupMode } from "./host.js";
 import { type LogRecord, parseK8sLog } from "./logs.js";
 import { mergeEnv } from "./spec.js";
-import type { OciProcess, OciSpec } from "./spec-types.js";
+import type { OciProcess, OciResources, OciSpec } from "./spec-types.js";
 import { readOptional, resolveUserInRootfs } from "./user.js";
 
 export interface RuntimeOptions {
@@ -525,6 +525,20 @@ export class Runtime {
   /** Thaws a paused container. */
   async resume(id: string): Promise<void> {
     await this.runtimeOrThrow(id, ["resume", id]);
+  }
+
+  /**
+   * OCI runtimes' `update`: applies new cgroup limits to a running or paused container (runc writes
+   * the v1 or v2 files, whichever the host has). Fields left out stay as they are.
+   */
+  async update(id: string, resources: OciResources): Promise<void> {
+    const file = join(this.paths(id).bundle, "resources.json");
+    await writeFile(file, JSON.stringify(resources), { mode: 0o600 });
+    try {
+      await this.runtimeOrThrow(id, ["update", "--resources", file, id]);
+    } finally {
+      await rm(file, { force: true });
+    }
   }
 
   /** Waits (bounded polling on the exit file) for the container's process to end; returns its exit code. */

@@ -84,6 +84,7 @@ export interface OciResources {
   memory?: { limit?: number; reservation?: number; swap?: number; disableOOMKiller?: boolean };
   cpu?: { shares?: number; quota?: number; period?: number; cpus?: string; mems?: string };
   pids?: { limit: number };
+  blockIO?: { weight?: number };
 }
 
 export interface OciLinux {

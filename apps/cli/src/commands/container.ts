@@ -16,6 +16,7 @@ import { enterRawMode, followTerminalSize, proxySignals } from "../terminal.js";
 import { eachName, filtersParam, imagePath } from "./common.js";
 import { containerFileCommands } from "./container-files.js";
 import { containerStatsCommands } from "./container-stats.js";
+import { updateCommand } from "./container-update.js";
 import { applyNetworkFlags, type NetworkFlags, port } from "./network.js";
 import { applyVolumeFlags, type VolumeFlags } from "./volume.js";
 
@@ -1080,6 +1081,7 @@ export const containerGroup: CommandGroup = {
     unpause,
     wait,
     rename,
+    updateCommand,
     remove,
     prune,
     list,

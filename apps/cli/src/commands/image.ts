@@ -8,7 +8,7 @@ import { Option } from "commander";
 import { registryAuthHeader } from "../auth.js";
 import { type CommandGroup, collect, defineCommand } from "../command.js";
 import type { Context } from "../context.js";
-import { CliError, DaemonError, describeError } from "../errors.js";
+import { CliError, DaemonError, describeError, UsageError } from "../errors.js";
 import { formatEach, formatList, type ListFormat } from "../output/formatter.js";
 import { ellipsis, indentedJson, shortId } from "../output/text.js";
 import { goTimeString, humanSize, humanSizeWithPrecision, rfc3339, timeAgo } from "../output/units.js";
@@ -256,18 +256,26 @@ const pull = defineCommand<{ platform?: string; quiet?: boolean }>({
   },
 });
 
-const push = defineCommand<{ quiet?: boolean }>({
+const push = defineCommand<{ quiet?: boolean; compression?: string }>({
   name: "push",
   shortcuts: ["push"],
   usage: "[OPTIONS] NAME[:TAG]",
   description: "Upload an image to a registry",
   args: { min: 1 },
-  options: (command) => command.option("-q, --quiet", "Suppress verbose output"),
+  options: (command) =>
+    command
+      .option("-q, --quiet", "Suppress verbose output")
+      .option(
+        "--compression <format>",
+        "Compress the layers pushed with gzip or zstd (recompressing those stored otherwise; zstd needs an OCI manifest)",
+      ),
   async run(context, [name], options) {
+    if (options.compression !== undefined && !["gzip", "zstd"].includes(options.compression))
+      throw new UsageError(`invalid argument "${options.compression}" for "--compression" flag: use gzip or zstd`);
     const reference = referenceWithTag(context, name as string, options.quiet ?? false);
     if (reference.digest) throw new CliError("cannot push a digest reference");
     const response = await context.client.call("POST", imagePath(familiarName(reference), "/push"), {
-      query: { tag: reference.tag },
+      query: { tag: reference.tag, compression: options.compression },
       headers: { "X-Registry-Auth": await registryAuthHeader(context, reference.registry) },
     });
     await showJsonStream(context, response, `POST ${imagePath(familiarName(reference), "/push")}`, options.quiet);

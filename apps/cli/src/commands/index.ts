@@ -4,6 +4,7 @@ import { containerGroup, objectGroup } from "./container.js";
 import { imageGroup } from "./image.js";
 import { networkGroup } from "./network.js";
 import { registryGroup } from "./registry.js";
+import { searchCommand } from "./search.js";
 import { systemGroups } from "./system.js";
 import { volumeGroup } from "./volume.js";
 
@@ -17,6 +18,7 @@ export const COMMAND_GROUPS: CommandGroup[] = [
   buildGroup,
   builderGroup,
   registryGroup,
+  { commands: [searchCommand] },
   networkGroup,
   volumeGroup,
   ...systemGroups,

@@ -6,6 +6,7 @@ import { formatEach } from "../output/formatter.js";
 import { alignColumns } from "../output/tabwriter.js";
 import { bytesSize } from "../output/units.js";
 import { CLI_VERSION, CLIENT_ARCH } from "../version.js";
+import { diskUsageCommand } from "./system-df.js";
 
 /** swagger `SystemVersion`. */
 interface ServerVersion {
@@ -208,4 +209,7 @@ const info = defineCommand<{ format?: string }>({
 });
 
 /** `minato system …` (with `info` also at the top level) and `minato version`. */
-export const systemGroups: CommandGroup[] = [{ commands: [version] }, { name: "system", description: "Manage Minato", commands: [info] }];
+export const systemGroups: CommandGroup[] = [
+  { commands: [version] },
+  { name: "system", description: "Manage Minato", commands: [info, diskUsageCommand] },
+];

@@ -83,7 +83,7 @@ function imageGetter(engine: Engine, c: ContainerRecord): () => ImageRecord {
 }
 
 /** swagger `ContainerSummary`. */
-async function summary(engine: Engine, c: ContainerRecord) {
+export async function summary(engine: Engine, c: ContainerRecord) {
   const args = await engine.containers.command(c);
   return {
     Id: c.id,

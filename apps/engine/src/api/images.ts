@@ -146,8 +146,17 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const credentials = registryAuthHeader(c.req.header("x-registry-auth"));
     const image = findImage(engine, tagParam ? `${name}:${tagParam}` : name.includes(":") ? name : `${name}:latest`);
     const tag = reference.tag ?? "latest";
+    // A Minato extension (Docker has none; podman's --compression-format): the layers' compression.
+    const compression = c.req.query("compression");
+    if (compression !== undefined && compression !== "gzip" && compression !== "zstd")
+      throw badRequest(`unsupported compression ${JSON.stringify(compression)}: use gzip or zstd`);
     return jsonMessageStream(c.env.outgoing, async (progress) => {
-      await pushImage(engine, image, { ...reference, tag }, { progress, ...(credentials ? { credentials } : {}) });
+      await pushImage(
+        engine,
+        image,
+        { ...reference, tag },
+        { progress, ...(credentials ? { credentials } : {}), ...(compression ? { compression } : {}) },
+      );
     });
   });
 

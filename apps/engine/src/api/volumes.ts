@@ -14,7 +14,7 @@ function matchesLabel(labels: Record<string, string>, filter: string): boolean {
 }
 
 /** swagger `Volume`. */
-function volumeJson(engine: Engine, v: VolumeRecord) {
+export function volumeJson(engine: Engine, v: VolumeRecord) {
   return {
     Name: v.name,
     Driver: v.driver,

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from "node:fs";
+import { createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -8,7 +8,7 @@ import type { ImageConfig } from "../distribution/pull.js";
 import type { Engine } from "../engine.js";
 import { parseReferenceOrThrow } from "../images.js";
 import type { ProgressSink } from "../progress.js";
-import { describeLayerFile, gzipToFile } from "./layer-file.js";
+import { describeLayerFile, gzipToFile, layerTarStream } from "./layer-file.js";
 
 /**
  * The Dockerfile instructions `docker import --change` accepts, applied to a config's `config`.
@@ -73,7 +73,7 @@ export function applyChanges(config: Record<string, unknown>, changes: string[])
 }
 
 /**
- * `docker import`: a root filesystem tar (plain or gzip) becomes a one-layer image. The layer is
+ * `docker import`: a root filesystem tar (plain, gzip or zstd) becomes a one-layer image. The layer is
  * stored gzip-compressed, ready to push; its unpacked snapshot is made at once.
  */
 export async function importImage(
@@ -90,7 +90,7 @@ export async function importImage(
     let layer = await describeLayerFile(raw);
     let blobPath = raw;
     if (!layer.gzip) {
-      layer = await gzipToFile(createReadStream(raw), packed);
+      layer = await gzipToFile(layerTarStream(raw, layer.compression), packed);
       blobPath = packed;
     }
     const created = new Date().toISOString();

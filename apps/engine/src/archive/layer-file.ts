@@ -1,8 +1,9 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import { open } from "node:fs/promises";
-import { Transform } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
+import { type Compression, detectCompression, zstdDecompress } from "@minato/layers";
 import { type Digest, Digester } from "@minato/oci";
 
 export interface LayerFile {
@@ -12,16 +13,26 @@ export interface LayerFile {
   /** Digest of the uncompressed tar (image-spec config.md `rootfs.diff_ids`). */
   diffId: Digest;
   gzip: boolean;
+  /** How the file is compressed (an archive from a zstd image holds zstd layers). */
+  compression: Compression;
 }
 
-async function isGzip(path: string): Promise<boolean> {
+async function compressionOf(path: string): Promise<Compression> {
   const handle = await open(path, "r");
   try {
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(2), 0, 2, 0);
-    return bytesRead === 2 && buffer[0] === 0x1f && buffer[1] === 0x8b;
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(6), 0, 6, 0);
+    return detectCompression(buffer.subarray(0, bytesRead));
   } finally {
     await handle.close();
   }
+}
+
+/** The uncompressed tar of a layer file. */
+export function layerTarStream(path: string, compression: Compression): Readable {
+  const file = createReadStream(path, { highWaterMark: 1024 * 1024 });
+  if (compression === "gzip") return file.pipe(createGunzip({ chunkSize: 1024 * 1024 }));
+  if (compression === "zstd") return Readable.from(zstdDecompress(file));
+  return file;
 }
 
 function hashing(digester: Digester): Transform {
@@ -39,19 +50,22 @@ async function drain(source: NodeJS.ReadableStream, digester: Digester): Promise
 
 /** Hashes a layer file as stored and as uncompressed, in one read. */
 export async function describeLayerFile(path: string): Promise<LayerFile> {
-  const gzip = await isGzip(path);
+  const compression = await compressionOf(path);
   const blob = new Digester();
   const diff = new Digester();
-  if (gzip) {
+  if (compression === "gzip") {
     const gunzip = createGunzip({ chunkSize: 1024 * 1024 });
     const finished = drain(gunzip, diff);
     await pipeline(createReadStream(path, { highWaterMark: 1024 * 1024 }), hashing(blob), gunzip);
     await finished;
+  } else if (compression === "zstd") {
+    const file = createReadStream(path, { highWaterMark: 1024 * 1024 }).pipe(hashing(blob));
+    for await (const chunk of zstdDecompress(file)) diff.update(chunk);
   } else {
     await drain(createReadStream(path, { highWaterMark: 1024 * 1024 }), blob);
   }
   const digest = blob.digest();
-  return { digest, size: blob.size, diffId: gzip ? diff.digest() : digest, gzip };
+  return { digest, size: blob.size, diffId: compression === "none" ? digest : diff.digest(), gzip: compression === "gzip", compression };
 }
 
 /**
@@ -62,5 +76,5 @@ export async function gzipToFile(source: NodeJS.ReadableStream, target: string):
   const blob = new Digester();
   const diff = new Digester();
   await pipeline(source, hashing(diff), createGzip({ level: 6 }), hashing(blob), createWriteStream(target));
-  return { digest: blob.digest(), size: blob.size, diffId: diff.digest(), gzip: true };
+  return { digest: blob.digest(), size: blob.size, diffId: diff.digest(), gzip: true, compression: "gzip" };
 }

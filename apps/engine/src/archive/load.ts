@@ -169,7 +169,7 @@ async function loadImage(
         chainId: chains[i] as Digest,
         blobDigest: file.digest,
         blobSize: file.size,
-        mediaType: file.gzip ? MediaType.ociLayerGzip : MediaType.ociLayer,
+        mediaType: { gzip: MediaType.ociLayerGzip, zstd: MediaType.ociLayerZstd, none: MediaType.ociLayer }[file.compression],
       });
     }
     await engine.content.put(archived.config, id);

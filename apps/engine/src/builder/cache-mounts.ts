@@ -96,6 +96,15 @@ export class CacheMounts {
     for (const wake of instance.waiters.splice(0)) wake();
   }
 
+  /** The cache mount directories there are, and whether a build uses each now (`docker system df`). */
+  async list(): Promise<{ dir: string; inUse: boolean }[]> {
+    const names = await readdir(this.root).catch(() => [] as string[]);
+    return names
+      .filter((name) => !name.endsWith(".new"))
+      .map((name) => join(this.root, name))
+      .map((dir) => ({ dir, inUse: (this.#instances.get(dir)?.users ?? 0) > 0 }));
+  }
+
   /** Removes every cache mount nobody uses (`builder prune`). */
   async prune(): Promise<void> {
     for (const name of await readdir(this.root).catch(() => [] as string[])) {

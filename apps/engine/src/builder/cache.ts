@@ -37,6 +37,7 @@ export class BuildCache {
         "INSERT INTO build_cache (key, created, layer, size, used_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET created = excluded.created, layer = excluded.layer, size = excluded.size, used_at = excluded.used_at",
       ),
       all: db.prepare("SELECT key, size FROM build_cache"),
+      entries: db.prepare("SELECT key, created, layer, size, used_at FROM build_cache ORDER BY created"),
       clear: db.prepare("DELETE FROM build_cache"),
     };
   }
@@ -73,6 +74,22 @@ export class BuildCache {
       for (const key of this.#used) this.#q.touch.run(now, key);
     })();
     this.#used.clear();
+  }
+
+  /** Every entry, for `docker system df`: its key, when it was made and last used, and its layer's bytes. */
+  entries(): { key: string; created: string; usedAt: number; size: number; diffId?: Digest; createdBy?: string }[] {
+    const rows = this.#q.entries.all() as { key: string; created: string; layer: string | null; size: number; used_at: number }[];
+    return rows.map((row) => {
+      const layer = row.layer ? (JSON.parse(row.layer) as Partial<CachedLayer> & { createdBy?: string }) : {};
+      return {
+        key: row.key,
+        created: row.created,
+        usedAt: row.used_at,
+        size: row.size,
+        ...(layer.diffId ? { diffId: layer.diffId } : {}),
+        ...(layer.createdBy !== undefined ? { createdBy: layer.createdBy } : {}),
+      };
+    });
   }
 
   /** Drops every entry (`docker builder prune`); returns their keys and the layer bytes they named. */

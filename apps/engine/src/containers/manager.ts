@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   createSpecDetailed,
+  detectCgroupMode,
   type ImageRunConfig,
   mergeEnv,
   type NetworkMode,
@@ -26,6 +27,7 @@ import { isMountPoint, mountOverlay, unmount } from "../overlay.js";
 import type { SnapshotStore } from "../snapshots.js";
 import { newContainerId, randomName, validName } from "./names.js";
 import { RestartBackoff, type RestartPolicy, restartPolicy, restartsAfterExit, restartsOnDaemonStart } from "./restart-policy.js";
+import { applyUpdate, parseUpdate } from "./update.js";
 import { directorySize } from "./usage.js";
 
 /** The subset of swagger `ContainerConfig` minatod honours. */
@@ -799,6 +801,37 @@ export class ContainerManager {
         throw apiErrorFrom(error);
       });
       this.#update(c.id, { status: "running" });
+    });
+  }
+
+  /**
+   * `docker update`: new cgroup limits, applied at once to a running or paused container, and a new
+   * restart policy; both recorded (spec and HostConfig) so inspect shows them and later starts keep them.
+   */
+  async update(input: string, body: unknown): Promise<void> {
+    const record = this.get(input);
+    await this.#locked(record.id, async () => {
+      const c = this.get(record.id);
+      const change = parseUpdate(body, c.hostConfig);
+      const specFile = join(this.dir(c.id), "config.json");
+      const spec = JSON.parse(await readFile(specFile, "utf8")) as OciSpec;
+      const { resources, recorded } = applyUpdate(spec.linux?.resources ?? {}, change.resources, detectCgroupMode());
+      if (Object.keys(change.resources).length > 0 && (c.status === "running" || c.status === "paused")) {
+        const { memory, cpu, pids, blockIO } = resources;
+        await this.runtime.update(c.id, { memory, cpu, pids, blockIO }).catch((error) => {
+          // Ended meanwhile: the limits apply at its next start.
+          if (error instanceof RuntimeError && (error.code === "INVALID_STATE" || error.code === "NOT_FOUND")) return;
+          throw apiErrorFrom(error);
+        });
+      }
+      if (spec.linux) spec.linux.resources = resources;
+      await writeFile(specFile, JSON.stringify(spec), { mode: 0o600 });
+      const hostConfig: HostConfig = {
+        ...c.hostConfig,
+        ...recorded,
+        ...(change.restartPolicy ? { RestartPolicy: change.restartPolicy } : {}),
+      };
+      this.#update(c.id, { host_config: JSON.stringify(hostConfig) });
     });
   }
 

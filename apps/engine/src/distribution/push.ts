@@ -3,6 +3,7 @@ import type { Credentials } from "@minato/registry-client";
 import type { Engine } from "../engine.js";
 import type { ImageRecord } from "../image-store.js";
 import { limiter, type ProgressSink, shortId } from "../progress.js";
+import { type BlobDescriptor, type PushCompression, recompressImage } from "./recompress.js";
 
 export class PushError extends Error {}
 
@@ -15,7 +16,7 @@ export async function pushImage(
   engine: Engine,
   image: ImageRecord,
   reference: ImageReference & { tag: string },
-  options: { credentials?: Credentials; progress: ProgressSink },
+  options: { credentials?: Credentials; progress: ProgressSink; compression?: PushCompression },
 ): Promise<Digest> {
   const { progress } = options;
   if (!image.manifestDigest || !image.manifestMediaType || !(await engine.content.has(image.manifestDigest))) {
@@ -27,14 +28,22 @@ export async function pushImage(
 
   const slot = limiter(engine.config.maxConcurrentUploads);
   for (const layer of image.layers) progress({ status: "Preparing", id: shortId(layer.blobDigest) });
-  const uploads = image.layers.map((layer) =>
+  // The image's own manifest, or one with its layers all compressed one way (`--compression`).
+  const variant = options.compression
+    ? await recompressImage(engine, image, options.compression, (digest) =>
+        progress({ status: `Compressing (${options.compression})`, id: shortId(digest) }),
+      )
+    : undefined;
+  const layers: BlobDescriptor[] =
+    variant?.layers ?? image.layers.map((l) => ({ mediaType: l.mediaType, digest: l.blobDigest, size: l.blobSize }));
+  const uploads = layers.map((layer) =>
     slot(async () => {
-      const id = shortId(layer.blobDigest);
-      const mountFrom = engine.images.sources(layer.blobDigest, reference.registry).find((r) => r !== repository);
+      const id = shortId(layer.digest);
+      const mountFrom = engine.images.sources(layer.digest, reference.registry).find((r) => r !== repository);
       const outcome = await client.pushBlob(
         repository,
-        { mediaType: layer.mediaType, digest: layer.blobDigest, size: layer.blobSize },
-        (offset) => engine.content.stream(layer.blobDigest, offset),
+        { mediaType: layer.mediaType, digest: layer.digest, size: layer.size },
+        (offset) => engine.content.stream(layer.digest, offset),
         {
           ...(mountFrom ? { mountFrom } : {}),
           onProgress: (p) => {
@@ -46,7 +55,7 @@ export async function pushImage(
         status: outcome === "exists" ? "Layer already exists" : outcome === "mounted" ? `Mounted from ${mountFrom}` : "Pushed",
         id,
       });
-      engine.images.recordSource(layer.blobDigest, reference.registry, repository);
+      engine.images.recordSource(layer.digest, reference.registry, repository);
     }),
   );
   await Promise.all(uploads);
@@ -55,8 +64,8 @@ export async function pushImage(
   await client.pushBlob(repository, { mediaType: MediaType.ociConfig, digest: image.id, size: config.byteLength }, (offset) =>
     engine.content.stream(image.id, offset),
   );
-  const manifest = await engine.content.read(image.manifestDigest);
-  const digest = await client.putManifest(repository, reference.tag, manifest, image.manifestMediaType);
+  const manifest = variant?.manifest ?? (await engine.content.read(image.manifestDigest));
+  const digest = await client.putManifest(repository, reference.tag, manifest, variant?.mediaType ?? image.manifestMediaType);
   engine.images.reference({ registry: reference.registry, repository, digest }, image.id);
   progress({ status: `${reference.tag}: digest: ${digest} size: ${manifest.byteLength}` });
   progress({ aux: { Tag: reference.tag, Digest: digest, Size: manifest.byteLength } });
