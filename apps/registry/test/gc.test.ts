@@ -256,5 +256,11 @@ describe("garbage collection", () => {
     await expect(gc("--grace", "soon")).rejects.toThrow(/invalid duration "soon"/);
     await expect(gc("extra")).rejects.toThrow(/Unexpected argument .extra./);
     await expect(gc("--dry-run=yes")).rejects.toThrow(/--dry-run. does not take an argument/);
+    const lines: string[] = [];
+    await expect(lifecycleCommand("gc", ["--data", `${registry.dataDir}/typo`], (l) => lines.push(l))).rejects.toThrow(
+      /no registry database at .*typo\/registry\.db/,
+    );
+    expect(await lifecycleCommand("gc", ["--help"], (l) => lines.push(l))).toBe(0);
+    expect(lines.join("\n")).toContain("gc [--dry-run] [--delete-untagged] [--grace 1h]");
   });
 });

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -67,6 +68,10 @@ function parseCommand(
 
 /** Runs a command; resolves to its exit status (scrub: 1 when it found a damaged blob). */
 export async function lifecycleCommand(command: string, argv: string[], out: Out = (l) => process.stdout.write(`${l}\n`)): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    out(LIFECYCLE_USAGE.trimEnd());
+    return 0;
+  }
   if (command === "gc") {
     const { values, rest } = parseCommand(argv, {
       "dry-run": { type: "boolean" },
@@ -98,6 +103,9 @@ export async function lifecycleCommand(command: string, argv: string[], out: Out
 }
 
 async function withData<T>(config: RegistryConfig, work: (metadata: SqliteMetadataStore, storage: BlobStore) => Promise<T>): Promise<T> {
+  // A mistyped --data must not quietly create (and collect) an empty registry.
+  const database = join(config.dataDir, "registry.db");
+  if (!existsSync(database)) throw new ConfigError(`no registry database at ${database}: is --data the registry's data directory?`);
   const storage = await openStorage(config.storage, config.dataDir);
   const metadata = new SqliteMetadataStore(join(config.dataDir, "registry.db"));
   try {
