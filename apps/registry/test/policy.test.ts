@@ -25,7 +25,10 @@ describe("lifecycle policies over HTTP", () => {
     registry = await startTestRegistry({
       policy: parsePolicy({
         immutableTags: [{ repositories: "locked/*", tags: ["v*", "release"] }],
-        quotas: [{ repositories: "small/*", bytes: QUOTA }],
+        quotas: [
+          { repositories: "small/*", bytes: QUOTA },
+          { repositories: "tight/*", bytes: QUOTA },
+        ],
       }),
     });
   });
@@ -81,6 +84,31 @@ describe("lifecycle policies over HTTP", () => {
     // Outside the scope the same blob is fine; mounting it into the scope is refused.
     const outside = await pushBlob(registry, "elsewhere/app", second);
     await expectError(await call(registry, "POST", `/v2/small/c/blobs/uploads/?mount=${outside}&from=elsewhere/app`), 403, "DENIED");
+  });
+});
+
+describe("quotas under concurrent pushes", () => {
+  it("never let concurrent pushes into one scope overshoot together: the limit is checked where the blob is linked", async () => {
+    const registry = await startTestRegistry({ policy: parsePolicy({ quotas: [{ repositories: "tight/*", bytes: QUOTA }] }) });
+    try {
+      const blobs = Array.from({ length: 8 }, () => randomBlob(3000));
+      const results = await Promise.all(
+        blobs.map(async (data, i) => {
+          const res = await call(registry, "POST", `/v2/tight/r${i % 3}/blobs/uploads/?digest=${digestOf(data)}`, {
+            headers: { "content-type": "application/octet-stream" },
+            body: data,
+          });
+          const text = await res.body.text();
+          if (res.statusCode !== 201) expect(JSON.parse(text).errors[0].code, text).toBe("DENIED");
+          return res.statusCode;
+        }),
+      );
+      // 3 × 3000 fit in 10,000; a fourth never does, whatever the interleaving.
+      expect(results.filter((status) => status === 201)).toHaveLength(3);
+      expect(await registry.deps.metadata.blobUsage(["tight/r0", "tight/r1", "tight/r2"])).toBe(9000);
+    } finally {
+      await registry.destroy();
+    }
   });
 });
 

@@ -5,8 +5,8 @@ import { assertUploadId, DigestMismatchError, UploadNotFoundError, UploadOffsetE
 import { RegistryError } from "../errors.js";
 import { type Ctx, hasBody, type RegistryDeps, requireDigest } from "../http.js";
 import { quotasFor } from "../lifecycle/policy.js";
-import { enforceQuota } from "../lifecycle/quota.js";
-import type { UploadSession } from "../metadata/store.js";
+import { enforceQuota, quotaDenied, quotaLimits } from "../lifecycle/quota.js";
+import { QuotaExceededError, type UploadSession } from "../metadata/store.js";
 
 const CONTENT_RANGE = /^(\d+)-(\d+)$/;
 
@@ -115,10 +115,28 @@ async function complete(c: Ctx, deps: RegistryDeps, name: string, id: string, di
     }
     throw error;
   }
+  let linked: boolean;
+  try {
+    linked = await deps.metadata.linkBlob(name, digest, size, id, quotaLimits(deps.policy, name));
+  } catch (error) {
+    if (!(error instanceof QuotaExceededError)) throw error;
+    // A concurrent push took the quota first. The committed bytes, never linked, are collected as orphans.
+    await deps.metadata.releaseBlobWrite(digest, id);
+    await deps.metadata.deleteUpload(id);
+    throw quotaDenied(error);
+  }
   // Cannot be refused: the reservation kept the collector from marking the blob.
-  if (!(await deps.metadata.linkBlob(name, digest, size, id))) throw new Error(`blob ${digest} was collected while reserved`);
+  if (!linked) throw new Error(`blob ${digest} was collected while reserved`);
   await deps.metadata.deleteUpload(id);
   return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
+}
+
+async function linkMounted(deps: RegistryDeps, name: string, digest: Digest, size: number): Promise<boolean> {
+  try {
+    return await deps.metadata.linkBlob(name, digest, size, undefined, quotaLimits(deps.policy, name));
+  } catch (error) {
+    throw error instanceof QuotaExceededError ? quotaDenied(error) : error;
+  }
 }
 
 /** How long an upload waits for the collector to finish deleting the same blob before giving up. */
@@ -162,9 +180,8 @@ export async function startUpload(c: Ctx, deps: RegistryDeps, name: string): Pro
     // With authentication, mounting needs pull on `from`; without it the blob is not revealed.
     if (from !== undefined && isValidRepositoryName(from) && (deps.auth?.permits(c, from, "pull") ?? true)) {
       const blob = await deps.metadata.linkedBlob(from, digest);
-      if (blob) await enforceQuota(deps.metadata, deps.policy, name, digest, blob.size);
       // Refused when the collector started deleting the blob meanwhile: then it is uploaded instead.
-      if (blob && (await deps.metadata.linkBlob(name, digest, blob.size))) {
+      if (blob && (await linkMounted(deps, name, digest, blob.size))) {
         return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
       }
     }
