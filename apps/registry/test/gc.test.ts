@@ -256,5 +256,11 @@ describe("garbage collection", () => {
     await expect(gc("--grace", "soon")).rejects.toThrow(/invalid duration "soon"/);
     await expect(gc("extra")).rejects.toThrow(/too many arguments/);
     await expect(gc("--dry-run=yes")).rejects.toThrow(/unknown option '--dry-run=yes'/);
+    const lines: string[] = [];
+    await expect(lifecycleCommand("gc", ["--data", `${registry.dataDir}/typo`], (l) => lines.push(l))).rejects.toThrow(
+      /no registry database at .*typo\/registry\.db/,
+    );
+    expect(await lifecycleCommand("gc", ["--help"], (l) => lines.push(l))).toBe(0);
+    expect(lines.join("\n")).toMatch(/Usage: minato-registry gc \[options\][\s\S]*--dry-run[\s\S]*--delete-untagged[\s\S]*--grace/);
   });
 });

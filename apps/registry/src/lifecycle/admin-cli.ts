@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { quietErrors } from "@minato/settings";
@@ -67,14 +68,19 @@ export function addLifecycleCommands(program: Command, out: Out = (l) => process
 
 /** Runs one lifecycle command line (`gc --dry-run`), as `minato-registry` would; resolves to its exit status. */
 export async function lifecycleCommand(command: string, argv: string[], out?: Out): Promise<number> {
-  const program = addLifecycleCommands(quietErrors(new Command("minato-registry")), out);
+  const program = quietErrors(new Command("minato-registry"));
+  if (out) program.configureOutput({ writeOut: (text) => out(text.trimEnd()) });
+  addLifecycleCommands(program, out);
   const before = process.exitCode;
   process.exitCode = 0;
   try {
     await program.parseAsync([command, ...argv], { from: "user" });
     return Number(process.exitCode ?? 0);
   } catch (error) {
-    if (error instanceof CommanderError) throw new ConfigError(error.message.replace(/^error: /, ""));
+    if (error instanceof CommanderError) {
+      if (error.code === "commander.helpDisplayed") return 0;
+      throw new ConfigError(error.message.replace(/^error: /, ""));
+    }
     throw error;
   } finally {
     process.exitCode = before;
@@ -82,6 +88,9 @@ export async function lifecycleCommand(command: string, argv: string[], out?: Ou
 }
 
 async function withData<T>(config: RegistryConfig, work: (metadata: SqliteMetadataStore, storage: BlobStore) => Promise<T>): Promise<T> {
+  // A mistyped --data must not quietly create (and collect) an empty registry.
+  const database = join(config.dataDir, "registry.db");
+  if (!existsSync(database)) throw new ConfigError(`no registry database at ${database}: is --data the registry's data directory?`);
   const storage = await openStorage(config.storage, config.dataDir);
   const metadata = new SqliteMetadataStore(join(config.dataDir, "registry.db"));
   try {

@@ -1,6 +1,6 @@
 import { matchesPattern } from "../auth/acl.js";
 import { RegistryError } from "../errors.js";
-import type { MetadataStore } from "../metadata/store.js";
+import { type MetadataStore, QuotaExceededError, type QuotaLimit } from "../metadata/store.js";
 import { allRepositories } from "./collector.js";
 import { type Policy, type QuotaRule, quotasFor } from "./policy.js";
 
@@ -26,10 +26,24 @@ export async function quotaUsage(metadata: MetadataStore, policy: Policy): Promi
   return usage;
 }
 
+/** The quotas covering `repository`, as the store checks them when it links a blob. */
+export function quotaLimits(policy: Policy | undefined, repository: string): QuotaLimit[] {
+  return (policy ? quotasFor(policy, repository) : []).map((rule) => ({
+    label: rule.label,
+    bytes: rule.bytes,
+    covers: (name: string) => matchesPattern(rule.repositories, name),
+  }));
+}
+
+/** 403 DENIED naming the rule, with the numbers. */
+export function quotaDenied(error: QuotaExceededError): RegistryError {
+  return new RegistryError(403, "DENIED", { rule: error.rule, quota: error.quota, used: error.used, size: error.size }, error.message);
+}
+
 /**
- * Refuses (403 DENIED, naming the rule) a blob of `size` bytes that would take a quota scope past its
- * limit. A blob already linked somewhere in the scope costs nothing; an unknown digest (a chunked
- * upload still in progress) is counted as new.
+ * Refuses a blob of `size` bytes that would take a quota scope past its limit, before anything is
+ * stored (the store checks again, exactly, when it links the blob). A blob already linked somewhere in
+ * the scope costs nothing; an unknown digest (a chunked upload still in progress) counts as new.
  */
 export async function enforceQuota(
   metadata: MetadataStore,
@@ -43,13 +57,6 @@ export async function enforceQuota(
     if (!scope.includes(repository)) scope.push(repository);
     if (digest !== undefined && (await metadata.linkedInAny(scope, digest as `${string}:${string}`))) continue;
     const used = await metadata.blobUsage(scope);
-    if (used + size > rule.bytes) {
-      throw new RegistryError(
-        403,
-        "DENIED",
-        { rule: rule.label, quota: rule.bytes, used, size },
-        `quota exceeded: rule ${rule.label} allows ${rule.bytes} bytes, ${used} are used and this blob needs ${size}`,
-      );
-    }
+    if (used + size > rule.bytes) throw quotaDenied(new QuotaExceededError(rule.label, rule.bytes, used, size));
   }
 }

@@ -11,6 +11,8 @@ import {
   type MissingReference,
   type Page,
   type PullRecord,
+  QuotaExceededError,
+  type QuotaLimit,
   type RepositoryOverview,
   type RepositorySort,
   type StoredManifest,
@@ -328,6 +330,7 @@ export class SqliteMetadataStore implements MetadataStore {
           "SELECT name FROM repositories r WHERE name > ? AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository_id = r.id) ORDER BY name LIMIT ?",
         )
         .pluck(),
+      allRepositories: db.prepare("SELECT name FROM repositories").pluck(),
       manifestExists: db.prepare("SELECT 1 FROM manifests WHERE repository_id = ? AND digest = ?").pluck(),
       blobLinked: db.prepare("SELECT 1 FROM repository_blobs WHERE repository_id = ? AND digest = ?").pluck(),
       insertManifest: db.prepare(
@@ -387,11 +390,19 @@ export class SqliteMetadataStore implements MetadataStore {
 
   // Writes that read first take the write lock first (BEGIN IMMEDIATE): with another process (an admin
   // command) writing too, a deferred transaction could not upgrade its read snapshot and would fail.
-  async linkBlob(repository: string, digest: Digest, size: number, writer?: string): Promise<boolean> {
+  async linkBlob(repository: string, digest: Digest, size: number, writer?: string, quotas: QuotaLimit[] = []): Promise<boolean> {
     const now = Date.now();
     return this.#db
       .transaction((): boolean => {
         if (this.#deleting(digest)) return false;
+        for (const quota of quotas) {
+          const scope = (this.#q.allRepositories.all() as string[]).filter((name) => quota.covers(name));
+          if (!scope.includes(repository)) scope.push(repository);
+          const names = JSON.stringify(scope);
+          if (this.#q.linkedInAny.get(digest, names) !== undefined) continue;
+          const used = this.#q.blobUsage.get(names) as number;
+          if (used + size > quota.bytes) throw new QuotaExceededError(quota.label, quota.bytes, used, size);
+        }
         const id = this.#ensureRepository(repository);
         this.#q.insertBlob.run(digest, size, now);
         this.#q.linkBlob.run(id, digest, now);

@@ -58,6 +58,25 @@ export class ImmutableTagError extends Error {
   }
 }
 
+/** A quota the store checks when it links a blob: the distinct blobs of the scope, each counted once. */
+export interface QuotaLimit {
+  label: string;
+  bytes: number;
+  /** Whether a repository belongs to the scope. */
+  covers(repository: string): boolean;
+}
+
+export class QuotaExceededError extends Error {
+  constructor(
+    readonly rule: string,
+    readonly quota: number,
+    readonly used: number,
+    readonly size: number,
+  ) {
+    super(`quota exceeded: rule ${rule} allows ${quota} bytes, ${used} are used and this blob needs ${size}`);
+  }
+}
+
 export interface TagDetail {
   tag: string;
   digest: Digest;
@@ -163,9 +182,11 @@ export interface MetadataStore {
   /**
    * Records a verified blob and makes it readable in `repository` (a new link, or a refreshed one: its
    * grace period starts again), releasing the write reservation `writer` took. False, and nothing
-   * written, when the collector is deleting the blob.
+   * written, when the collector is deleting the blob. Throws {@link QuotaExceededError}, nothing
+   * written, when the link would take a quota scope past its limit (checked in the transaction, so
+   * concurrent pushes cannot overshoot together).
    */
-  linkBlob(repository: string, digest: Digest, size: number, writer?: string): Promise<boolean>;
+  linkBlob(repository: string, digest: Digest, size: number, writer?: string, quotas?: QuotaLimit[]): Promise<boolean>;
   /**
    * Reserves `digest` for an upload about to commit its bytes to storage, so the collector leaves the
    * blob alone until {@link linkBlob} (or {@link releaseBlobWrite}). False when the collector is deleting

@@ -6,8 +6,8 @@ import { clientAddress } from "../auth/request.js";
 import { RegistryError } from "../errors.js";
 import { type Ctx, hasBody, type RegistryDeps, requireDigest } from "../http.js";
 import { quotasFor } from "../lifecycle/policy.js";
-import { enforceQuota } from "../lifecycle/quota.js";
-import type { UploadSession } from "../metadata/store.js";
+import { enforceQuota, quotaDenied, quotaLimits } from "../lifecycle/quota.js";
+import { QuotaExceededError, type UploadSession } from "../metadata/store.js";
 
 const CONTENT_RANGE = /^(\d+)-(\d+)$/;
 
@@ -127,10 +127,28 @@ async function complete(c: Ctx, deps: RegistryDeps, name: string, id: string, di
     }
     throw error;
   }
+  let linked: boolean;
+  try {
+    linked = await deps.metadata.linkBlob(name, digest, size, id, quotaLimits(deps.policy, name));
+  } catch (error) {
+    if (!(error instanceof QuotaExceededError)) throw error;
+    // A concurrent push took the quota first. The committed bytes, never linked, are collected as orphans.
+    await deps.metadata.releaseBlobWrite(digest, id);
+    await deps.metadata.deleteUpload(id);
+    throw quotaDenied(error);
+  }
   // Cannot be refused: the reservation kept the collector from marking the blob.
-  if (!(await deps.metadata.linkBlob(name, digest, size, id))) throw new Error(`blob ${digest} was collected while reserved`);
+  if (!linked) throw new Error(`blob ${digest} was collected while reserved`);
   await deps.metadata.deleteUpload(id);
   return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
+}
+
+async function linkMounted(deps: RegistryDeps, name: string, digest: Digest, size: number): Promise<boolean> {
+  try {
+    return await deps.metadata.linkBlob(name, digest, size, undefined, quotaLimits(deps.policy, name));
+  } catch (error) {
+    throw error instanceof QuotaExceededError ? quotaDenied(error) : error;
+  }
 }
 
 /** How long an upload waits for the collector to finish deleting the same blob before giving up. */
@@ -215,9 +233,8 @@ export async function startUpload(c: Ctx, deps: RegistryDeps, name: string): Pro
     const digest = requireDigest(mount);
     const from = c.req.query("from");
     const source = from === undefined ? await automaticMountSource(c, deps, digest) : await explicitMountSource(c, deps, from, digest);
-    if (source) await enforceQuota(deps.metadata, deps.policy, name, digest, source.size);
     // Refused when the collector started deleting the blob meanwhile: then it is uploaded instead.
-    if (source && (await deps.metadata.linkBlob(name, digest, source.size))) {
+    if (source && (await linkMounted(deps, name, digest, source.size))) {
       return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
     }
     // Not mountable: fall back to a fresh session (distribution-spec "Mounting a blob": 202).
