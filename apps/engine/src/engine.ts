@@ -7,6 +7,7 @@ import type { EngineConfig } from "./config.js";
 import { ContainerManager } from "./containers/manager.js";
 import { ContentStore } from "./content-store.js";
 import { type EngineDatabase, openDatabase } from "./db.js";
+import { EventLog } from "./events/log.js";
 import { ImageStore } from "./image-store.js";
 import { ContainerAttachments } from "./networks/attachments.js";
 import { NetworkManager } from "./networks/manager.js";
@@ -27,6 +28,7 @@ export class Engine {
     readonly containers: ContainerManager,
     readonly networks: NetworkManager,
     readonly volumes: VolumeManager,
+    readonly events: EventLog,
   ) {}
 
   static async open(config: EngineConfig, logger: pino.Logger): Promise<Engine> {
@@ -42,6 +44,9 @@ export class Engine {
       logger,
     );
     const volumes = new VolumeManager(config.dataRoot, db);
+    const events = new EventLog();
+    networks.events = events;
+    volumes.events = events;
     const attachments = new ContainerAttachments(networks, volumes, logger);
     networks.findContainer = (input) => containers.find(input);
     const containers: ContainerManager = await ContainerManager.open(
@@ -53,8 +58,9 @@ export class Engine {
       logger,
       attachments,
     );
+    containers.events = events;
     await attachments.reconcile(containers.list());
-    return new Engine(config, logger, db, content, images, snapshots, containers, networks, volumes);
+    return new Engine(config, logger, db, content, images, snapshots, containers, networks, volumes, events);
   }
 
   readonly #leases = new Map<string, number>();

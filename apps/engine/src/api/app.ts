@@ -5,6 +5,7 @@ import { containerFileRoutes } from "./container-files.js";
 import { containerMetricRoutes } from "./container-metrics.js";
 import { containerRoutes } from "./containers.js";
 import { ApiError } from "./errors.js";
+import { eventRoutes } from "./events.js";
 import { execRoutes } from "./exec.js";
 import { imageRoutes } from "./images.js";
 import { networkRoutes } from "./networks.js";
@@ -36,6 +37,7 @@ export function createApi(engine: Engine): Hono<EngineEnv> {
   });
 
   systemRoutes(app, engine);
+  eventRoutes(app, engine);
   imageRoutes(app, engine);
   containerRoutes(app, engine);
   containerFileRoutes(app, engine);

@@ -385,6 +385,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const tty = record.config.Tty === true;
     const detachKeys = parseDetachKeys(c.req.query("detachKeys") || DEFAULT_DETACH_KEYS);
     const socket = hijack(c, tty);
+    engine.events.container(record, "attach");
     const stdout = truthy(c.req.query("stdout"));
     const stderr = truthy(c.req.query("stderr"));
     if (truthy(c.req.query("logs")))
@@ -418,6 +419,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     if (record.status !== "running" && record.status !== "paused") throw conflict(`Container ${record.id} is not running`);
     // A container without a TTY has nothing to resize: dockerd (containerd) answers 200 for it too.
     if (record.config.Tty === true) await manager.runtime.resize(record.id, height, width);
+    engine.events.container(record, "resize", { height: String(height), width: String(width) });
     return c.body(null, 200);
   });
 }

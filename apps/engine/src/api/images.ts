@@ -1,4 +1,5 @@
-import { hostPlatform, parsePlatform } from "@minato/oci";
+import type { ServerResponse } from "node:http";
+import { familiarName, hostPlatform, parsePlatform } from "@minato/oci";
 import type { Hono } from "hono";
 import { importImage } from "../archive/import.js";
 import { loadImages } from "../archive/load.js";
@@ -7,6 +8,7 @@ import { pullImage } from "../distribution/pull.js";
 import { pushImage } from "../distribution/push.js";
 import type { Engine } from "../engine.js";
 import {
+  familiarReference,
   findImage,
   imageHistory,
   imageSummary,
@@ -93,7 +95,11 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
           engine,
           c.env.incoming,
           { repo: c.req.query("repo"), tag: c.req.query("tag"), changes: c.req.queries("changes") ?? [], message: c.req.query("message") },
-          progress,
+          (message) => {
+            // The last message is the new image's ID (what `docker import` prints).
+            if (message.status?.startsWith("sha256:")) engine.events.publish("image", "import", message.status, { name: message.status });
+            progress(message);
+          },
         ),
       );
     }
@@ -107,6 +113,10 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const credentials = registryAuthHeader(c.req.header("x-registry-auth"));
     return jsonMessageStream(c.env.outgoing, async (progress) => {
       await pullImage(engine, reference, { platform, progress, ...(credentials ? { credentials } : {}) });
+      const pulled = familiarReference(
+        `${reference.registry}/${reference.repository}${reference.digest ? `@${reference.digest}` : `:${reference.tag}`}`,
+      );
+      engine.events.publish("image", "pull", pulled, { name: familiarName(reference) });
     });
   });
 
@@ -115,27 +125,35 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     return c.json(await pruneImages(engine, filters.dangling?.[0] === "false"));
   });
 
-  app.get("/images/get", async (c) => {
-    return saveImages(engine, c.req.queries("names") ?? [], c.env.outgoing);
-  });
+  const save = (names: string[], out: ServerResponse) => {
+    for (const name of names) engine.events.publish("image", "save", findImage(engine, name).id, { name });
+    return saveImages(engine, names, out);
+  };
+  app.get("/images/get", async (c) => save(c.req.queries("names") ?? [], c.env.outgoing));
 
   app.post("/images/load", async (c) => {
     const quiet = truthy(c.req.query("quiet"));
     return jsonMessageStream(c.env.outgoing, (progress) =>
-      loadImages(engine, c.env.incoming, quiet ? () => undefined : progress, progress),
+      loadImages(engine, c.env.incoming, quiet ? () => undefined : progress, (message) => {
+        const loaded = /^Loaded image(?: ID)?: (.+)\n$/.exec(message.stream ?? "")?.[1];
+        if (loaded) engine.events.publish("image", "load", findImage(engine, loaded).id, { name: loaded });
+        progress(message);
+      }),
     );
   });
 
   app.get("/images/:name{.+}/json", async (c) => c.json(await inspectImage(engine, findImage(engine, c.req.param("name")))));
   app.get("/images/:name{.+}/history", async (c) => c.json(await imageHistory(engine, findImage(engine, c.req.param("name")))));
-  app.get("/images/:name{.+}/get", async (c) => {
-    return saveImages(engine, [c.req.param("name")], c.env.outgoing);
-  });
+  app.get("/images/:name{.+}/get", async (c) => save([c.req.param("name")], c.env.outgoing));
 
   app.post("/images/:name{.+}/tag", (c) => {
     const repo = c.req.query("repo");
     if (!repo) throw badRequest("repo is required");
-    tagImage(engine, findImage(engine, c.req.param("name")), repo, c.req.query("tag") || undefined);
+    const image = findImage(engine, c.req.param("name"));
+    const tag = c.req.query("tag") || undefined;
+    tagImage(engine, image, repo, tag);
+    const tagged = parseReferenceOrThrow(tag ? `${repo}:${tag}` : repo);
+    engine.events.publish("image", "tag", image.id, { name: familiarReference(`${tagged.registry}/${tagged.repository}:${tagged.tag}`) });
     return c.body(null, 201);
   });
 
@@ -148,12 +166,23 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const tag = reference.tag ?? "latest";
     return jsonMessageStream(c.env.outgoing, async (progress) => {
       await pushImage(engine, image, { ...reference, tag }, { progress, ...(credentials ? { credentials } : {}) });
+      engine.events.publish("image", "push", familiarReference(`${reference.registry}/${reference.repository}:${tag}`), {
+        name: familiarName(reference),
+      });
     });
   });
 
-  app.delete("/images/:name{.+}", async (c) =>
-    c.json(
-      await removeImage(engine, c.req.param("name"), { force: truthy(c.req.query("force")), noprune: truthy(c.req.query("noprune")) }),
-    ),
-  );
+  app.delete("/images/:name{.+}", async (c) => {
+    const id = findImage(engine, c.req.param("name")).id;
+    const items = await removeImage(engine, c.req.param("name"), {
+      force: truthy(c.req.query("force")),
+      noprune: truthy(c.req.query("noprune")),
+    });
+    // As dockerd: untag and delete events name the image by its ID.
+    for (const item of items) {
+      if (item.Untagged) engine.events.publish("image", "untag", id, { name: id });
+      if (item.Deleted) engine.events.publish("image", "delete", item.Deleted, { name: item.Deleted });
+    }
+    return c.json(items);
+  });
 }

@@ -5,7 +5,7 @@
 // outlive minatod; `open` finds them again and reconciles their state.
 import { existsSync, type FSWatcher, watch } from "node:fs";
 import { appendFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { hostname as hostHostname } from "node:os";
+import { constants, hostname as hostHostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -20,6 +20,7 @@ import {
 } from "@minato/runtime";
 import { ApiError, badRequest, conflict, notFound } from "../api/errors.js";
 import type { EngineDatabase } from "../db.js";
+import type { EventLog } from "../events/log.js";
 import type { ImageRecord } from "../image-store.js";
 import type { ContainerAttachments } from "../networks/attachments.js";
 import { isMountPoint, mountOverlay, unmount } from "../overlay.js";
@@ -151,6 +152,13 @@ export function networkMode(value: string | undefined): "none" | "host" {
   throw badRequest(`network mode ${JSON.stringify(value)} is not supported yet: use none or host`);
 }
 
+/** A signal as dockerd's kill event shows it: its number. */
+function signalNumber(signal: string): string {
+  if (/^\d+$/.test(signal)) return signal;
+  const name = signal.toUpperCase().startsWith("SIG") ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`;
+  return String(constants.signals[name as keyof typeof constants.signals] ?? signal);
+}
+
 function policyOf(c: ContainerRecord): RestartPolicy {
   return c.hostConfig.RestartPolicy ?? { Name: "no", MaximumRetryCount: 0 };
 }
@@ -160,6 +168,8 @@ export class ContainerManager {
   readonly runtime: Runtime;
   /** Networks and mounts (set by the engine): hooks at create, start, exit and removal. */
   attachments: ContainerAttachments | undefined;
+  /** Where the lifecycle's events are published (set by the engine). */
+  events: EventLog | undefined;
   readonly #q;
   readonly #watchers = new Map<string, FSWatcher>();
   readonly #exitWaiters = new Map<string, ((code: number) => void)[]>();
@@ -446,6 +456,7 @@ export class ContainerManager {
       await rm(dir, { recursive: true, force: true });
       throw apiErrorFrom(error);
     }
+    this.events?.container(this.get(id), "create");
     return this.get(id);
   }
 
@@ -542,6 +553,7 @@ export class ContainerManager {
         started_at: new Date().toISOString(),
         finished_at: null,
       });
+      this.events?.container(c, "start");
       // It may have ended before the watch saw it.
       void this.#checkExit(id);
       return "started";
@@ -622,7 +634,11 @@ export class ContainerManager {
       // A concurrent check may have recorded this exit (and a remove followed) while the network went.
       const current = this.find(id);
       if (!current || (current.status !== "running" && current.status !== "paused")) return;
-      this.#update(id, { status: "exited", pid: 0, exit_code: code, oom_killed: existsSync(paths.oomFile) ? 1 : 0, finished_at: finished });
+      const oom = existsSync(paths.oomFile);
+      this.#update(id, { status: "exited", pid: 0, exit_code: code, oom_killed: oom ? 1 : 0, finished_at: finished });
+      if (oom) this.events?.container(c, "oom");
+      const ran = Math.max(0, Math.round((Date.parse(finished) - Date.parse(current.startedAt ?? finished)) / 1000));
+      this.events?.container(c, "die", { exitCode: String(code), execDuration: String(ran) });
       for (const resolve of this.#exitWaiters.get(id)?.splice(0) ?? []) resolve(code);
       if (c.hostConfig.AutoRemove) {
         this.#rememberRemoved(id, code);
@@ -694,6 +710,7 @@ export class ContainerManager {
         await this.#signal(c, "SIGKILL");
         if ((await killed) === undefined) throw new ApiError(500, `container ${c.id} did not exit after SIGKILL`);
       }
+      this.events?.container(c, "stop");
       return "stopped";
     });
   }
@@ -701,6 +718,7 @@ export class ContainerManager {
   async #signal(c: ContainerRecord, signal: string): Promise<void> {
     try {
       await this.runtime.kill(c.id, signal);
+      this.events?.container(c, "kill", { signal: signalNumber(signal) });
       // A frozen process cannot act on its signal: thaw it (Docker does the same for kill/stop).
       if (this.get(c.id).status === "paused" && /^(SIG)?(KILL|TERM|9|15)$/i.test(signal)) {
         await this.runtime.resume(c.id).catch(() => undefined);
@@ -726,6 +744,7 @@ export class ContainerManager {
     const c = this.get(input);
     await this.stop(c.id, options);
     await this.start(c.id, image);
+    this.events?.container(c, "restart");
   }
 
   #markManuallyStopped(id: string): void {
@@ -787,6 +806,7 @@ export class ContainerManager {
         throw apiErrorFrom(error);
       });
       this.#update(c.id, { status: "paused" });
+      this.events?.container(c, "pause");
     });
   }
 
@@ -799,6 +819,7 @@ export class ContainerManager {
         throw apiErrorFrom(error);
       });
       this.#update(c.id, { status: "running" });
+      this.events?.container(c, "unpause");
     });
   }
 
@@ -818,6 +839,7 @@ export class ContainerManager {
       if (owner) throw inUse();
       try {
         this.#update(c.id, { name });
+        this.events?.container({ ...c, name }, "rename", { oldName: `/${c.name}` });
       } catch (error) {
         if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw inUse();
         throw error;
@@ -878,6 +900,7 @@ export class ContainerManager {
     await this.attachments?.removed(id, anonymousVolumes);
     if (c) this.#q.remove.run(id);
     await rm(this.dir(id), { recursive: true, force: true });
+    if (c) this.events?.container(c, "destroy");
     const code = c?.exitCode ?? this.#removed.get(id) ?? 0;
     this.#rememberRemoved(id, code);
     for (const resolve of this.#removeWaiters.get(id)?.splice(0) ?? []) resolve(code);
