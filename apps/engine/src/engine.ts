@@ -4,6 +4,7 @@ import type { Credentials } from "@minato/registry-client";
 import { RegistryClient } from "@minato/registry-client";
 import type pino from "pino";
 import type { EngineConfig } from "./config.js";
+import { HealthMonitor } from "./containers/health.js";
 import { ContainerManager } from "./containers/manager.js";
 import { ContentStore } from "./content-store.js";
 import { type EngineDatabase, openDatabase } from "./db.js";
@@ -29,6 +30,7 @@ export class Engine {
     readonly networks: NetworkManager,
     readonly volumes: VolumeManager,
     readonly events: EventLog,
+    readonly health: HealthMonitor,
   ) {}
 
   static async open(config: EngineConfig, logger: pino.Logger): Promise<Engine> {
@@ -60,7 +62,9 @@ export class Engine {
     );
     containers.events = events;
     await attachments.reconcile(containers.list());
-    return new Engine(config, logger, db, content, images, snapshots, containers, networks, volumes, events);
+    const health = new HealthMonitor(containers, events, logger);
+    await health.resume();
+    return new Engine(config, logger, db, content, images, snapshots, containers, networks, volumes, events, health);
   }
 
   readonly #leases = new Map<string, number>();
@@ -96,6 +100,7 @@ export class Engine {
   }
 
   close(): void {
+    this.health.close();
     this.containers.close();
     this.networks.close();
     this.db.close();

@@ -25,6 +25,7 @@ import type { ImageRecord } from "../image-store.js";
 import type { ContainerAttachments } from "../networks/attachments.js";
 import { isMountPoint, mountOverlay, unmount } from "../overlay.js";
 import type { SnapshotStore } from "../snapshots.js";
+import { effectiveHealthcheck, type HealthConfig } from "./health.js";
 import { newContainerId, randomName, validName } from "./names.js";
 import { RestartBackoff, type RestartPolicy, restartPolicy, restartsAfterExit, restartsOnDaemonStart } from "./restart-policy.js";
 import { directorySize } from "./usage.js";
@@ -84,7 +85,7 @@ export interface ContainerRecord {
 }
 
 /** What the image contributes: its run config (the `config` object of the image config blob), and labels. */
-export type ImageRunDefaults = ImageRunConfig & { Labels?: Record<string, string> | null };
+export type ImageRunDefaults = ImageRunConfig & { Labels?: Record<string, string> | null; Healthcheck?: unknown };
 
 export interface CreateRequest {
   name?: string;
@@ -345,6 +346,10 @@ export class ContainerManager {
       throw badRequest("Minimum memory limit allowed is 6MB");
     if (hostConfig.NanoCpus !== undefined && hostConfig.NanoCpus < 0) throw badRequest("invalid NanoCpus: must be positive");
     const restart = restartPolicy(hostConfig.RestartPolicy, hostConfig.AutoRemove === true);
+    const healthcheck = effectiveHealthcheck(
+      config.Healthcheck as HealthConfig | undefined,
+      imageConfig.Healthcheck as HealthConfig | undefined,
+    );
 
     const dir = this.dir(id);
     await mkdir(join(dir, "upper"), { recursive: true });
@@ -420,6 +425,7 @@ export class ContainerManager {
         Entrypoint: entrypointOverridden ? config.Entrypoint : (imageConfig.Entrypoint ?? null),
         OnBuild: null,
         Labels: { ...(imageConfig.Labels ?? {}), ...(config.Labels ?? {}) },
+        ...(healthcheck ? { Healthcheck: healthcheck } : {}),
         ...(config.StopSignal || imageConfig.StopSignal ? { StopSignal: config.StopSignal ?? imageConfig.StopSignal } : {}),
       };
       const storedHost: HostConfig = {

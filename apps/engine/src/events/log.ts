@@ -79,5 +79,6 @@ export class EventLog {
 
 /** One line of the `/events` stream, `timeNano` written as the exact integer it is. */
 export function eventJson(event: EngineEvent): string {
-  return JSON.stringify({ ...event, timeNano: 0 }).replace(/"timeNano":0}$/, `"timeNano":${event.timeNano}}`);
+  const { timeNano, ...rest } = event;
+  return `${JSON.stringify(rest).slice(0, -1)},"timeNano":${timeNano}}`;
 }

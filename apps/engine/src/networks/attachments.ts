@@ -51,6 +51,8 @@ const keys = (o: Record<string, unknown> | null | undefined) => Object.keys(o ??
 export class ContainerAttachments {
   /** Containers created with AutoRemove (`run --rm`): their removal follows their exit. */
   readonly #autoRemove = new Set<string>();
+  /** Containers whose volume mount events went out and whose unmount events have not. */
+  readonly #mounted = new Set<string>();
 
   constructor(
     readonly networks: NetworkManager,
@@ -130,6 +132,9 @@ export class ContainerAttachments {
 
   /** Volume mount/unmount events, with the attributes dockerd gives them. */
   #publishMounts(id: string, action: "mount" | "unmount"): void {
+    // `stopped` runs more than once for one exit (it is idempotent): one unmount per mount.
+    if (action === "mount") this.#mounted.add(id);
+    else if (!this.#mounted.delete(id)) return;
     for (const m of this.volumes.mountsOf(id)) {
       if (m.type !== "volume" || !m.name) continue;
       const attributes: Record<string, string> = { container: id, driver: "local" };
