@@ -90,6 +90,16 @@ export function probeCommand(check: HealthConfig | undefined): string[] | undefi
 
 const msOf = (nanos: number | undefined, fallback: number) => (nanos ? Math.max(1, Math.round(nanos / MS)) : fallback);
 
+/** A duration as Go prints one (time.Duration.String): `200ms`, `30s`, `1m30s`, `2h0m0s`. */
+export function goDurationText(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  const hours = Math.floor(ms / 3_600_000);
+  const minutes = Math.floor((ms % 3_600_000) / 60_000);
+  const seconds = `${(ms % 60_000) / 1000}s`;
+  if (hours > 0) return `${hours}h${minutes}m${seconds}`;
+  return minutes > 0 ? `${minutes}m${seconds}` : seconds;
+}
+
 interface Monitor {
   timer: NodeJS.Timeout | undefined;
   stopped: boolean;
@@ -221,7 +231,7 @@ export class HealthMonitor {
           } catch {
             // already gone
           }
-          result = { ExitCode: -1, Output: `Health check exceeded timeout (${timeout / 1000}s)` };
+          result = { ExitCode: -1, Output: `Health check exceeded timeout (${goDurationText(timeout)})` };
         } else {
           const output = (await session.output()).map((r) => (r.complete ? `${r.text}\n` : r.text)).join("");
           result = { ExitCode: code, Output: output.length > MAX_OUTPUT ? output.slice(0, MAX_OUTPUT) : output };
