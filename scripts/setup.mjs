@@ -21,6 +21,8 @@ const SYSTEM_PACKAGES = {
     ["openssl", "openssl"],
     // The stock docker CLI, driven against minatod (docker.io also ships dockerd, which is not started).
     ["docker.io", "docker"],
+    // docker-compose 1.29 (docker-py) as a real client of minatod's API: networks, volumes, ports, health.
+    ["docker-compose", "docker-compose"],
     // libs/runtime runs real containers: runc as the OCI runtime, conmon as their monitor.
     ["runc", "runc"],
     ["conmon", "conmon"],
