@@ -7,6 +7,9 @@ import { join } from "node:path";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { busyboxRootfs, EngineProcess, until } from "./support/engine-process.js";
+import { ROOT } from "./support/registry-process.js";
+
+const MINATO = join(ROOT, "apps/cli/bin/minato.js");
 
 interface Run {
   code: number;
@@ -83,6 +86,19 @@ describe("GET /events on minatod", () => {
         if (error && typeof error.code !== "number") reject(error);
         else resolve({ code: (error?.code as number | undefined) ?? 0, stdout, stderr });
       });
+    });
+
+  const minato = (args: string[]): Promise<Run> =>
+    new Promise((resolve, reject) => {
+      execFile(
+        process.execPath,
+        [MINATO, ...args],
+        { env: { ...env, MINATO_HOST: `unix://${engine.socket}` } },
+        (error, stdout, stderr) => {
+          if (error && typeof error.code !== "number") reject(error);
+          else resolve({ code: (error?.code as number | undefined) ?? 0, stdout, stderr });
+        },
+      );
     });
 
   const ok = async (method: "POST" | "DELETE", path: string, body?: unknown) => {
@@ -314,5 +330,33 @@ describe("GET /events on minatod", () => {
     const bad = await docker(["events", "--filter", "colour=red", "--until", "1s"]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain("invalid filter 'colour'");
+  });
+
+  it("minato events: docker's line format, --format, --filter, and a bad filter", async () => {
+    const range = ["--since", seconds(sinceNano), "--until", seconds(untilNano)];
+    const lines = await minato(["events", ...range, "--filter", "type=volume", "--filter", "event=create"]);
+    expect(lines.code, lines.stderr).toBe(0);
+    expect(lines.stdout).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z volume create ev-vol \(driver=local\)\n$/);
+    const json = await minato(["events", ...range, "--filter", "container=ev-two", "--format", "json"]);
+    expect(json.code, json.stderr).toBe(0);
+    const parsed = json.stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as EventMessage);
+    // The name it had when each event happened: ev-two from the rename on.
+    expect(parsed.map((e) => e.Action)).toEqual(["rename", "kill", "die", "stop", "start", "kill", "die", "destroy"]);
+    const bad = await minato(["events", "--filter", "colour=red"]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr.trim()).toBe("Error response from daemon: invalid filter 'colour'");
+  });
+
+  it("prune is an event too, with the space it reclaimed", async () => {
+    const sub = await Subscription.open(agent, `?filters=${encodeURIComponent('{"event":["prune"]}')}`);
+    await ok("POST", "/containers/prune");
+    await ok("POST", "/volumes/prune");
+    await until(async () => sub.events.length >= 2, "the prune events");
+    sub.close();
+    expect(pairs(sub.events)).toEqual(["container prune", "volume prune"]);
+    expect(sub.events[0]?.Actor.Attributes.reclaimed).toBe("0");
   });
 });

@@ -61,8 +61,9 @@ export class Engine {
       attachments,
     );
     containers.events = events;
-    await attachments.reconcile(containers.list());
+    // Subscribed before anything else can start a container (restart policies run from here on).
     const health = new HealthMonitor(containers, events, logger);
+    await attachments.reconcile(containers.list());
     await health.resume();
     return new Engine(config, logger, db, content, images, snapshots, containers, networks, volumes, events, health);
   }

@@ -348,6 +348,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       if (filters["label!"]?.some((l) => matchesContainerFilters({ ...filterable(x), labels }, { label: [l] }))) return false;
       return true;
     });
+    engine.events.publish("container", "prune", "", { reclaimed: String(reclaimed) });
     return c.json({ ContainersDeleted: deleted, SpaceReclaimed: reclaimed });
   });
 

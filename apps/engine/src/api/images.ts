@@ -122,7 +122,11 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
 
   app.post("/images/prune", async (c) => {
     const filters = parseFilters(c.req.query("filters"), ["dangling", "until", "label"]);
-    return c.json(await pruneImages(engine, filters.dangling?.[0] === "false"));
+    const pruned = await pruneImages(engine, filters.dangling?.[0] === "false");
+    for (const item of pruned.ImagesDeleted)
+      if (item.Deleted) engine.events.publish("image", "delete", item.Deleted, { name: item.Deleted });
+    engine.events.publish("image", "prune", "", { reclaimed: String(pruned.SpaceReclaimed) });
+    return c.json(pruned);
   });
 
   const save = (names: string[], out: ServerResponse) => {
