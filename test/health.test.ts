@@ -178,6 +178,9 @@ describe("health checks on minatod", () => {
   it("a check whose command does not exist is unhealthy, with the error in the log", async () => {
     const created = await createViaApi("h-missing", { Test: ["CMD", "/no/such/probe"], Interval: 100 * MS, Retries: 2 });
     expect(created.status).toBe(201);
+    // Not started yet: no health state (as dockerd), and health=none.
+    expect(await health("h-missing")).toBeUndefined();
+    expect((await docker(["ps", "-a", "--filter", "health=none", "--format", "{{.Names}}"])).stdout.split("\n")).toContain("h-missing");
     expect((await docker(["start", "h-missing"])).code).toBe(0);
     const unhealthy = await healthIs("h-missing", "unhealthy");
     expect(unhealthy.FailingStreak).toBeGreaterThanOrEqual(2);

@@ -5,7 +5,7 @@
 // until the first success. Each change of status is a `health_status` event. The state is kept in
 // the container's directory, so checks go on where they were after a daemon restart.
 import { randomBytes } from "node:crypto";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { badRequest } from "../api/errors.js";
 import type { EngineEvent, EventLog } from "../events/log.js";
@@ -109,6 +109,7 @@ export class HealthMonitor {
   readonly #states = new Map<string, HealthState>();
   readonly #monitors = new Map<string, Monitor>();
   readonly #unsubscribe: () => void;
+  readonly #saving = new Map<string, Promise<void>>();
 
   constructor(
     private readonly manager: ContainerManager,
@@ -121,10 +122,9 @@ export class HealthMonitor {
   /** After a daemon restart: the running containers' checks go on from their saved state. */
   async resume(): Promise<void> {
     for (const c of this.manager.list()) {
-      const saved = await readFile(this.#file(c.id), "utf8").then(
-        (text) => JSON.parse(text) as HealthState,
-        () => undefined,
-      );
+      const saved = await readFile(this.#file(c.id), "utf8")
+        .then((text) => JSON.parse(text) as HealthState)
+        .catch(() => undefined);
       if (saved) this.#states.set(c.id, saved);
       if (c.status === "running" || c.status === "paused") this.#begin(c, saved === undefined);
     }
@@ -135,10 +135,10 @@ export class HealthMonitor {
     for (const id of [...this.#monitors.keys()]) this.#stop(id);
   }
 
-  /** inspect's `State.Health`; undefined for a container without a health check. */
+  /** inspect's `State.Health`: undefined for a container without a health check or never started (as dockerd's). */
   state(c: ContainerRecord): HealthState | undefined {
     if (!probeCommand(c.config.Healthcheck as HealthConfig | undefined)) return undefined;
-    return this.#states.get(c.id) ?? { Status: "starting", FailingStreak: 0, Log: [] };
+    return this.#states.get(c.id);
   }
 
   /** The `health` filter's value: starting, healthy, unhealthy or none. */
@@ -268,11 +268,28 @@ export class HealthMonitor {
     if (state.Status !== before) this.events.container(c, `health_status: ${state.Status}`);
   }
 
-  async #save(id: string): Promise<void> {
+  /** Saves the container's current state; saves of one container run one after another, the last one last. */
+  #save(id: string): Promise<void> {
+    const next = (this.#saving.get(id) ?? Promise.resolve()).then(() => this.#write(id));
+    this.#saving.set(id, next);
+    void next.finally(() => {
+      if (this.#saving.get(id) === next) this.#saving.delete(id);
+    });
+    return next;
+  }
+
+  async #write(id: string): Promise<void> {
     const state = this.#states.get(id);
     if (!state) return;
-    await writeFile(this.#file(id), JSON.stringify(state)).catch((error) => {
+    // Written aside and renamed: a daemon stopped mid-write leaves the previous state, never half of one.
+    const file = this.#file(id);
+    const temporary = `${file}.${randomBytes(4).toString("hex")}`;
+    try {
+      await writeFile(temporary, JSON.stringify(state));
+      await rename(temporary, file);
+    } catch (error) {
+      await rm(temporary, { force: true }).catch(() => undefined);
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") this.log.warn({ err: error, id }, "saving the health state");
-    });
+    }
   }
 }
