@@ -723,8 +723,9 @@ export class ContainerManager {
 
   async #signal(c: ContainerRecord, signal: string): Promise<void> {
     try {
-      await this.runtime.kill(c.id, signal);
+      // Before the signal: the exit it causes (die, and the teardown's events) may be seen before kill returns.
       this.events?.container(c, "kill", { signal: signalNumber(signal) });
+      await this.runtime.kill(c.id, signal);
       // A frozen process cannot act on its signal: thaw it (Docker does the same for kill/stop).
       if (this.get(c.id).status === "paused" && /^(SIG)?(KILL|TERM|9|15)$/i.test(signal)) {
         await this.runtime.resume(c.id).catch(() => undefined);
