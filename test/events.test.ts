@@ -2,6 +2,7 @@
 // gives, live and replayed with since/until; filters; bad input; the stock docker CLI's `events`.
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
@@ -358,5 +359,30 @@ describe("GET /events on minatod", () => {
     sub.close();
     expect(pairs(sub.events)).toEqual(["container prune", "volume prune"]);
     expect(sub.events[0]?.Actor.Attributes.reclaimed).toBe("0");
+  });
+
+  it("detaching from an attach with the detach keys is a detach event", async () => {
+    const created = await ok("POST", "/containers/create?name=ev-tty", { Image: "busybox", Cmd: ["sh"], Tty: true, OpenStdin: true });
+    const id = created.Id as string;
+    await ok("POST", `/containers/${id}/start`);
+    const sub = await Subscription.open(agent, `?filters=${encodeURIComponent(JSON.stringify({ container: [id] }))}`);
+    // A hijacked attach as the docker CLI makes it; ctrl-p ctrl-q detaches.
+    const socket = connect(engine.socket);
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    let received = "";
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString("latin1");
+    });
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    socket.write(
+      `POST /v1.47/containers/${id}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n`,
+    );
+    await until(async () => received.includes("\r\n\r\n"), "the attach's upgrade");
+    socket.write(Buffer.from([0x10, 0x11]));
+    await closed;
+    await until(async () => sub.events.some((e) => e.Action === "detach"), "the detach event");
+    sub.close();
+    expect(pairs(sub.events)).toEqual(["container attach", "container detach"]);
+    await ok("DELETE", `/containers/${id}?force=1`);
   });
 });

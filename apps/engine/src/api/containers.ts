@@ -400,13 +400,14 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       const connection = await containerAttachment(manager, record.id, socket);
       if (!connection) return void socket.end();
       // stdin only reaches a container created with OpenStdin (conmon --stdin), as in moby.
-      await pipeAttach(socket, connection, {
+      const how = await pipeAttach(socket, connection, {
         tty,
         stdout,
         stderr,
         stdin: truthy(c.req.query("stdin")) && record.config.OpenStdin === true,
         detachKeys,
       });
+      if (how === "detached") engine.events.container(record, "detach");
     };
     await manager.hold(
       record.id,

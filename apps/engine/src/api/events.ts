@@ -53,6 +53,7 @@ export function eventRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     };
     const send = (e: EngineEvent) => {
       if (until !== undefined && e.timeNano > until) return finish();
+      if (since !== undefined && e.timeNano < since) return;
       if (wanted(e) && !out.writableEnded) out.write(`${eventJson(e)}\n`);
     };
     out.on("close", finish);
