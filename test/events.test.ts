@@ -385,4 +385,24 @@ describe("GET /events on minatod", () => {
     expect(pairs(sub.events)).toEqual(["container attach", "container detach"]);
     await ok("DELETE", `/containers/${id}?force=1`);
   });
+
+  it("image events carry the image's labels; a commit with a repository is a tag then a commit", async () => {
+    const created = await ok("POST", "/containers/create?name=ev-commit", { Image: "busybox", Cmd: ["true"] });
+    const id = created.Id as string;
+    const sub = await Subscription.open(agent, `?filters=${encodeURIComponent(JSON.stringify({ event: ["tag", "commit"] }))}`);
+    const committed = await engine.api(
+      "POST",
+      `/commit?container=${id}&repo=labelled&tag=1&changes=${encodeURIComponent("LABEL tier=base")}`,
+    );
+    expect(committed.status, committed.body.toString()).toBe(201);
+    await ok("POST", "/images/labelled:1/tag?repo=labelled&tag=2");
+    await until(async () => sub.events.length >= 3, "the commit's events");
+    sub.close();
+    expect(pairs(sub.events)).toEqual(["image tag", "container commit", "image tag"]);
+    const imageId = JSON.parse(committed.body.toString()).Id as string;
+    expect(sub.events[0]?.Actor).toEqual({ ID: imageId, Attributes: { name: "labelled:1", tier: "base" } });
+    expect(sub.events[1]?.Actor.Attributes).toMatchObject({ imageID: imageId, imageRef: "labelled:1", name: "ev-commit" });
+    expect(sub.events[2]?.Actor.Attributes).toEqual({ name: "labelled:2", tier: "base" });
+    await ok("DELETE", `/containers/${id}`);
+  });
 });

@@ -12,6 +12,8 @@ import { commitContainer } from "../containers/commit.js";
 import type { RunConfig } from "../containers/commit-config.js";
 import { exportContainer } from "../containers/export.js";
 import type { Engine } from "../engine.js";
+import { publishImageEvent } from "../events/images.js";
+import { findImage } from "../images.js";
 import { ApiError, badRequest } from "./errors.js";
 import type { EngineEnv } from "./types.js";
 
@@ -56,6 +58,8 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
     });
     const repo = c.req.query("repo");
     const imageRef = repo ? `${repo}:${c.req.query("tag") || "latest"}` : "";
+    // As dockerd: the new tag's event, then the commit's.
+    if (repo) await publishImageEvent(engine, "tag", id, imageRef, findImage(engine, id));
     engine.events.container(manager.get(container), "commit", { comment: c.req.query("comment") ?? "", imageID: id, imageRef });
     return c.json({ Id: id }, 201);
   });

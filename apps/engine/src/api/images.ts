@@ -7,9 +7,11 @@ import { saveImages } from "../archive/save.js";
 import { pullImage } from "../distribution/pull.js";
 import { pushImage } from "../distribution/push.js";
 import type { Engine } from "../engine.js";
+import { publishImageEvent } from "../events/images.js";
 import {
   familiarReference,
   findImage,
+  imageConfig,
   imageHistory,
   imageSummary,
   inspectImage,
@@ -90,18 +92,20 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const fromImage = c.req.query("fromImage");
     const fromSrc = c.req.query("fromSrc");
     if (fromSrc !== undefined) {
-      return jsonMessageStream(c.env.outgoing, (progress) =>
-        importImage(
+      return jsonMessageStream(c.env.outgoing, async (progress) => {
+        let imported: string | undefined;
+        await importImage(
           engine,
           c.env.incoming,
           { repo: c.req.query("repo"), tag: c.req.query("tag"), changes: c.req.queries("changes") ?? [], message: c.req.query("message") },
           (message) => {
             // The last message is the new image's ID (what `docker import` prints).
-            if (message.status?.startsWith("sha256:")) engine.events.publish("image", "import", message.status, { name: message.status });
+            if (message.status?.startsWith("sha256:")) imported = message.status;
             progress(message);
           },
-        ),
-      );
+        );
+        if (imported) await publishImageEvent(engine, "import", imported, imported, findImage(engine, imported));
+      });
     }
     if (!fromImage) throw badRequest("fromImage or fromSrc is required");
     const tag = c.req.query("tag");
@@ -112,52 +116,59 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const platform = platformParam ? parsePlatform(platformParam) : hostPlatform();
     const credentials = registryAuthHeader(c.req.header("x-registry-auth"));
     return jsonMessageStream(c.env.outgoing, async (progress) => {
-      await pullImage(engine, reference, { platform, progress, ...(credentials ? { credentials } : {}) });
+      const image = await pullImage(engine, reference, { platform, progress, ...(credentials ? { credentials } : {}) });
       const pulled = familiarReference(
         `${reference.registry}/${reference.repository}${reference.digest ? `@${reference.digest}` : `:${reference.tag}`}`,
       );
-      engine.events.publish("image", "pull", pulled, { name: familiarName(reference) });
+      await publishImageEvent(engine, "pull", pulled, familiarName(reference), image);
     });
   });
 
   app.post("/images/prune", async (c) => {
     const filters = parseFilters(c.req.query("filters"), ["dangling", "until", "label"]);
     const pruned = await pruneImages(engine, filters.dangling?.[0] === "false");
-    for (const item of pruned.ImagesDeleted)
-      if (item.Deleted) engine.events.publish("image", "delete", item.Deleted, { name: item.Deleted });
+    for (const item of pruned.ImagesDeleted) if (item.Deleted) await publishImageEvent(engine, "delete", item.Deleted, item.Deleted);
     engine.events.publish("image", "prune", "", { reclaimed: String(pruned.SpaceReclaimed) });
     return c.json(pruned);
   });
 
-  const save = (names: string[], out: ServerResponse) => {
-    for (const name of names) engine.events.publish("image", "save", findImage(engine, name).id, { name });
+  const save = async (names: string[], out: ServerResponse) => {
+    for (const name of names) {
+      const image = findImage(engine, name);
+      await publishImageEvent(engine, "save", image.id, name, image);
+    }
     return saveImages(engine, names, out);
   };
   app.get("/images/get", async (c) => save(c.req.queries("names") ?? [], c.env.outgoing));
 
   app.post("/images/load", async (c) => {
     const quiet = truthy(c.req.query("quiet"));
-    return jsonMessageStream(c.env.outgoing, (progress) =>
-      loadImages(engine, c.env.incoming, quiet ? () => undefined : progress, (message) => {
-        const loaded = /^Loaded image(?: ID)?: (.+)\n$/.exec(message.stream ?? "")?.[1];
-        if (loaded) engine.events.publish("image", "load", findImage(engine, loaded).id, { name: loaded });
+    return jsonMessageStream(c.env.outgoing, async (progress) => {
+      const loaded: string[] = [];
+      await loadImages(engine, c.env.incoming, quiet ? () => undefined : progress, (message) => {
+        const name = /^Loaded image(?: ID)?: (.+)\n$/.exec(message.stream ?? "")?.[1];
+        if (name) loaded.push(name);
         progress(message);
-      }),
-    );
+      });
+      for (const name of loaded) {
+        const image = findImage(engine, name);
+        await publishImageEvent(engine, "load", image.id, name, image);
+      }
+    });
   });
 
   app.get("/images/:name{.+}/json", async (c) => c.json(await inspectImage(engine, findImage(engine, c.req.param("name")))));
   app.get("/images/:name{.+}/history", async (c) => c.json(await imageHistory(engine, findImage(engine, c.req.param("name")))));
   app.get("/images/:name{.+}/get", async (c) => save([c.req.param("name")], c.env.outgoing));
 
-  app.post("/images/:name{.+}/tag", (c) => {
+  app.post("/images/:name{.+}/tag", async (c) => {
     const repo = c.req.query("repo");
     if (!repo) throw badRequest("repo is required");
     const image = findImage(engine, c.req.param("name"));
     const tag = c.req.query("tag") || undefined;
     tagImage(engine, image, repo, tag);
     const tagged = parseReferenceOrThrow(tag ? `${repo}:${tag}` : repo);
-    engine.events.publish("image", "tag", image.id, { name: familiarReference(`${tagged.registry}/${tagged.repository}:${tagged.tag}`) });
+    await publishImageEvent(engine, "tag", image.id, familiarReference(`${tagged.registry}/${tagged.repository}:${tagged.tag}`), image);
     return c.body(null, 201);
   });
 
@@ -170,22 +181,29 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const tag = reference.tag ?? "latest";
     return jsonMessageStream(c.env.outgoing, async (progress) => {
       await pushImage(engine, image, { ...reference, tag }, { progress, ...(credentials ? { credentials } : {}) });
-      engine.events.publish("image", "push", familiarReference(`${reference.registry}/${reference.repository}:${tag}`), {
-        name: familiarName(reference),
-      });
+      await publishImageEvent(
+        engine,
+        "push",
+        familiarReference(`${reference.registry}/${reference.repository}:${tag}`),
+        familiarName(reference),
+        image,
+      );
     });
   });
 
   app.delete("/images/:name{.+}", async (c) => {
-    const id = findImage(engine, c.req.param("name")).id;
+    const image = findImage(engine, c.req.param("name"));
+    const id = image.id;
+    // Read before the removal: the image's config may go with it.
+    const labels = (await imageConfig(engine, image).catch(() => undefined))?.config?.Labels ?? {};
     const items = await removeImage(engine, c.req.param("name"), {
       force: truthy(c.req.query("force")),
       noprune: truthy(c.req.query("noprune")),
     });
     // As dockerd: untag and delete events name the image by its ID.
     for (const item of items) {
-      if (item.Untagged) engine.events.publish("image", "untag", id, { name: id });
-      if (item.Deleted) engine.events.publish("image", "delete", item.Deleted, { name: item.Deleted });
+      if (item.Untagged) engine.events.publish("image", "untag", id, { ...labels, name: id });
+      if (item.Deleted) engine.events.publish("image", "delete", item.Deleted, { ...labels, name: item.Deleted });
     }
     return c.json(items);
   });
