@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { busyboxRootfs, EngineProcess, until } from "./support/engine-process.js";
-import { ROOT } from "./support/registry-process.js";
+import { RegistryProcess, ROOT } from "./support/registry-process.js";
 
 const MINATO = join(ROOT, "apps/cli/bin/minato.js");
 
@@ -404,5 +404,53 @@ describe("GET /events on minatod", () => {
     expect(sub.events[1]?.Actor.Attributes).toMatchObject({ imageID: imageId, imageRef: "labelled:1", name: "ev-commit" });
     expect(sub.events[2]?.Actor.Attributes).toEqual({ name: "labelled:2", tier: "base" });
     await ok("DELETE", `/containers/${id}`);
+  });
+
+  // Last: it removes the busybox image the other tests use.
+  it("images: tag, push, untag, pull, save, delete, load and import, in order", async () => {
+    const registry = await RegistryProcess.start();
+    try {
+      const ref = `${registry.authority}/ev/box:1`;
+      const sub = await Subscription.open(agent, `?filters=${encodeURIComponent(JSON.stringify({ type: ["image"] }))}`);
+      const step = async (...args: string[]) => {
+        const result = await docker(args);
+        expect(result.code, `docker ${args.join(" ")}: ${result.stderr}`).toBe(0);
+        return result;
+      };
+      const id = (await step("image", "inspect", "--format", "{{.Id}}", "busybox")).stdout.trim();
+      await step("tag", "busybox", ref);
+      await step("push", ref);
+      await step("rmi", ref);
+      await step("pull", ref);
+      await step("save", "-o", join(work, "box.tar"), ref);
+      await step("rmi", ref, "busybox");
+      await step("load", "-i", join(work, "box.tar"));
+      await step("import", await busyboxRootfs(work), "ev-imported:1");
+      await until(async () => sub.events.length >= 12, "the image events");
+      const imported = sub.events.at(-1)?.Actor.ID;
+      sub.close();
+      expect(
+        sub.events.map(
+          (e) =>
+            `${e.Action} ${e.Actor.ID === id ? "<id>" : e.Actor.ID} ${e.Actor.Attributes.name === id ? "<id>" : e.Actor.Attributes.name}`,
+        ),
+      ).toEqual([
+        `tag <id> ${ref}`,
+        `push ${ref} ${registry.authority}/ev/box`,
+        "untag <id> <id>",
+        `pull ${ref} ${registry.authority}/ev/box`,
+        "save <id> <id>",
+        // rmi ref busybox: the ref; then busybox, the last tag, with the repository digest the pull recorded.
+        "untag <id> <id>",
+        "untag <id> <id>",
+        "untag <id> <id>",
+        "delete <id> <id>",
+        "load <id> <id>",
+        `tag ${imported} ev-imported:1`,
+        `import ${imported} ${imported}`,
+      ]);
+    } finally {
+      await registry.dispose();
+    }
   });
 });

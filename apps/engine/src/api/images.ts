@@ -104,7 +104,16 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
             progress(message);
           },
         );
-        if (imported) await publishImageEvent(engine, "import", imported, imported, findImage(engine, imported));
+        if (imported) {
+          const image = findImage(engine, imported);
+          // As dockerd: the new tag's event, then the import's.
+          const repo = c.req.query("repo");
+          if (repo) {
+            const ref = parseReferenceOrThrow(c.req.query("tag") ? `${repo}:${c.req.query("tag")}` : repo);
+            await publishImageEvent(engine, "tag", imported, familiarReference(`${ref.registry}/${ref.repository}:${ref.tag}`), image);
+          }
+          await publishImageEvent(engine, "import", imported, imported, image);
+        }
       });
     }
     if (!fromImage) throw badRequest("fromImage or fromSrc is required");
@@ -135,7 +144,8 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   const save = async (names: string[], out: ServerResponse) => {
     for (const name of names) {
       const image = findImage(engine, name);
-      await publishImageEvent(engine, "save", image.id, name, image);
+      // dockerd names saved and loaded images by their ID (tarexport).
+      await publishImageEvent(engine, "save", image.id, image.id, image);
     }
     return saveImages(engine, names, out);
   };
@@ -152,7 +162,7 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       });
       for (const name of loaded) {
         const image = findImage(engine, name);
-        await publishImageEvent(engine, "load", image.id, name, image);
+        await publishImageEvent(engine, "load", image.id, image.id, image);
       }
     });
   });
