@@ -64,7 +64,7 @@ async function eventually<T>(probe: () => Promise<T | undefined>, what: string):
   }
 }
 
-describe("docker-compose 1.29 against minatod", () => {
+describe("docker-compose 1.29 against minatod", { timeout: 300_000 }, () => {
   let engine: EngineProcess;
   let work: string;
   let env: NodeJS.ProcessEnv;

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { busyboxRootfs, EngineProcess, until } from "./support/engine-process.js";
+import { busyboxRootfs, EngineProcess } from "./support/engine-process.js";
 import { RegistryProcess, ROOT } from "./support/registry-process.js";
 
 const MINATO = join(ROOT, "apps/cli/bin/minato.js");
@@ -73,9 +73,18 @@ class Subscription {
   }
 }
 
+/** Bounded polling with a deadline a loaded CI machine meets (the shared helper gives up after 10 s). */
+async function until(probe: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 const pairs = (events: EventMessage[]) => events.map((e) => `${e.Type} ${e.Action}`);
 
-describe("GET /events on minatod", () => {
+describe("GET /events on minatod", { timeout: 180_000 }, () => {
   let engine: EngineProcess;
   let agent: Agent;
   let work: string;

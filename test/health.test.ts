@@ -36,7 +36,7 @@ async function eventually<T>(probe: () => Promise<T | undefined>, what: string):
 
 const MS = 1_000_000;
 
-describe("health checks on minatod", () => {
+describe("health checks on minatod", { timeout: 180_000 }, () => {
   let engine: EngineProcess;
   let work: string;
   let env: NodeJS.ProcessEnv;

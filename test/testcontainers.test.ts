@@ -12,7 +12,7 @@ type Testcontainers = typeof import("testcontainers");
 
 const IMAGE = "minato-test/web:1";
 
-describe("testcontainers against minatod", () => {
+describe("testcontainers against minatod", { timeout: 180_000 }, () => {
   let engine: EngineProcess;
   let work: string;
   let tc: Testcontainers;
