@@ -31,6 +31,8 @@ export const SYSTEM_PACKAGES = {
     ["chromium", "chromium"],
     // zstd layers (pull, push --compression zstd) on Node 20, which has no zstd in node:zlib.
     ["zstd", "zstd"],
+    // docker-compose 1.29 (docker-py) as a real client of minatod's API: networks, volumes, ports, health.
+    ["docker-compose", "docker-compose"],
     // systemd-analyze verifies the units in deploy/systemd.
     ["systemd", "systemd-analyze"],
     ...engine,

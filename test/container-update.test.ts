@@ -88,6 +88,7 @@ describe("container update on minatod", () => {
   it("docker update changes a running container's cgroup, inspect shows it, a restart keeps it", async () => {
     const id = ok(await docker(["run", "-d", "--memory", "64m", "busybox", "sleep", "600"])).trim();
     expect((await limits(id)).memory).toBe(String(64 * 1024 * 1024));
+    const since = String(Math.floor(Date.now() / 1000));
     expect(ok(await docker(["update", "--memory", "96m", "--memory-swap", "192m", "--cpus", "0.5", "--pids-limit", "40", id])).trim()).toBe(
       id,
     );
@@ -95,6 +96,12 @@ describe("container update on minatod", () => {
     expect(after.memory).toBe(String(96 * 1024 * 1024));
     expect([after.quota, after.period]).toEqual(["50000", "100000"]);
     expect(after.pids).toBe("40");
+    // The change is an `update` event, as dockerd sends it.
+    const until = String(Math.floor(Date.now() / 1000) + 1);
+    const events = ok(
+      await docker(["events", "--since", since, "--until", until, "--filter", "event=update", "--format", "{{.Action}} {{.Actor.ID}}"]),
+    );
+    expect(events.trim()).toBe(`update ${id}`);
     const host = (await inspect(id)).HostConfig;
     expect(host).toMatchObject({ Memory: 96 * 1024 * 1024, MemorySwap: 192 * 1024 * 1024, NanoCpus: 5e8, PidsLimit: 40 });
 

@@ -4,9 +4,11 @@ import type { Credentials } from "@minato/registry-client";
 import { RegistryClient } from "@minato/registry-client";
 import type pino from "pino";
 import type { EngineConfig } from "./config.js";
+import { HealthMonitor } from "./containers/health.js";
 import { ContainerManager } from "./containers/manager.js";
 import { ContentStore } from "./content-store.js";
 import { type EngineDatabase, openDatabase } from "./db.js";
+import { EventLog } from "./events/log.js";
 import { ImageStore } from "./image-store.js";
 import { ContainerAttachments } from "./networks/attachments.js";
 import { NetworkManager } from "./networks/manager.js";
@@ -27,6 +29,8 @@ export class Engine {
     readonly containers: ContainerManager,
     readonly networks: NetworkManager,
     readonly volumes: VolumeManager,
+    readonly events: EventLog,
+    readonly health: HealthMonitor,
   ) {}
 
   static async open(config: EngineConfig, logger: pino.Logger): Promise<Engine> {
@@ -43,6 +47,9 @@ export class Engine {
       config.cniPath,
     );
     const volumes = new VolumeManager(config.dataRoot, db);
+    const events = new EventLog();
+    networks.events = events;
+    volumes.events = events;
     const attachments = new ContainerAttachments(networks, volumes, logger);
     networks.findContainer = (input) => containers.find(input);
     const containers: ContainerManager = await ContainerManager.open(
@@ -54,8 +61,12 @@ export class Engine {
       logger,
       attachments,
     );
+    containers.events = events;
+    // Subscribed before anything else can start a container (restart policies run from here on).
+    const health = new HealthMonitor(containers, events, logger);
     await attachments.reconcile(containers.list());
-    return new Engine(config, logger, db, content, images, snapshots, containers, networks, volumes);
+    await health.resume();
+    return new Engine(config, logger, db, content, images, snapshots, containers, networks, volumes, events, health);
   }
 
   readonly #leases = new Map<string, number>();
@@ -91,6 +102,7 @@ export class Engine {
   }
 
   close(): void {
+    this.health.close();
     this.containers.close();
     this.networks.close();
     this.db.close();

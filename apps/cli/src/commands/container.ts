@@ -17,6 +17,7 @@ import { eachName, filtersParam, imagePath } from "./common.js";
 import { containerFileCommands } from "./container-files.js";
 import { containerStatsCommands } from "./container-stats.js";
 import { updateCommand } from "./container-update.js";
+import { applyHealthFlags, type HealthFlags, healthOptions } from "./health-flags.js";
 import { applyNetworkFlags, type NetworkFlags, port } from "./network.js";
 import { applyVolumeFlags, type VolumeFlags } from "./volume.js";
 
@@ -96,7 +97,7 @@ export function containerRows(containers: ContainerSummary[], options: { noTrunc
 }
 
 /** The flags of `run` and `create`, as commander parses them. */
-export interface ContainerFlags extends NetworkFlags, VolumeFlags {
+export interface ContainerFlags extends NetworkFlags, VolumeFlags, HealthFlags {
   env?: string[];
   envFile?: string[];
   workdir?: string;
@@ -267,6 +268,7 @@ export function containerCreateBody(
   if (Object.keys(labels).length > 0) body.Labels = labels;
   applyNetworkFlags(flags, body, hostConfig);
   applyVolumeFlags(flags, body, hostConfig);
+  applyHealthFlags(flags, body);
   body.HostConfig = hostConfig;
   return body;
 }
@@ -512,7 +514,7 @@ const FORMAT_HELP =
 function containerOptions(command: Command): Command {
   // Flags after IMAGE belong to the container's command, not to minato.
   command.parent?.enablePositionalOptions();
-  return command
+  return healthOptions(command)
     .passThroughOptions()
     .option("--name <string>", "Assign a name to the container")
     .option("-e, --env <list>", "Set environment variables", collect)

@@ -1,6 +1,7 @@
 import type { CommandGroup } from "../command.js";
 import { builderGroup, buildGroup } from "./build.js";
 import { containerGroup, objectGroup } from "./container.js";
+import { eventsGroup } from "./events.js";
 import { imageGroup } from "./image.js";
 import { networkGroup } from "./network.js";
 import { registryGroup } from "./registry.js";
@@ -22,5 +23,6 @@ export const COMMAND_GROUPS: CommandGroup[] = [
   networkGroup,
   volumeGroup,
   ...systemGroups,
+  eventsGroup,
   objectGroup,
 ];

@@ -7,6 +7,7 @@ import { containerUpdateRoutes } from "./container-update.js";
 import { containerRoutes } from "./containers.js";
 import { distributionRoutes } from "./distribution.js";
 import { ApiError } from "./errors.js";
+import { eventRoutes } from "./events.js";
 import { execRoutes } from "./exec.js";
 import { imageRoutes } from "./images.js";
 import { networkRoutes } from "./networks.js";
@@ -41,6 +42,7 @@ export function createApi(engine: Engine): Hono<EngineEnv> {
   systemRoutes(app, engine);
   systemDfRoutes(app, engine);
   distributionRoutes(app, engine);
+  eventRoutes(app, engine);
   imageRoutes(app, engine);
   containerRoutes(app, engine);
   containerFileRoutes(app, engine);

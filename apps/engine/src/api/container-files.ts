@@ -12,6 +12,8 @@ import { commitContainer } from "../containers/commit.js";
 import type { RunConfig } from "../containers/commit-config.js";
 import { exportContainer } from "../containers/export.js";
 import type { Engine } from "../engine.js";
+import { publishImageEvent } from "../events/images.js";
+import { findImage } from "../images.js";
 import { ApiError, badRequest } from "./errors.js";
 import type { EngineEnv } from "./types.js";
 
@@ -54,6 +56,11 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
       changes: c.req.queries("changes") ?? [],
       config: await bodyConfig(c.req.raw),
     });
+    const repo = c.req.query("repo");
+    const imageRef = repo ? `${repo}:${c.req.query("tag") || "latest"}` : "";
+    // As dockerd: the new tag's event, then the commit's.
+    if (repo) await publishImageEvent(engine, "tag", id, imageRef, findImage(engine, id));
+    engine.events.container(manager.get(container), "commit", { comment: c.req.query("comment") ?? "", imageID: id, imageRef });
     return c.json({ Id: id }, 201);
   });
 
@@ -65,6 +72,7 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
   app.get("/containers/:id/export", async (c) => {
     const record = manager.get(c.req.param("id"));
     const tar = await exportContainer(engine, record);
+    engine.events.container(record, "export");
     const out = c.env.outgoing;
     out.writeHead(200, { "Content-Type": "application/x-tar" });
     // Headers are out: a failure now can only cut the stream, which the client sees as a short tar.
@@ -86,6 +94,7 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
     }
     const record = manager.get(c.req.param("id"));
     const { stat, tar } = await archiveContainerPath(engine, record, path);
+    engine.events.container(record, "archive-path");
     const out = c.env.outgoing;
     out.writeHead(200, { "Content-Type": "application/x-tar", [STAT_HEADER]: encodePathStat(stat) });
     await pipeline(Readable.from(tar), out).catch((error) => engine.logger.warn({ err: error, id: record.id }, "archive failed"));
@@ -98,6 +107,7 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
       noOverwriteDirNonDir: flag(c.req.query("noOverwriteDirNonDir"), false),
       copyUIDGID: flag(c.req.query("copyUIDGID"), false),
     });
+    engine.events.container(record, "extract-to-dir");
     return c.body(null, 200);
   });
 }

@@ -40,7 +40,9 @@ export function containerMetricRoutes(app: Hono<EngineEnv>, engine: Engine): voi
   app.get("/containers/:id/top", async (c) => {
     const record = manager.get(c.req.param("id"));
     if (!isRunning(record)) throw conflict(`Container ${record.id} is not running`);
-    return c.json(await top(await cgroupOf(record).pids(), c.req.query("ps_args") ?? "-ef"));
+    const processes = await top(await cgroupOf(record).pids(), c.req.query("ps_args") ?? "-ef");
+    engine.events.container(record, "top");
+    return c.json(processes);
   });
 
   app.get("/containers/:id/stats", async (c) => {

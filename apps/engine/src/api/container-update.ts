@@ -11,6 +11,7 @@ export function containerUpdateRoutes(app: Hono<EngineEnv>, engine: Engine): voi
       throw badRequest("invalid JSON body");
     });
     await engine.containers.update(container.id, body);
+    engine.events.container(engine.containers.get(container.id), "update");
     return c.json({ Warnings: [] });
   });
 }

@@ -43,11 +43,11 @@ export function humanDuration(ms: number): string {
   return `${Math.floor(hours / 24 / 365)} years`;
 }
 
-/** `docker ps` STATUS text (moby container.State.String). */
-export function statusText(c: ContainerRecord, now = Date.now()): string {
+/** `docker ps` STATUS text (moby container.State.String), with the health status of a running one. */
+export function statusText(c: ContainerRecord, now = Date.now(), health = "none"): string {
   switch (c.status) {
     case "running":
-      return `Up ${humanDuration(now - Date.parse(c.startedAt ?? c.created))}`;
+      return `Up ${humanDuration(now - Date.parse(c.startedAt ?? c.created))}${health === "none" ? "" : health === "starting" ? " (health: starting)" : ` (${health})`}`;
     case "paused":
       return `Up ${humanDuration(now - Date.parse(c.startedAt ?? c.created))} (Paused)`;
     case "exited":
@@ -95,7 +95,7 @@ export async function summary(engine: Engine, c: ContainerRecord) {
     Ports: engine.networks.summaryPorts(c.id),
     Labels: c.config.Labels ?? {},
     State: c.status,
-    Status: statusText(c),
+    Status: statusText(c, Date.now(), engine.health.status(c)),
     HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? "none" },
     NetworkSettings: { Networks: engine.networks.summaryNetworks(c.id) },
     Mounts: engine.volumes.inspectMounts(c.id),
@@ -125,6 +125,7 @@ async function inspect(engine: Engine, c: ContainerRecord) {
       Error: c.error,
       StartedAt: c.startedAt ?? ContainerManager.ZERO_TIME,
       FinishedAt: c.finishedAt ?? ContainerManager.ZERO_TIME,
+      ...(engine.health.state(c) ? { Health: engine.health.state(c) } : {}),
     },
     Image: c.imageId,
     ResolvConfPath: `${dir}/etc/resolv.conf`,
@@ -254,7 +255,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const limit = Number(c.req.query("limit") ?? -1);
     let list = manager.list().filter((x) => all || x.status === "running" || x.status === "paused");
     try {
-      list = list.filter((x) => matchesContainerFilters(filterable(x), filters));
+      list = list.filter((x) => matchesContainerFilters({ ...filterable(x), health: engine.health.status(x) }, filters));
     } catch (error) {
       if (error instanceof FilterError) throw badRequest(error.message);
       throw error;
@@ -347,6 +348,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       if (filters["label!"]?.some((l) => matchesContainerFilters({ ...filterable(x), labels }, { label: [l] }))) return false;
       return true;
     });
+    engine.events.publish("container", "prune", "", { reclaimed: String(reclaimed) });
     return c.json({ ContainersDeleted: deleted, SpaceReclaimed: reclaimed });
   });
 
@@ -385,6 +387,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const tty = record.config.Tty === true;
     const detachKeys = parseDetachKeys(c.req.query("detachKeys") || DEFAULT_DETACH_KEYS);
     const socket = hijack(c, tty);
+    engine.events.container(record, "attach");
     const stdout = truthy(c.req.query("stdout"));
     const stderr = truthy(c.req.query("stderr"));
     if (truthy(c.req.query("logs")))
@@ -397,13 +400,14 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       const connection = await containerAttachment(manager, record.id, socket);
       if (!connection) return void socket.end();
       // stdin only reaches a container created with OpenStdin (conmon --stdin), as in moby.
-      await pipeAttach(socket, connection, {
+      const how = await pipeAttach(socket, connection, {
         tty,
         stdout,
         stderr,
         stdin: truthy(c.req.query("stdin")) && record.config.OpenStdin === true,
         detachKeys,
       });
+      if (how === "detached") engine.events.container(record, "detach");
     };
     await manager.hold(
       record.id,
@@ -418,6 +422,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     if (record.status !== "running" && record.status !== "paused") throw conflict(`Container ${record.id} is not running`);
     // A container without a TTY has nothing to resize: dockerd (containerd) answers 200 for it too.
     if (record.config.Tty === true) await manager.runtime.resize(record.id, height, width);
+    engine.events.container(record, "resize", { height: String(height), width: String(width) });
     return c.body(null, 200);
   });
 }

@@ -66,6 +66,10 @@ export function execRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       beforeEnd: () => instance.ended,
     });
     connection!.resume();
+    void piping.then((how) => {
+      const container = how === "detached" ? manager.find(instance.containerId) : undefined;
+      if (container) engine.events.container(container, "exec_detach", { execID: instance.id });
+    });
     try {
       await manager.hold(instance.containerId, piping);
     } finally {

@@ -1,4 +1,5 @@
-import { hostPlatform, parsePlatform } from "@minato/oci";
+import type { ServerResponse } from "node:http";
+import { familiarName, hostPlatform, parsePlatform } from "@minato/oci";
 import type { Hono } from "hono";
 import { importImage } from "../archive/import.js";
 import { loadImages } from "../archive/load.js";
@@ -6,8 +7,11 @@ import { saveImages } from "../archive/save.js";
 import { pullImage } from "../distribution/pull.js";
 import { pushImage } from "../distribution/push.js";
 import type { Engine } from "../engine.js";
+import { publishImageEvent } from "../events/images.js";
 import {
+  familiarReference,
   findImage,
+  imageConfig,
   imageHistory,
   imageSummary,
   inspectImage,
@@ -88,14 +92,29 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const fromImage = c.req.query("fromImage");
     const fromSrc = c.req.query("fromSrc");
     if (fromSrc !== undefined) {
-      return jsonMessageStream(c.env.outgoing, (progress) =>
-        importImage(
+      return jsonMessageStream(c.env.outgoing, async (progress) => {
+        let imported: string | undefined;
+        await importImage(
           engine,
           c.env.incoming,
           { repo: c.req.query("repo"), tag: c.req.query("tag"), changes: c.req.queries("changes") ?? [], message: c.req.query("message") },
-          progress,
-        ),
-      );
+          (message) => {
+            // The last message is the new image's ID (what `docker import` prints).
+            if (message.status?.startsWith("sha256:")) imported = message.status;
+            progress(message);
+          },
+        );
+        if (imported) {
+          const image = findImage(engine, imported);
+          // As dockerd: the new tag's event, then the import's.
+          const repo = c.req.query("repo");
+          if (repo) {
+            const ref = parseReferenceOrThrow(c.req.query("tag") ? `${repo}:${c.req.query("tag")}` : repo);
+            await publishImageEvent(engine, "tag", imported, familiarReference(`${ref.registry}/${ref.repository}:${ref.tag}`), image);
+          }
+          await publishImageEvent(engine, "import", imported, imported, image);
+        }
+      });
     }
     if (!fromImage) throw badRequest("fromImage or fromSrc is required");
     const tag = c.req.query("tag");
@@ -106,36 +125,60 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const platform = platformParam ? parsePlatform(platformParam) : hostPlatform();
     const credentials = registryAuthHeader(c.req.header("x-registry-auth"));
     return jsonMessageStream(c.env.outgoing, async (progress) => {
-      await pullImage(engine, reference, { platform, progress, ...(credentials ? { credentials } : {}) });
+      const image = await pullImage(engine, reference, { platform, progress, ...(credentials ? { credentials } : {}) });
+      const pulled = familiarReference(
+        `${reference.registry}/${reference.repository}${reference.digest ? `@${reference.digest}` : `:${reference.tag}`}`,
+      );
+      await publishImageEvent(engine, "pull", pulled, familiarName(reference), image);
     });
   });
 
   app.post("/images/prune", async (c) => {
     const filters = parseFilters(c.req.query("filters"), ["dangling", "until", "label"]);
-    return c.json(await pruneImages(engine, filters.dangling?.[0] === "false"));
+    const pruned = await pruneImages(engine, filters.dangling?.[0] === "false");
+    for (const item of pruned.ImagesDeleted) if (item.Deleted) await publishImageEvent(engine, "delete", item.Deleted, item.Deleted);
+    engine.events.publish("image", "prune", "", { reclaimed: String(pruned.SpaceReclaimed) });
+    return c.json(pruned);
   });
 
-  app.get("/images/get", async (c) => {
-    return saveImages(engine, c.req.queries("names") ?? [], c.env.outgoing);
-  });
+  const save = async (names: string[], out: ServerResponse) => {
+    for (const name of names) {
+      const image = findImage(engine, name);
+      // dockerd names saved and loaded images by their ID (tarexport).
+      await publishImageEvent(engine, "save", image.id, image.id, image);
+    }
+    return saveImages(engine, names, out);
+  };
+  app.get("/images/get", async (c) => save(c.req.queries("names") ?? [], c.env.outgoing));
 
   app.post("/images/load", async (c) => {
     const quiet = truthy(c.req.query("quiet"));
-    return jsonMessageStream(c.env.outgoing, (progress) =>
-      loadImages(engine, c.env.incoming, quiet ? () => undefined : progress, progress),
-    );
+    return jsonMessageStream(c.env.outgoing, async (progress) => {
+      const loaded: string[] = [];
+      await loadImages(engine, c.env.incoming, quiet ? () => undefined : progress, (message) => {
+        const name = /^Loaded image(?: ID)?: (.+)\n$/.exec(message.stream ?? "")?.[1];
+        if (name) loaded.push(name);
+        progress(message);
+      });
+      for (const name of loaded) {
+        const image = findImage(engine, name);
+        await publishImageEvent(engine, "load", image.id, image.id, image);
+      }
+    });
   });
 
   app.get("/images/:name{.+}/json", async (c) => c.json(await inspectImage(engine, findImage(engine, c.req.param("name")))));
   app.get("/images/:name{.+}/history", async (c) => c.json(await imageHistory(engine, findImage(engine, c.req.param("name")))));
-  app.get("/images/:name{.+}/get", async (c) => {
-    return saveImages(engine, [c.req.param("name")], c.env.outgoing);
-  });
+  app.get("/images/:name{.+}/get", async (c) => save([c.req.param("name")], c.env.outgoing));
 
-  app.post("/images/:name{.+}/tag", (c) => {
+  app.post("/images/:name{.+}/tag", async (c) => {
     const repo = c.req.query("repo");
     if (!repo) throw badRequest("repo is required");
-    tagImage(engine, findImage(engine, c.req.param("name")), repo, c.req.query("tag") || undefined);
+    const image = findImage(engine, c.req.param("name"));
+    const tag = c.req.query("tag") || undefined;
+    tagImage(engine, image, repo, tag);
+    const tagged = parseReferenceOrThrow(tag ? `${repo}:${tag}` : repo);
+    await publishImageEvent(engine, "tag", image.id, familiarReference(`${tagged.registry}/${tagged.repository}:${tagged.tag}`), image);
     return c.body(null, 201);
   });
 
@@ -157,12 +200,30 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
         { ...reference, tag },
         { progress, ...(credentials ? { credentials } : {}), ...(compression ? { compression } : {}) },
       );
+      await publishImageEvent(
+        engine,
+        "push",
+        familiarReference(`${reference.registry}/${reference.repository}:${tag}`),
+        familiarName(reference),
+        image,
+      );
     });
   });
 
-  app.delete("/images/:name{.+}", async (c) =>
-    c.json(
-      await removeImage(engine, c.req.param("name"), { force: truthy(c.req.query("force")), noprune: truthy(c.req.query("noprune")) }),
-    ),
-  );
+  app.delete("/images/:name{.+}", async (c) => {
+    const image = findImage(engine, c.req.param("name"));
+    const id = image.id;
+    // Read before the removal: the image's config may go with it.
+    const labels = (await imageConfig(engine, image).catch(() => undefined))?.config?.Labels ?? {};
+    const items = await removeImage(engine, c.req.param("name"), {
+      force: truthy(c.req.query("force")),
+      noprune: truthy(c.req.query("noprune")),
+    });
+    // As dockerd: untag and delete events name the image by its ID.
+    for (const item of items) {
+      if (item.Untagged) engine.events.publish("image", "untag", id, { ...labels, name: id });
+      if (item.Deleted) engine.events.publish("image", "delete", item.Deleted, { ...labels, name: item.Deleted });
+    }
+    return c.json(items);
+  });
 }

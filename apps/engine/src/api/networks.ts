@@ -144,7 +144,9 @@ export function networkRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const keep = (net: NetworkRecord) =>
       (filters.label !== undefined && !filters.label.every((l) => matchesLabel(net.labels, l))) ||
       filters["label!"]?.some((l) => matchesLabel(net.labels, l)) === true;
-    return c.json({ NetworksDeleted: await networks.prune(keep) });
+    const deleted = await networks.prune(keep);
+    engine.events.publish("network", "prune", "");
+    return c.json({ NetworksDeleted: deleted });
   });
 
   app.post("/networks/:id/connect", async (c) => {

@@ -72,6 +72,7 @@ export function volumeRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       filters["label!"]?.some((l) => matchesLabel(v.labels, l)) === true;
     const all = filters.all?.some((a) => truthy(a)) ?? false;
     const { names, reclaimed } = await volumes.prune({ all, keep });
+    engine.events.publish("volume", "prune", "", { reclaimed: String(reclaimed) });
     return c.json({ VolumesDeleted: names, SpaceReclaimed: reclaimed });
   });
 }

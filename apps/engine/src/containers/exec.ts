@@ -67,6 +67,7 @@ export class ExecStore {
     const instance: ExecInstance = { id, containerId: c.id, config, started: false, running: false, exitCode: null, pid: 0, ended };
     (instance as ExecInstance & { markEnded: () => void }).markEnded = markEnded;
     this.#instances.set(id, instance);
+    this.manager.events?.container(c, `exec_create: ${config.Cmd.join(" ")}`, { execID: id });
     return instance;
   }
 
@@ -117,6 +118,7 @@ export class ExecStore {
     instance.session = session;
     instance.pid = session.pid;
     instance.running = true;
+    this.manager.events?.container(c, `exec_start: ${(config.Cmd ?? []).join(" ")}`, { execID: id });
     void this.#watch(instance, session, markEnded, readers);
     return instance;
   }
@@ -132,6 +134,8 @@ export class ExecStore {
       if (!existsSync(session.dir)) break;
     }
     instance.running = false;
+    const c = this.manager.find(instance.containerId);
+    if (c) this.manager.events?.container(c, "exec_die", { execID: instance.id, exitCode: String(instance.exitCode ?? -1) });
     markEnded();
     await readers.catch(() => undefined);
     await session.remove().catch(() => undefined);

@@ -9,9 +9,12 @@ export interface FilterableContainer {
   imageId: string;
   imageName: string;
   labels: Record<string, string>;
+  /** starting, healthy, unhealthy or none (no health check). */
+  health?: string;
 }
 
-export const CONTAINER_FILTERS = ["id", "name", "label", "status", "exited", "ancestor"];
+export const CONTAINER_FILTERS = ["id", "name", "label", "status", "exited", "ancestor", "health"];
+const HEALTH_STATUSES = ["starting", "healthy", "unhealthy", "none"];
 const STATUSES = ["created", "restarting", "running", "removing", "paused", "exited", "dead"];
 
 export class FilterError extends Error {}
@@ -52,6 +55,10 @@ export function matchesContainerFilters(container: FilterableContainer, filters:
         break;
       case "ancestor":
         ok = values.some((v) => container.imageId === v || container.imageId.slice(7).startsWith(v) || container.imageName === v);
+        break;
+      case "health":
+        for (const v of values) if (!HEALTH_STATUSES.includes(v)) throw new FilterError(`Unrecognised filter value for health: ${v}`);
+        ok = values.includes(container.health ?? "none");
         break;
       default:
         throw new FilterError(`invalid filter '${name}'`);

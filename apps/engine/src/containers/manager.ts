@@ -5,7 +5,7 @@
 // outlive minatod; `open` finds them again and reconciles their state.
 import { existsSync, type FSWatcher, watch } from "node:fs";
 import { appendFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
-import { hostname as hostHostname } from "node:os";
+import { constants, hostname as hostHostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
@@ -21,10 +21,12 @@ import {
 } from "@minato/runtime";
 import { ApiError, badRequest, conflict, notFound } from "../api/errors.js";
 import type { EngineDatabase } from "../db.js";
+import type { EventLog } from "../events/log.js";
 import type { ImageRecord } from "../image-store.js";
 import type { ContainerAttachments } from "../networks/attachments.js";
 import { isMountPoint, mountOverlay, unmount } from "../overlay.js";
 import type { SnapshotStore } from "../snapshots.js";
+import { effectiveHealthcheck, type HealthConfig } from "./health.js";
 import { newContainerId, randomName, validName } from "./names.js";
 import { RestartBackoff, type RestartPolicy, restartPolicy, restartsAfterExit, restartsOnDaemonStart } from "./restart-policy.js";
 import { applyUpdate, parseUpdate } from "./update.js";
@@ -85,7 +87,7 @@ export interface ContainerRecord {
 }
 
 /** What the image contributes: its run config (the `config` object of the image config blob), and labels. */
-export type ImageRunDefaults = ImageRunConfig & { Labels?: Record<string, string> | null };
+export type ImageRunDefaults = ImageRunConfig & { Labels?: Record<string, string> | null; Healthcheck?: unknown };
 
 export interface CreateRequest {
   name?: string;
@@ -153,6 +155,13 @@ export function networkMode(value: string | undefined): "none" | "host" {
   throw badRequest(`network mode ${JSON.stringify(value)} is not supported yet: use none or host`);
 }
 
+/** A signal as dockerd's kill event shows it: its number. */
+function signalNumber(signal: string): string {
+  if (/^\d+$/.test(signal)) return signal;
+  const name = signal.toUpperCase().startsWith("SIG") ? signal.toUpperCase() : `SIG${signal.toUpperCase()}`;
+  return String(constants.signals[name as keyof typeof constants.signals] ?? signal);
+}
+
 function policyOf(c: ContainerRecord): RestartPolicy {
   return c.hostConfig.RestartPolicy ?? { Name: "no", MaximumRetryCount: 0 };
 }
@@ -162,6 +171,8 @@ export class ContainerManager {
   readonly runtime: Runtime;
   /** Networks and mounts (set by the engine): hooks at create, start, exit and removal. */
   attachments: ContainerAttachments | undefined;
+  /** Where the lifecycle's events are published (set by the engine). */
+  events: EventLog | undefined;
   readonly #q;
   readonly #watchers = new Map<string, FSWatcher>();
   readonly #exitWaiters = new Map<string, ((code: number) => void)[]>();
@@ -337,6 +348,10 @@ export class ContainerManager {
       throw badRequest("Minimum memory limit allowed is 6MB");
     if (hostConfig.NanoCpus !== undefined && hostConfig.NanoCpus < 0) throw badRequest("invalid NanoCpus: must be positive");
     const restart = restartPolicy(hostConfig.RestartPolicy, hostConfig.AutoRemove === true);
+    const healthcheck = effectiveHealthcheck(
+      config.Healthcheck as HealthConfig | undefined,
+      imageConfig.Healthcheck as HealthConfig | undefined,
+    );
 
     const dir = this.dir(id);
     await mkdir(join(dir, "upper"), { recursive: true });
@@ -412,6 +427,7 @@ export class ContainerManager {
         Entrypoint: entrypointOverridden ? config.Entrypoint : (imageConfig.Entrypoint ?? null),
         OnBuild: null,
         Labels: { ...(imageConfig.Labels ?? {}), ...(config.Labels ?? {}) },
+        ...(healthcheck ? { Healthcheck: healthcheck } : {}),
         ...(config.StopSignal || imageConfig.StopSignal ? { StopSignal: config.StopSignal ?? imageConfig.StopSignal } : {}),
       };
       const storedHost: HostConfig = {
@@ -448,6 +464,7 @@ export class ContainerManager {
       await rm(dir, { recursive: true, force: true });
       throw apiErrorFrom(error);
     }
+    this.events?.container(this.get(id), "create");
     return this.get(id);
   }
 
@@ -544,6 +561,7 @@ export class ContainerManager {
         started_at: new Date().toISOString(),
         finished_at: null,
       });
+      this.events?.container(c, "start");
       // It may have ended before the watch saw it.
       void this.#checkExit(id);
       return "started";
@@ -624,7 +642,11 @@ export class ContainerManager {
       // A concurrent check may have recorded this exit (and a remove followed) while the network went.
       const current = this.find(id);
       if (!current || (current.status !== "running" && current.status !== "paused")) return;
-      this.#update(id, { status: "exited", pid: 0, exit_code: code, oom_killed: existsSync(paths.oomFile) ? 1 : 0, finished_at: finished });
+      const oom = existsSync(paths.oomFile);
+      this.#update(id, { status: "exited", pid: 0, exit_code: code, oom_killed: oom ? 1 : 0, finished_at: finished });
+      if (oom) this.events?.container(c, "oom");
+      const ran = Math.max(0, Math.round((Date.parse(finished) - Date.parse(current.startedAt ?? finished)) / 1000));
+      this.events?.container(c, "die", { exitCode: String(code), execDuration: String(ran) });
       for (const resolve of this.#exitWaiters.get(id)?.splice(0) ?? []) resolve(code);
       if (c.hostConfig.AutoRemove) {
         this.#rememberRemoved(id, code);
@@ -696,12 +718,15 @@ export class ContainerManager {
         await this.#signal(c, "SIGKILL");
         if ((await killed) === undefined) throw new ApiError(500, `container ${c.id} did not exit after SIGKILL`);
       }
+      this.events?.container(c, "stop");
       return "stopped";
     });
   }
 
   async #signal(c: ContainerRecord, signal: string): Promise<void> {
     try {
+      // Before the signal: the exit it causes (die, and the teardown's events) may be seen before kill returns.
+      this.events?.container(c, "kill", { signal: signalNumber(signal) });
       await this.runtime.kill(c.id, signal);
       // A frozen process cannot act on its signal: thaw it (Docker does the same for kill/stop).
       if (this.get(c.id).status === "paused" && /^(SIG)?(KILL|TERM|9|15)$/i.test(signal)) {
@@ -728,6 +753,7 @@ export class ContainerManager {
     const c = this.get(input);
     await this.stop(c.id, options);
     await this.start(c.id, image);
+    this.events?.container(c, "restart");
   }
 
   #markManuallyStopped(id: string): void {
@@ -789,6 +815,7 @@ export class ContainerManager {
         throw apiErrorFrom(error);
       });
       this.#update(c.id, { status: "paused" });
+      this.events?.container(c, "pause");
     });
   }
 
@@ -801,6 +828,7 @@ export class ContainerManager {
         throw apiErrorFrom(error);
       });
       this.#update(c.id, { status: "running" });
+      this.events?.container(c, "unpause");
     });
   }
 
@@ -851,6 +879,7 @@ export class ContainerManager {
       if (owner) throw inUse();
       try {
         this.#update(c.id, { name });
+        this.events?.container({ ...c, name }, "rename", { oldName: `/${c.name}` });
       } catch (error) {
         if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw inUse();
         throw error;
@@ -911,6 +940,7 @@ export class ContainerManager {
     await this.attachments?.removed(id, anonymousVolumes);
     if (c) this.#q.remove.run(id);
     await rm(this.dir(id), { recursive: true, force: true });
+    if (c) this.events?.container(c, "destroy");
     const code = c?.exitCode ?? this.#removed.get(id) ?? 0;
     this.#rememberRemoved(id, code);
     for (const resolve of this.#removeWaiters.get(id)?.splice(0) ?? []) resolve(code);

@@ -51,6 +51,8 @@ const keys = (o: Record<string, unknown> | null | undefined) => Object.keys(o ??
 export class ContainerAttachments {
   /** Containers created with AutoRemove (`run --rm`): their removal follows their exit. */
   readonly #autoRemove = new Set<string>();
+  /** Containers whose volume mount events went out and whose unmount events have not. */
+  readonly #mounted = new Set<string>();
 
   constructor(
     readonly networks: NetworkManager,
@@ -125,6 +127,21 @@ export class ContainerAttachments {
   /** Before runc creates the container: its network namespace and interfaces. */
   async beforeStart(id: string, namespaceReady?: () => void): Promise<void> {
     await this.networks.setUp(id, namespaceReady);
+    this.#publishMounts(id, "mount");
+  }
+
+  /** Volume mount/unmount events, with the attributes dockerd gives them. */
+  #publishMounts(id: string, action: "mount" | "unmount"): void {
+    // `stopped` runs more than once for one exit (it is idempotent): one unmount per mount.
+    if (action === "mount") this.#mounted.add(id);
+    else if (!this.#mounted.delete(id)) return;
+    for (const m of this.volumes.mountsOf(id)) {
+      if (m.type !== "volume" || !m.name) continue;
+      const attributes: Record<string, string> = { container: id, driver: "local" };
+      if (action === "mount")
+        Object.assign(attributes, { destination: m.destination, propagation: m.propagation, "read/write": String(m.rw) });
+      this.volumes.events?.publish("volume", action, m.name, attributes);
+    }
   }
 
   /**
@@ -135,6 +152,7 @@ export class ContainerAttachments {
    * lazily (the kernel deletes its veths right after; see NetworkManager.tearDown).
    */
   async stopped(id: string): Promise<void> {
+    this.#publishMounts(id, "unmount");
     const autoRemove = this.#autoRemove.has(id);
     const done = this.networks.tearDown(id, { lazy: autoRemove }).catch((error) => this.log.warn({ err: error, id }, "network teardown"));
     if (!autoRemove) await done;

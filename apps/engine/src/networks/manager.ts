@@ -19,6 +19,7 @@ import { promisify } from "node:util";
 import { hostsFile, type NetworkMode } from "@minato/runtime";
 import { ApiError, badRequest, conflict, notFound } from "../api/errors.js";
 import type { EngineDatabase } from "../db.js";
+import type { EventLog } from "../events/log.js";
 import { CniInvoker, type CniResult, DEFAULT_CNI_PATH, type PluginConfig } from "./cni.js";
 import { type FirewallNetwork, NetworkFirewall } from "./firewall.js";
 import { NetnsStore } from "./netns.js";
@@ -148,6 +149,8 @@ export function parseExtraHost(entry: string, hostGateway: string): { host: stri
 }
 
 export class NetworkManager {
+  /** Where create/connect/disconnect/destroy are published (set by the engine). */
+  events: EventLog | undefined;
   readonly cni: CniInvoker;
   readonly netns: NetnsStore;
   readonly firewall: NetworkFirewall;
@@ -436,6 +439,7 @@ export class NetworkManager {
       this.#deleteBridge(device);
       throw new ApiError(500, `setting up network ${name}: ${(error as Error).message}`);
     }
+    this.events?.publish("network", "create", id, { name, type: "bridge" });
     return this.get(id);
   }
 
@@ -449,6 +453,7 @@ export class NetworkManager {
     this.#deleteBridge(net.bridge);
     await this.#syncFirewall().catch((error) => this.log.warn({ err: error, network: net.name }, "removing the network's iptables rules"));
     await rm(join(this.#ipamDir, net.id), { recursive: true, force: true });
+    this.events?.publish("network", "destroy", net.id, { name: net.name, type: net.driver });
   }
 
   /** `POST /networks/prune`: user-defined networks no container is connected to. */
@@ -650,7 +655,12 @@ export class NetworkManager {
       await this.#tearDown(containerId, false).catch(() => undefined);
       throw new ApiError(500, `setting up the container's network: ${(error as Error).message}`);
     }
+    for (const endpoint of endpoints) this.#publish("connect", this.#networkOf(endpoint), containerId);
     await this.#refreshHosts(containerId);
+  }
+
+  #publish(action: "connect" | "disconnect", net: NetworkRecord, containerId: string): void {
+    this.events?.publish("network", action, net.id, { container: containerId, name: net.name, type: net.driver });
   }
 
   #networkOf(endpoint: EndpointRecord): NetworkRecord {
@@ -720,6 +730,7 @@ export class NetworkManager {
           this.log.warn({ err: error, containerId, network: net.name }, "CNI DEL failed");
         }
         this.#q.setAddress.run(null, 0, null, null, null, endpoint.networkId, containerId);
+        this.#publish("disconnect", net, containerId);
       }),
     );
     await (unmounted ?? removeNetns());
@@ -776,6 +787,7 @@ export class NetworkManager {
       this.#q.deleteEndpoint.run(net.id, containerId);
       throw new ApiError(500, `connecting to network ${net.name}: ${(error as Error).message}`);
     }
+    this.#publish("connect", net, containerId);
     await this.#refreshHosts(containerId);
   }
 
@@ -789,6 +801,7 @@ export class NetworkManager {
       await this.cni
         .del(net.id, this.#plugins(net, [], undefined), { containerId, netns: sandbox.netns, ifname: endpoint.ifname }, endpoint.result)
         .catch((error) => this.log.warn({ err: error, containerId }, "CNI DEL failed"));
+      this.#publish("disconnect", net, containerId);
     }
     const peers = this.#peersOf(containerId);
     this.#q.deleteEndpoint.run(net.id, containerId);

@@ -8,6 +8,7 @@ import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import { badRequest, conflict, notFound } from "../api/errors.js";
 import type { EngineDatabase } from "../db.js";
+import type { EventLog } from "../events/log.js";
 
 const run = promisify(execFile);
 
@@ -67,6 +68,8 @@ export const VALID_VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]+$/;
 
 export class VolumeManager {
   readonly root: string;
+  /** Where create/destroy are published (set by the engine). */
+  events: EventLog | undefined;
   readonly #q;
 
   constructor(
@@ -149,6 +152,7 @@ export class VolumeManager {
       anonymous ? 1 : 0,
       new Date().toISOString(),
     );
+    this.events?.publish("volume", "create", name, { driver });
     return { volume: this.get(name), created: true };
   }
 
@@ -163,6 +167,7 @@ export class VolumeManager {
     if (users.length > 0) throw conflict(`remove ${name}: volume is in use - [${users.join(", ")}]`);
     this.#q.remove.run(name);
     await rm(join(this.root, name), { recursive: true, force: true });
+    this.events?.publish("volume", "destroy", name, { driver: volume.driver });
   }
 
   /** `POST /volumes/prune`: unused volumes; only anonymous ones unless `all` (Docker ≥ 23). */
