@@ -31,6 +31,8 @@ const SYSTEM_PACKAGES = {
     ["containernetworking-plugins", "/usr/lib/cni/bridge"],
     ["iptables", "iptables"],
     ["iproute2", "ip"],
+    // `--init`: tini (its static build) is bind-mounted into containers as PID 1, as Docker's docker-init.
+    ["tini", "tini-static"],
   ],
   // CNCF Distribution and a load generator, for side-by-side benchmarks; dockerd (from docker.io)
   // is the peer bench/engine.mjs starts for its pull and push comparison and bench/containers.mjs

@@ -26,6 +26,7 @@ import { isMountPoint, mountOverlay, unmount } from "../overlay.js";
 import type { SnapshotStore } from "../snapshots.js";
 import { newContainerId, randomName, validName } from "./names.js";
 import { RestartBackoff, type RestartPolicy, restartPolicy, restartsAfterExit, restartsOnDaemonStart } from "./restart-policy.js";
+import { securitySpecOptions } from "./security.js";
 import { directorySize } from "./usage.js";
 
 /** The subset of swagger `ContainerConfig` minatod honours. */
@@ -335,6 +336,8 @@ export class ContainerManager {
       throw badRequest("Minimum memory limit allowed is 6MB");
     if (hostConfig.NanoCpus !== undefined && hostConfig.NanoCpus < 0) throw badRequest("invalid NanoCpus: must be positive");
     const restart = restartPolicy(hostConfig.RestartPolicy, hostConfig.AutoRemove === true);
+    // Checked before anything is made: an isolation option that cannot be applied creates nothing.
+    const security = securitySpecOptions(hostConfig);
 
     const dir = this.dir(id);
     await mkdir(join(dir, "upper"), { recursive: true });
@@ -388,6 +391,7 @@ export class ContainerManager {
         ...(attached ? { mounts: attached.mounts } : {}),
         cgroupsPath: `/minato/${id}`,
         etcFiles,
+        ...security,
       });
       await writeFile(join(dir, "config.json"), JSON.stringify(created.spec), { mode: 0o600 });
       const entrypointOverridden = config.Entrypoint !== undefined && config.Entrypoint !== null;
