@@ -33,6 +33,8 @@ const SYSTEM_PACKAGES = {
     ["iproute2", "ip"],
     // `--init`: tini (its static build) is bind-mounted into containers as PID 1, as Docker's docker-init.
     ["tini", "tini-static"],
+    // test/security.test.ts builds a static syscall probe (gcc and libc6-dev; node-gyp needs them too).
+    ["build-essential", "cc"],
   ],
   // CNCF Distribution and a load generator, for side-by-side benchmarks; dockerd (from docker.io)
   // is the peer bench/engine.mjs starts for its pull and push comparison and bench/containers.mjs
