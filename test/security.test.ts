@@ -29,6 +29,7 @@ const run = (command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<
 /** A field of /proc/<pid>/status text. */
 const field = (status: string, name: string) => new RegExp(`^${name}:\\s*(.*)$`, "m").exec(status)?.[1]?.trim();
 
+const MINATO = join(ROOT, "apps/cli/bin/minato.js");
 const HOST_CAP_BND = field(readFileSync("/proc/self/status", "utf8"), "CapBnd") ?? "";
 const CGROUP_MODE = detectCgroupMode();
 
@@ -355,6 +356,71 @@ describe.skipIf(process.getuid?.() !== 0)("container security, from inside the c
       ]);
       expect(swap.trim()).toBe(String(96 * 1024 * 1024));
     }
+  });
+
+  it("the minato CLI: the same flags with Docker's names take effect; exec --privileged; a refusal exits 125 with the daemon's message", async () => {
+    const minato = (args: string[]) => run(process.execPath, [MINATO, ...args], { ...env, MINATO_HOST: `unix://${engine.socket}` });
+    const profile = join(work, "no-mkdir-cli.json");
+    await writeFile(
+      profile,
+      JSON.stringify({ defaultAction: "SCMP_ACT_ALLOW", syscalls: [{ names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO" }] }),
+    );
+    const out = await minato([
+      "run",
+      "--rm",
+      "--cap-drop",
+      "ALL",
+      "--cap-add",
+      "NET_ADMIN",
+      "--security-opt",
+      "no-new-privileges",
+      "--security-opt",
+      `seccomp=${profile}`,
+      "--ulimit",
+      "nofile=512:1024",
+      "--init",
+      "--device",
+      "/dev/zero:/dev/myzero:r",
+      "--sysctl",
+      "kernel.shmmni=2048",
+      "--shm-size",
+      "8m",
+      "--group-add",
+      "77",
+      "--oom-score-adj",
+      "99",
+      "--cpu-shares",
+      "256",
+      image,
+      "sh",
+      "-c",
+      "grep -E 'CapEff|NoNewPrivs|Seccomp:' /proc/self/status; ulimit -n; ulimit -Hn; cat /proc/1/comm; ls -l /dev/myzero; cat /proc/sys/kernel/shmmni; df -k /dev/shm | tail -1; id -G; cat /proc/self/oom_score_adj; mkdir /tmp/d || echo mkdir-refused",
+    ]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(field(out.stdout, "CapEff")).toBe("0000000000001000");
+    expect(field(out.stdout, "NoNewPrivs")).toBe("1");
+    expect(field(out.stdout, "Seccomp")).toBe("2");
+    expect(out.stdout).toMatch(/^512\n1024\ndocker-init\n/m);
+    expect(out.stdout).toMatch(/1,\s+5 .*\/dev\/myzero/);
+    expect(out.stdout).toMatch(/^2048$/m);
+    expect(out.stdout).toMatch(/shm\s+8192\s/);
+    expect(out.stdout).toMatch(/^0 77$/m);
+    expect(out.stdout).toMatch(/^99$/m);
+    expect(out.stdout).toContain("mkdir-refused");
+
+    const started = await minato(["run", "-d", "--privileged", image, "sleep", "1000"]);
+    expect(started.code, started.stderr).toBe(0);
+    const id = started.stdout.trim();
+    const exec = await minato(["exec", "--privileged", id, "grep", "CapEff", "/proc/self/status"]);
+    expect(exec.code, exec.stderr).toBe(0);
+    expect(field(exec.stdout, "CapEff")).toBe(HOST_CAP_BND);
+    await minato(["rm", "-f", id]);
+
+    const before = await containerCount();
+    const bad = await minato(["run", "--rm", "--sysctl", "kernel.hostname=x", image, "true"]);
+    expect(bad.code).toBe(125);
+    expect(bad.stderr).toContain("sysctl 'kernel.hostname' is not whitelisted");
+    expect(await containerCount()).toBe(before);
   });
 
   it("what this host cannot apply is a 400 naming the option, and no container is made", async () => {

@@ -17,6 +17,7 @@ import { eachName, filtersParam, imagePath } from "./common.js";
 import { containerFileCommands } from "./container-files.js";
 import { containerStatsCommands } from "./container-stats.js";
 import { applyNetworkFlags, type NetworkFlags, port } from "./network.js";
+import { applySecurityFlags, type SecurityFlags, securityOptions } from "./security-flags.js";
 import { applyVolumeFlags, type VolumeFlags } from "./volume.js";
 
 /** swagger `ContainerSummary` (the fields `docker ps` reads). */
@@ -95,7 +96,7 @@ export function containerRows(containers: ContainerSummary[], options: { noTrunc
 }
 
 /** The flags of `run` and `create`, as commander parses them. */
-export interface ContainerFlags extends NetworkFlags, VolumeFlags {
+export interface ContainerFlags extends NetworkFlags, VolumeFlags, SecurityFlags {
   env?: string[];
   envFile?: string[];
   workdir?: string;
@@ -266,6 +267,7 @@ export function containerCreateBody(
   if (Object.keys(labels).length > 0) body.Labels = labels;
   applyNetworkFlags(flags, body, hostConfig);
   applyVolumeFlags(flags, body, hostConfig);
+  applySecurityFlags(flags, hostConfig, io.readText);
   body.HostConfig = hostConfig;
   return body;
 }
@@ -511,7 +513,7 @@ const FORMAT_HELP =
 function containerOptions(command: Command): Command {
   // Flags after IMAGE belong to the container's command, not to minato.
   command.parent?.enablePositionalOptions();
-  return command
+  return securityOptions(command)
     .passThroughOptions()
     .option("--name <string>", "Assign a name to the container")
     .option("-e, --env <list>", "Set environment variables", collect)
@@ -947,6 +949,7 @@ const exec = defineCommand<{
   tty?: boolean;
   interactive?: boolean;
   detachKeys?: string;
+  privileged?: boolean;
 }>({
   name: "exec",
   shortcuts: ["exec"],
@@ -963,7 +966,8 @@ const exec = defineCommand<{
       .option("-w, --workdir <string>", "Working directory inside the container")
       .option("-t, --tty", "Allocate a pseudo-TTY")
       .option("-i, --interactive", "Keep STDIN open even if not attached")
-      .option("--detach-keys <string>", "Override the key sequence for detaching a container");
+      .option("--detach-keys <string>", "Override the key sequence for detaching a container")
+      .option("--privileged", "Give extended privileges to the command");
   },
   async run(context, args, options) {
     const [container, ...cmd] = args as [string, ...string[]];
@@ -980,6 +984,7 @@ const exec = defineCommand<{
         ...(options.detachKeys ? { DetachKeys: options.detachKeys } : {}),
         AttachStdout: !options.detach,
         AttachStderr: !options.detach,
+        ...(options.privileged ? { Privileged: true } : {}),
       }),
     });
     const startPath = `/exec/${encodeURIComponent(created.Id)}/start`;
