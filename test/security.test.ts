@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { capabilitiesOfMask, detectCgroupMode } from "@minato/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { busyboxRootfs, EngineProcess, MINATOD, until } from "./support/engine-process.js";
+import { busyboxRootfs, EngineProcess, until } from "./support/engine-process.js";
 import { ROOT } from "./support/registry-process.js";
 
 interface Run {
@@ -441,20 +441,5 @@ describe("container security, from inside the container (root, runc)", () => {
     await refused({ DeviceCgroupRules: ["c 1:3 rwx"] }, /invalid device cgroup rule format/);
     await refused({ CapAdd: "NET_ADMIN" }, /invalid HostConfig.CapAdd: expected a list of strings/);
     await refused({ BlkioDeviceReadBps: [{ Path: "/dev/null", Rate: 1 }] }, /--device-read-bps: \/dev\/null is not a block device/);
-  });
-
-  it("minatod --userns-remap is refused with a clear error (not implemented), rather than accepted and ignored", async () => {
-    const r = await run(process.execPath, [
-      MINATOD,
-      "--userns-remap",
-      "default",
-      "--data-root",
-      join(work, "remap"),
-      "-H",
-      `unix://${join(work, "remap.sock")}`,
-    ]);
-    expect(r.code).not.toBe(0);
-    expect(r.stderr).toContain("--userns-remap is not supported by this minatod");
-    expect(existsSync(join(work, "remap.sock"))).toBe(false);
   });
 });

@@ -14,6 +14,8 @@ export interface EngineConfig {
   /** Layers downloaded at once per pull (dockerd's --max-concurrent-downloads). */
   maxConcurrentDownloads: number;
   maxConcurrentUploads: number;
+  /** dockerd's --userns-remap: `default` or USER[:GROUP]; containers' root is a subordinate id of that user. */
+  usernsRemap?: string;
 }
 
 export class ConfigError extends Error {}
@@ -31,6 +33,9 @@ Flags (named as dockerd's):
   --max-concurrent-downloads N    layers pulled at once (default 3)
   --max-concurrent-uploads N      layers pushed at once (default 5)
   --log-level LEVEL               trace|debug|info|warn|error (default info)
+  --userns-remap default|USER[:GROUP]  run containers in a user namespace whose root is
+                                  a subordinate id of USER (/etc/subuid, /etc/subgid;
+                                  default: the dockremap user, created)          MINATO_USERNS_REMAP
   -h, --help                      show this help
 `;
 
@@ -61,13 +66,8 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
-  if (values["userns-remap"] !== undefined)
-    // Refused rather than half done: remapping needs ownership-shifted snapshots, volumes, `cp` and
-    // commits, which this engine does not have yet. Containers run with root as the host's root, as
-    // under dockerd without --userns-remap (and --userns host per container is accepted for that reason).
-    throw new ConfigError(
-      "--userns-remap is not supported by this minatod: user namespace remapping is not implemented; start it without --userns-remap",
-    );
+  const usernsRemap = (values["userns-remap"] as string | undefined) ?? env.MINATO_USERNS_REMAP;
+  if (usernsRemap === "") throw new ConfigError("--userns-remap needs default or USER[:GROUP]");
   const dataRoot = resolve((values["data-root"] as string | undefined) ?? env.MINATO_DATA_ROOT ?? "/var/lib/minato");
   const execRoot = resolve((values["exec-root"] as string | undefined) ?? env.MINATO_EXEC_ROOT ?? "/run/minato");
   const host = (values.host as string | undefined) ?? env.MINATO_HOST ?? `unix://${execRoot}/minato.sock`;
@@ -82,5 +82,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     insecureRegistries: (values["insecure-registry"] as string[] | undefined) ?? [],
     maxConcurrentDownloads: positiveInteger("max-concurrent-downloads", values["max-concurrent-downloads"] as string | undefined, 3),
     maxConcurrentUploads: positiveInteger("max-concurrent-uploads", values["max-concurrent-uploads"] as string | undefined, 5),
+    ...(usernsRemap ? { usernsRemap } : {}),
   };
 }

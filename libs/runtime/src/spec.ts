@@ -21,7 +21,7 @@ import { type EtcFiles, etcFileMounts } from "./etc-files.js";
 import { type CgroupMode, cgroupMountPoint, detectCgroupMode, type HostLimit, hostLimits } from "./host.js";
 import { type DockerSeccompProfile, seccompFromProfile } from "./seccomp.js";
 import { DOCKER_DEFAULT_SECCOMP_PROFILE } from "./seccomp-default.js";
-import type { OciDevice, OciMount, OciNamespace, OciResources, OciRlimit, OciSpec, OciThrottleDevice } from "./spec-types.js";
+import type { OciDevice, OciIdMapping, OciMount, OciNamespace, OciResources, OciRlimit, OciSpec, OciThrottleDevice } from "./spec-types.js";
 import { type ResolvedUser, resolveUserInRootfs } from "./user.js";
 
 /** The parts of an OCI image config (`config` object of the image's config blob) a container uses. */
@@ -123,6 +123,8 @@ export interface CreateSpecOptions {
   /** HostConfig.MaskedPaths / ReadonlyPaths (`--security-opt systempaths=unconfined` empties both); Docker's when omitted. */
   maskedPaths?: string[];
   readonlyPaths?: string[];
+  /** A user namespace with these mappings (`minatod --userns-remap`): container root is an unprivileged host id. */
+  userNamespace?: { uidMappings: OciIdMapping[]; gidMappings: OciIdMapping[]; path?: string };
   /** `--device`. */
   devices?: DeviceMapping[];
   /** `--device-cgroup-rule`. */
@@ -618,6 +620,8 @@ export async function createSpecDetailed(options: CreateSpecOptions): Promise<Cr
     ...(options.availableCapabilities ? { available: options.availableCapabilities } : {}),
   });
   if (options.sysctls) checkSysctls(options.sysctls, network);
+  if (options.userNamespace && Object.keys(options.sysctls ?? {}).some((k) => k.startsWith("net.")))
+    throw new RuntimeError("INVALID_OPTION", "--sysctl net.*: not settable from a remapped user namespace (use --userns host)");
   if (
     options.oomScoreAdj !== undefined &&
     (!Number.isInteger(options.oomScoreAdj) || options.oomScoreAdj < -1000 || options.oomScoreAdj > 1000)
@@ -645,7 +649,9 @@ export async function createSpecDetailed(options: CreateSpecOptions): Promise<Cr
     ? undefined
     : seccompFromProfile((options.seccomp as DockerSeccompProfile | undefined) ?? DOCKER_DEFAULT_SECCOMP_PROFILE, { capabilities: caps });
   const sysctl: Record<string, string> = {};
-  if (network.mode !== "host") {
+  // Network sysctls belong to the network namespace's owner, the host's user namespace: a container in
+  // its own user namespace cannot write them (dockerd leaves them out under userns-remap too).
+  if (network.mode !== "host" && !options.userNamespace) {
     // moby: unprivileged ports and ICMP sockets for everyone inside a private network namespace.
     sysctl["net.ipv4.ip_unprivileged_port_start"] = "0";
     sysctl["net.ipv4.ping_group_range"] = "0 2147483647";
@@ -669,7 +675,15 @@ export async function createSpecDetailed(options: CreateSpecOptions): Promise<Cr
     ...(hostname !== undefined ? { hostname } : {}),
     mounts: mounts(options),
     linux: {
-      namespaces: namespaces(network, mode),
+      namespaces: [
+        ...namespaces(network, mode),
+        ...(options.userNamespace
+          ? [{ type: "user" as const, ...(options.userNamespace.path ? { path: options.userNamespace.path } : {}) }]
+          : []),
+      ],
+      ...(options.userNamespace
+        ? { uidMappings: [...options.userNamespace.uidMappings], gidMappings: [...options.userNamespace.gidMappings] }
+        : {}),
       devices,
       resources: resources(options, mode, extraRules),
       ...(options.cgroupsPath !== undefined ? { cgroupsPath: options.cgroupsPath } : {}),

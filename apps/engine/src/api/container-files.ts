@@ -97,6 +97,7 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
     await extractIntoContainer(engine, record, c.req.query("path") ?? "", c.env.incoming, {
       noOverwriteDirNonDir: flag(c.req.query("noOverwriteDirNonDir"), false),
       copyUIDGID: flag(c.req.query("copyUIDGID"), false),
+      ...(manager.idMapOf(record) ? { idMap: manager.idMapOf(record) } : {}),
     });
     return c.body(null, 200);
   });
