@@ -90,6 +90,10 @@ describe("minatod --userns-remap default (root, runc)", () => {
     expect([made.uid, made.gid]).toEqual([start, start]);
     // The image's files look like root's inside, though the host's copy is shifted.
     expect(await ok(["exec", id, "stat", "-c", "%u:%g", "/bin/busybox"])).toBe("0:0\n");
+    expect(JSON.parse(await ok(["info", "--format", "{{json .SecurityOptions}}"]))).toEqual([
+      "name=seccomp,profile=builtin",
+      "name=userns",
+    ]);
     await ok(["rm", "-f", id]);
   });
 

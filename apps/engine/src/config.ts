@@ -66,7 +66,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
-  const usernsRemap = (values["userns-remap"] as string | undefined) ?? env.MINATO_USERNS_REMAP;
+  const usernsRemap = (values["userns-remap"] as string | undefined) ?? (env.MINATO_USERNS_REMAP || undefined);
   if (usernsRemap === "") throw new ConfigError("--userns-remap needs default or USER[:GROUP]");
   const dataRoot = resolve((values["data-root"] as string | undefined) ?? env.MINATO_DATA_ROOT ?? "/var/lib/minato");
   const execRoot = resolve((values["exec-root"] as string | undefined) ?? env.MINATO_EXEC_ROOT ?? "/run/minato");

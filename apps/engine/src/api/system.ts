@@ -79,7 +79,7 @@ export function systemRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       MemTotal: totalmem(),
       IndexServerAddress: "https://index.docker.io/v1/",
       RegistryConfig: { InsecureRegistryCIDRs: ["127.0.0.0/8", "::1/128"], IndexConfigs: {}, Mirrors: [] },
-      SecurityOptions: securityOptionsInfo(),
+      SecurityOptions: securityOptionsInfo(engine.containers.remap !== undefined),
       Labels: [],
       Warnings: [],
     });

@@ -14,9 +14,9 @@ export function initBinary(): string | undefined {
   return INIT_BINARIES.find((p) => existsSync(p));
 }
 
-/** What /info lists under SecurityOptions. */
-export function securityOptionsInfo(): string[] {
-  return ["name=seccomp,profile=builtin"];
+/** What /info lists under SecurityOptions (dockerd's names). */
+export function securityOptionsInfo(usernsRemap: boolean): string[] {
+  return ["name=seccomp,profile=builtin", ...(usernsRemap ? ["name=userns"] : [])];
 }
 
 type SpecSecurity = Pick<
