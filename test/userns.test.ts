@@ -148,6 +148,16 @@ describe("minatod --userns-remap default (root, runc)", () => {
     await ok(["rm", "-f", id]);
   });
 
+  it("a remapped container starts again after minatod restarts, still remapped", async () => {
+    const id = (await ok(["create", image, "cat", "/proc/self/uid_map"])).trim();
+    await engine.kill();
+    await engine.restart();
+    await ok(["start", id]);
+    expect((await ok(["wait", id])).trim()).toBe("0");
+    expect((await ok(["logs", id])).trim().split(/\s+/)).toEqual(["0", String(start), "65536"]);
+    await ok(["rm", id]);
+  });
+
   it("a bad --userns-remap is a clear error at start", async () => {
     const r = await run(process.execPath, [
       MINATOD,
