@@ -213,9 +213,15 @@ export class ShiftedSnapshots {
     return work;
   }
 
-  /** Removes the shifted copies of a snapshot (when the snapshot itself goes). */
-  async remove(key: string): Promise<void> {
-    const dirs = await readdir(this.root).catch(() => [] as string[]);
-    for (const dir of dirs) await rm(join(this.root, dir, key), { recursive: true, force: true });
+  /** Removes every mapping's shifted copy of a snapshot (when the snapshot itself goes). */
+  static async remove(root: string, key: string): Promise<void> {
+    for (const dir of await readdir(root).catch(() => [] as string[])) await rm(join(root, dir, key), { recursive: true, force: true });
+  }
+
+  /** Removes the leftovers of copies a crash interrupted. */
+  static async cleanup(root: string): Promise<void> {
+    for (const dir of await readdir(root).catch(() => [] as string[]))
+      for (const name of await readdir(join(root, dir)).catch(() => [] as string[]))
+        if (name.startsWith("tmp-")) await rm(join(root, dir, name), { recursive: true, force: true });
   }
 }

@@ -225,6 +225,7 @@ export class ContainerManager {
     manager.#shiftedRoot = join(dataRoot, "remap");
     await mkdir(manager.root, { recursive: true, mode: 0o700 });
     if (remap) await makeTraversable(manager.root);
+    await ShiftedSnapshots.cleanup(manager.#shiftedRoot);
     // Which containers run in a user namespace is in their config.json (its id mappings).
     for (const c of manager.list()) {
       try {
@@ -264,7 +265,7 @@ export class ContainerManager {
 
   /** Drops the shifted copies of a pruned snapshot. */
   async removeShifted(encoded: string): Promise<void> {
-    await new ShiftedSnapshots(this.#shiftedRoot, new IdMap([], [])).remove(encoded);
+    await ShiftedSnapshots.remove(this.#shiftedRoot, encoded);
   }
 
   /** The lower dir of a layer for a container: its shifted copy under a user namespace. */
