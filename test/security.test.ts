@@ -146,13 +146,17 @@ describe("container security, from inside the container (root, runc)", () => {
       image,
       "sh",
       "-c",
-      "grep -E 'Cap|Seccomp:' /proc/self/status; ip link add mzt0 type bridge && echo link-added; grep -E ' /sys (sysfs|cgroup)' /proc/mounts; ls /dev; ip link del mzt0",
+      "grep -E 'Cap|Seccomp:' /proc/self/status; ip link add mzt0 type bridge && echo link-added; grep -E ' /sys (sysfs|cgroup)' /proc/mounts; ls /dev; ip link del mzt0; grep -E ' /sys/fs/cgroup(/[a-z]+)? cgroup2? ' /proc/mounts",
     ]);
     expect(field(out, "CapEff")).toBe(HOST_CAP_BND);
     expect(field(out, "CapBnd")).toBe(HOST_CAP_BND);
     expect(field(out, "Seccomp")).toBe("0");
     expect(out).toContain("link-added");
     expect(out).toMatch(/\/sys sysfs rw,/);
+    // The cgroup hierarchy is writable too (v1: each controller's mount; v2: the one cgroup2 mount).
+    const cgroupMounts = out.split("\n").filter((l) => / cgroup2? /.test(l));
+    expect(cgroupMounts.length).toBeGreaterThan(0);
+    for (const line of cgroupMounts) expect(line).toMatch(/ cgroup2? rw,/);
     const hostDevices = readdirSync("/dev").filter((n) => n.startsWith("loop") || n === "kmsg" || n === "fuse");
     for (const name of hostDevices) expect(out.split(/\s+/)).toContain(name);
 
