@@ -404,13 +404,13 @@ export class ContainerManager {
     await mkdir(join(dir, "work"), { recursive: true });
     await mkdir(join(dir, "rootfs"), { recursive: true });
     await mkdir(join(dir, "etc"), { recursive: true });
-    if (idMap) {
-      this.#idMaps.set(id, idMap);
-      // The remapped root reaches its rootfs through the container's directory and owns `/` (the upper dir).
-      await makeTraversable(dir);
-      await lchown(join(dir, "upper"), idMap.root.uid, idMap.root.gid);
-    }
     try {
+      if (idMap) {
+        this.#idMaps.set(id, idMap);
+        // The remapped root reaches its rootfs through the container's directory and owns `/` (the upper dir).
+        await makeTraversable(dir);
+        await lchown(join(dir, "upper"), idMap.root.uid, idMap.root.gid);
+      }
       await this.#mount(id, image);
       const attached = await this.attachments?.prepare({
         id,
