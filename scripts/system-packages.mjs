@@ -12,6 +12,10 @@ const engine = [
   ["containernetworking-plugins", "/usr/lib/cni/bridge"],
   ["iptables", "iptables"],
   ["iproute2", "ip"],
+  // `--init`: tini (its static build) is bind-mounted into containers as PID 1, as Docker's docker-init.
+  ["tini", "tini-static"],
+  // zstd layers (pull, push --compression zstd) on Node 20, which has no zstd in node:zlib.
+  ["zstd", "zstd"],
 ];
 
 export const SYSTEM_PACKAGES = {
@@ -29,12 +33,12 @@ export const SYSTEM_PACKAGES = {
     ["tmux", "tmux"],
     // The registry's web UI is tested in a real browser (driven by playwright-core, never downloaded).
     ["chromium", "chromium"],
-    // zstd layers (pull, push --compression zstd) on Node 20, which has no zstd in node:zlib.
-    ["zstd", "zstd"],
     // docker-compose 1.29 (docker-py) as a real client of minatod's API: networks, volumes, ports, health.
     ["docker-compose", "docker-compose"],
     // systemd-analyze verifies the units in deploy/systemd.
     ["systemd", "systemd-analyze"],
+    // test/security.test.ts builds a static syscall probe (gcc and libc6-dev; node-gyp needs them too).
+    ["build-essential", "cc"],
     ...engine,
   ],
   // CNCF Distribution and a load generator, for side-by-side benchmarks; dockerd (from docker.io)

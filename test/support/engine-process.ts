@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Agent, type Dispatcher, request } from "undici";
@@ -37,6 +37,7 @@ export class EngineProcess {
   #child?: ChildProcess;
   #exited?: Promise<void>;
   #log = "";
+  #args: string[] = [];
   readonly #dispatcher: Dispatcher;
 
   private constructor(readonly work: string) {
@@ -55,9 +56,12 @@ export class EngineProcess {
     return this.#log;
   }
 
-  static async start(): Promise<EngineProcess> {
+  /** `args`: more minatod flags; `workMode`: the work dir's mode (--userns-remap needs it traversable: 0o711). */
+  static async start(options: { args?: string[]; workMode?: number } = {}): Promise<EngineProcess> {
     if (process.getuid?.() !== 0) throw new Error("engine tests need root: minatod unpacks layers with their owners (CI runs as root)");
     const engine = new EngineProcess(await mkdtemp(join(tmpdir(), "minato-engine-")));
+    engine.#args = options.args ?? [];
+    if (options.workMode !== undefined) await chmod(engine.work, options.workMode);
     await mkdir(engine.dataRoot, { recursive: true });
     await engine.restart();
     return engine;
@@ -66,7 +70,18 @@ export class EngineProcess {
   async restart(): Promise<void> {
     const child = spawn(
       process.execPath,
-      [MINATOD, "--data-root", this.dataRoot, "--exec-root", join(this.work, "exec"), "-H", `unix://${this.socket}`, "--log-level", "warn"],
+      [
+        MINATOD,
+        "--data-root",
+        this.dataRoot,
+        "--exec-root",
+        join(this.work, "exec"),
+        "-H",
+        `unix://${this.socket}`,
+        "--log-level",
+        "warn",
+        ...this.#args,
+      ],
       // Its own directory as the working directory: a developer's .env in the repository is not read.
       { stdio: ["ignore", "ignore", "pipe"], cwd: this.work },
     );

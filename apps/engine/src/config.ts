@@ -19,6 +19,8 @@ export interface EngineConfig {
   buildParallelism: number;
   /** Directory of the CNI plugins. */
   cniPath: string;
+  /** dockerd's --userns-remap: `default` or USER[:GROUP]; containers' root is a subordinate id of that user. */
+  usernsRemap?: string;
 }
 
 /** Every setting: its flag (named as dockerd's), environment variable, default and meaning (rendered by --help). */
@@ -69,6 +71,13 @@ export const SETTINGS = [
     value: "dir",
     help: "directory of the CNI plugins (bridge, portmap…)",
   },
+  {
+    flag: "userns-remap",
+    env: "MINATO_USERNS_REMAP",
+    default: "",
+    value: "default|user[:group]",
+    help: "run containers in a user namespace whose root is a subordinate id of USER (/etc/subuid, /etc/subgid); default: the dockremap user, created",
+  },
   { flag: "log-level", env: "MINATO_LOG_LEVEL", default: "info", value: "level", help: "trace|debug|info|warn|error|silent" },
 ] as const satisfies readonly Setting[];
 
@@ -105,6 +114,7 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
   const dataRoot = resolve(get("data-root"));
   const execRoot = resolve(get("exec-root"));
   const host = get("host") || `unix://${execRoot}/minato.sock`;
+  const usernsRemap = get("userns-remap") || undefined;
   if (!host.startsWith("unix://")) throw new ConfigError(`--host must be unix://PATH, not ${JSON.stringify(host)}`);
   const logLevel = get("log-level") as EngineConfig["logLevel"];
   if (!["trace", "debug", "info", "warn", "error", "silent"].includes(logLevel))
@@ -122,5 +132,6 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
     maxConcurrentUploads: positiveInteger("max-concurrent-uploads", get("max-concurrent-uploads")),
     buildParallelism: positiveInteger("build-parallelism", get("build-parallelism")),
     cniPath: resolve(get("cni-path")),
+    ...(usernsRemap ? { usernsRemap } : {}),
   };
 }

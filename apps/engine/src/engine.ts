@@ -1,4 +1,4 @@
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Digest } from "@minato/oci";
 import type { Credentials } from "@minato/registry-client";
 import { RegistryClient } from "@minato/registry-client";
@@ -13,6 +13,7 @@ import { ImageStore } from "./image-store.js";
 import { ContainerAttachments } from "./networks/attachments.js";
 import { NetworkManager } from "./networks/manager.js";
 import { SnapshotStore } from "./snapshots.js";
+import { checkTraversable, makeTraversable, resolveRemap } from "./userns.js";
 import { VolumeManager } from "./volumes/manager.js";
 
 export const ENGINE_VERSION = "0.1.0";
@@ -50,6 +51,13 @@ export class Engine {
     const events = new EventLog();
     networks.events = events;
     volumes.events = events;
+    // --userns-remap: the ids, the data root made traversable for the remapped root, new volumes theirs.
+    const remap = config.usernsRemap ? resolveRemap(config.usernsRemap) : undefined;
+    if (remap) {
+      await checkTraversable(dirname(config.dataRoot));
+      await makeTraversable(config.dataRoot);
+      volumes.newOwner = remap.root;
+    }
     const attachments = new ContainerAttachments(networks, volumes, logger);
     networks.findContainer = (input) => containers.find(input);
     const containers: ContainerManager = await ContainerManager.open(
@@ -60,10 +68,16 @@ export class Engine {
       (id) => images.get(id as Digest),
       logger,
       attachments,
+      remap,
     );
     containers.events = events;
     // Subscribed before anything else can start a container (restart policies run from here on).
     const health = new HealthMonitor(containers, events, logger);
+    snapshots.onRemove = (encoded) => containers.removeShifted(encoded);
+    networks.netns.userns = (id) => {
+      const map = containers.idMapOf({ id });
+      return map?.uids[0] && map.gids[0] ? { uid: map.uids[0], gid: map.gids[0] } : undefined;
+    };
     await attachments.reconcile(containers.list());
     await health.resume();
     return new Engine(config, logger, db, content, images, snapshots, containers, networks, volumes, events, health);

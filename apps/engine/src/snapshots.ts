@@ -26,6 +26,8 @@ export class LayerDiffError extends Error {}
 export class SnapshotStore {
   readonly #inflight = new Map<string, Promise<number>>();
   readonly #q;
+  /** Called for each snapshot pruned (copies of it made elsewhere, e.g. for --userns-remap, go too). */
+  onRemove?: (encoded: string) => Promise<void>;
 
   private constructor(
     readonly root: string,
@@ -97,6 +99,7 @@ export class SnapshotStore {
       freed += this.size(chainId) ?? 0;
       this.#q.remove.run(chainId);
       await rm(join(this.root, parseDigest(chainId).encoded), { recursive: true, force: true });
+      await this.onRemove?.(parseDigest(chainId).encoded);
     }
     return freed;
   }

@@ -25,6 +25,8 @@ export interface PackOptions {
    * rewrite-timestamp does), so the same tree built at different times gives the same bytes.
    */
   sourceDateEpoch?: number;
+  /** The owner written for an entry's on-disk owner (e.g. a user namespace's ids shifted back). */
+  mapOwner?: (uid: number, gid: number) => { uid: number; gid: number };
 }
 
 /**
@@ -104,12 +106,13 @@ async function* packTree(root: string, overlay: boolean, options: PackOptions): 
     return xattrs;
   };
 
+  const owner = (stats: BigIntStats) =>
+    options.mapOwner ? options.mapOwner(Number(stats.uid), Number(stats.gid)) : { uid: Number(stats.uid), gid: Number(stats.gid) };
   const header = (name: string, stats: BigIntStats, fields: Partial<TarHeader>): TarHeader => ({
     name,
     type: "file",
     mode: Number(stats.mode & 0o7777n),
-    uid: Number(stats.uid),
-    gid: Number(stats.gid),
+    ...owner(stats),
     size: 0,
     mtime: mtimeOf(stats),
     linkname: "",

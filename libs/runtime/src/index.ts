@@ -1,4 +1,5 @@
 export { AttachConnection, connectAttach, type OutputStream, resizeTerminal } from "./attach.js";
+export { capabilities, capabilitiesOfMask, hostCapabilities, LINUX_CAPABILITIES, normalizeCapability } from "./capabilities.js";
 export { type CommandInput, combineCommand } from "./command.js";
 export {
   DEFAULT_CAPABILITIES,
@@ -11,6 +12,16 @@ export {
   defaultMounts,
   OCI_VERSION,
 } from "./defaults.js";
+export {
+  blockDevice,
+  type DeviceMapping,
+  deviceAt,
+  deviceCgroupRule,
+  type HostDevice,
+  hostDevices,
+  mappedDevices,
+  privilegedDevices,
+} from "./devices.js";
 export { RuntimeError, type RuntimeErrorCode } from "./errors.js";
 export {
   DEFAULT_NAMESERVERS_V4,
@@ -41,20 +52,31 @@ export {
   startErrorExitCode,
 } from "./runtime.js";
 export {
+  type DockerSeccompFilter,
+  type DockerSeccompProfile,
+  type DockerSeccompSyscall,
+  parseSeccompProfile,
+  type SeccompContext,
+  seccompFromProfile,
+} from "./seccomp.js";
+export { DOCKER_DEFAULT_SECCOMP_PROFILE } from "./seccomp-default.js";
+export {
   CPU_PERIOD,
   type CreatedSpec,
   type CreateSpecOptions,
-  capabilities,
+  checkSysctls,
   createSpec,
   createSpecDetailed,
   DEFAULT_NOFILE,
   type ImageRunConfig,
+  INIT_PATH,
   MIN_MEMORY,
   type MountOption,
   mergeEnv,
   mergeTmpfsOptions,
   type NetworkMode,
   parseBind,
+  parseCpuList,
   rlimits,
   type Ulimit,
 } from "./spec.js";

@@ -81,6 +81,8 @@ export interface ExecOptions {
   stdin?: boolean;
   /** The exec session id; generated when omitted. */
   id?: string;
+  /** `exec --privileged`: these capabilities (bounding, effective, permitted) instead of the container's. */
+  capabilities?: string[];
   /**
    * Called once conmon's attach socket for the session is listening and before the process runs
    * (conmon --exec-attach), so a client connected here misses none of its output.
@@ -622,6 +624,15 @@ export class Runtime {
       args: options.args,
       env: mergeEnv(spec.process.env, options.env ?? []),
       cwd: options.workdir ?? spec.process.cwd,
+      ...(options.capabilities
+        ? {
+            capabilities: {
+              bounding: [...options.capabilities],
+              effective: [...options.capabilities],
+              permitted: [...options.capabilities],
+            },
+          }
+        : {}),
     };
     if (options.user !== undefined) {
       const user = await resolveUserInRootfs(spec.root.path, options.user);

@@ -19,6 +19,7 @@ import { containerStatsCommands } from "./container-stats.js";
 import { updateCommand } from "./container-update.js";
 import { applyHealthFlags, type HealthFlags, healthOptions } from "./health-flags.js";
 import { applyNetworkFlags, type NetworkFlags, port } from "./network.js";
+import { applySecurityFlags, type SecurityFlags, securityOptions } from "./security-flags.js";
 import { applyVolumeFlags, type VolumeFlags } from "./volume.js";
 
 /** swagger `ContainerSummary` (the fields `docker ps` reads). */
@@ -97,7 +98,7 @@ export function containerRows(containers: ContainerSummary[], options: { noTrunc
 }
 
 /** The flags of `run` and `create`, as commander parses them. */
-export interface ContainerFlags extends NetworkFlags, VolumeFlags, HealthFlags {
+export interface ContainerFlags extends NetworkFlags, VolumeFlags, HealthFlags, SecurityFlags {
   env?: string[];
   envFile?: string[];
   workdir?: string;
@@ -269,6 +270,7 @@ export function containerCreateBody(
   applyNetworkFlags(flags, body, hostConfig);
   applyVolumeFlags(flags, body, hostConfig);
   applyHealthFlags(flags, body);
+  applySecurityFlags(flags, hostConfig, io.readText);
   body.HostConfig = hostConfig;
   return body;
 }
@@ -514,7 +516,7 @@ const FORMAT_HELP =
 function containerOptions(command: Command): Command {
   // Flags after IMAGE belong to the container's command, not to minato.
   command.parent?.enablePositionalOptions();
-  return healthOptions(command)
+  return securityOptions(healthOptions(command))
     .passThroughOptions()
     .option("--name <string>", "Assign a name to the container")
     .option("-e, --env <list>", "Set environment variables", collect)
@@ -950,6 +952,7 @@ const exec = defineCommand<{
   tty?: boolean;
   interactive?: boolean;
   detachKeys?: string;
+  privileged?: boolean;
 }>({
   name: "exec",
   shortcuts: ["exec"],
@@ -966,7 +969,8 @@ const exec = defineCommand<{
       .option("-w, --workdir <string>", "Working directory inside the container")
       .option("-t, --tty", "Allocate a pseudo-TTY")
       .option("-i, --interactive", "Keep STDIN open even if not attached")
-      .option("--detach-keys <string>", "Override the key sequence for detaching a container");
+      .option("--detach-keys <string>", "Override the key sequence for detaching a container")
+      .option("--privileged", "Give extended privileges to the command");
   },
   async run(context, args, options) {
     const [container, ...cmd] = args as [string, ...string[]];
@@ -983,6 +987,7 @@ const exec = defineCommand<{
         ...(options.detachKeys ? { DetachKeys: options.detachKeys } : {}),
         AttachStdout: !options.detach,
         AttachStderr: !options.detach,
+        ...(options.privileged ? { Privileged: true } : {}),
       }),
     });
     const startPath = `/exec/${encodeURIComponent(created.Id)}/start`;

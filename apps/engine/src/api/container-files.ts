@@ -106,6 +106,7 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
     await extractIntoContainer(engine, record, c.req.query("path") ?? "", c.env.incoming, {
       noOverwriteDirNonDir: flag(c.req.query("noOverwriteDirNonDir"), false),
       copyUIDGID: flag(c.req.query("copyUIDGID"), false),
+      ...(manager.idMapOf(record) ? { idMap: manager.idMapOf(record) } : {}),
     });
     engine.events.container(record, "extract-to-dir");
     return c.body(null, 200);

@@ -2,6 +2,7 @@ import { cpus, hostname, machine, release, totalmem } from "node:os";
 import { parseImageReference } from "@minato/oci";
 import { AuthenticationError, RegistryResponseError } from "@minato/registry-client";
 import type { Hono } from "hono";
+import { securityOptionsInfo } from "../containers/security.js";
 import { ENGINE_VERSION, type Engine } from "../engine.js";
 import { type AuthConfig, credentialsFrom } from "./auth.js";
 import { ApiError, badRequest } from "./errors.js";
@@ -78,7 +79,7 @@ export function systemRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       MemTotal: totalmem(),
       IndexServerAddress: "https://index.docker.io/v1/",
       RegistryConfig: { InsecureRegistryCIDRs: ["127.0.0.0/8", "::1/128"], IndexConfigs: {}, Mirrors: [] },
-      SecurityOptions: [],
+      SecurityOptions: securityOptionsInfo(engine.containers.remap !== undefined),
       Labels: [],
       Warnings: [],
     });

@@ -23,6 +23,7 @@ import {
 } from "@minato/layers";
 import { ApiError, badRequest, notFound } from "../api/errors.js";
 import type { Engine } from "../engine.js";
+import type { IdMap } from "../userns.js";
 import type { ContainerRecord } from "./manager.js";
 import { containerPath, mountedRootfs, type ResolvedPath, resolveInRoot } from "./rootfs-path.js";
 
@@ -124,11 +125,14 @@ async function* fileContent(handle: FileHandle, size: number): AsyncGenerator<Bu
   }
 }
 
-async function* pathArchive(located: Located): AsyncGenerator<Buffer> {
+async function* pathArchive(located: Located, idMap?: IdMap): AsyncGenerator<Buffer> {
   const { resolved, stats, rebase } = located;
+  // Under --userns-remap the files belong to shifted host ids: the archive shows the container's.
+  const mapOwner = idMap ? (uid: number, gid: number) => idMap.containerOwner(uid, gid) : undefined;
+  const owner = mapOwner ? mapOwner(stats.uid, stats.gid) : {};
   if (stats.isDirectory()) {
-    yield encodeHeader(statHeader(rebase, stats, { type: "directory" }));
-    for await (const { header, body } of readTar(packDirectory(resolved.host))) {
+    yield encodeHeader(statHeader(rebase, stats, { type: "directory", ...owner }));
+    for await (const { header, body } of readTar(packDirectory(resolved.host, mapOwner ? { mapOwner } : {}))) {
       const renamed: TarHeader = { ...header, name: `${rebase}/${header.name}` };
       if (header.type === "link") renamed.linkname = `${rebase}/${header.linkname}`;
       yield encodeHeader(renamed);
@@ -138,19 +142,19 @@ async function* pathArchive(located: Located): AsyncGenerator<Buffer> {
   } else if (stats.isFile()) {
     const handle = await open(resolved.host, constants.O_RDONLY | constants.O_NOFOLLOW);
     try {
-      yield encodeHeader(statHeader(rebase, stats, { size: stats.size }));
+      yield encodeHeader(statHeader(rebase, stats, { size: stats.size, ...owner }));
       yield* fileContent(handle, stats.size);
       yield padding(stats.size);
     } finally {
       await handle.close();
     }
   } else if (stats.isSymbolicLink()) {
-    yield encodeHeader(statHeader(rebase, stats, { type: "symlink", linkname: await readlink(resolved.host) }));
+    yield encodeHeader(statHeader(rebase, stats, { type: "symlink", linkname: await readlink(resolved.host), ...owner }));
   } else if (stats.isFIFO()) {
-    yield encodeHeader(statHeader(rebase, stats, { type: "fifo" }));
+    yield encodeHeader(statHeader(rebase, stats, { type: "fifo", ...owner }));
   } else if (stats.isCharacterDevice() || stats.isBlockDevice()) {
     const type = stats.isCharacterDevice() ? "char" : "block";
-    yield encodeHeader(statHeader(rebase, stats, { type, devmajor: devMajor(stats.rdev), devminor: devMinor(stats.rdev) }));
+    yield encodeHeader(statHeader(rebase, stats, { type, devmajor: devMajor(stats.rdev), devminor: devMinor(stats.rdev), ...owner }));
   }
   yield END_OF_ARCHIVE;
 }
@@ -162,10 +166,12 @@ export async function archiveContainerPath(
   path: string,
 ): Promise<{ stat: PathStat; tar: AsyncGenerator<Buffer> }> {
   const located = await locate(engine, c, path);
-  return { stat: located.stat, tar: pathArchive(located) };
+  return { stat: located.stat, tar: pathArchive(located, engine.containers.idMapOf(c)) };
 }
 
 export interface ExtractOptions {
+  /** The container's user namespace mapping (`--userns-remap`): archive owners are container ids. */
+  idMap?: IdMap;
   /** Refuse to replace a directory with a non-directory or the reverse. */
   noOverwriteDirNonDir: boolean;
   /** Keep the archive's owners; otherwise entries belong to root (docker cp without -a). */
@@ -232,7 +238,10 @@ class Extractor {
   ) {}
 
   #owner(header: TarHeader): [number, number] {
-    return this.options.copyUIDGID ? [header.uid, header.gid] : [0, 0];
+    const [uid, gid] = this.options.copyUIDGID ? [header.uid, header.gid] : [0, 0];
+    if (!this.options.idMap) return [uid, gid];
+    const host = this.options.idMap.hostOwner(uid, gid);
+    return [host.uid, host.gid];
   }
 
   /** The host path of a directory of the container, made (like mkdir -p) when missing. */
@@ -244,8 +253,11 @@ class Extractor {
     for (let i = 1; i <= parts.length; i++) {
       const resolved = await resolveInRoot(this.root, `/${parts.slice(0, i).join("/")}`, true);
       const stats = await lstat(resolved.host).catch(() => undefined);
-      if (!stats) await mkdir(resolved.host, { mode: 0o755 });
-      else if (!stats.isDirectory()) throw badRequest(`cannot extract ${JSON.stringify(name)}: ${resolved.container} is not a directory`);
+      if (!stats) {
+        await mkdir(resolved.host, { mode: 0o755 });
+        const root = this.options.idMap?.root;
+        if (root) await lchown(resolved.host, root.uid, root.gid);
+      } else if (!stats.isDirectory()) throw badRequest(`cannot extract ${JSON.stringify(name)}: ${resolved.container} is not a directory`);
       host = resolved.host;
     }
     this.#dirs.set(containerDir, host);

@@ -19,6 +19,7 @@ import {
 } from "@minato/layers";
 import type { Digest } from "@minato/oci";
 import type { Engine } from "../engine.js";
+import type { IdMap } from "../userns.js";
 import type { ContainerRecord } from "./manager.js";
 
 /** Mount points every container gets (runtime defaults and the generated /etc files). */
@@ -30,6 +31,8 @@ export interface ContainerLayers {
   lowers: string[];
   /** Relative paths the runtime mounts over. */
   mountPoints: string[];
+  /** The container's user namespace mapping: its layer is written with the container's ids. */
+  idMap?: IdMap;
 }
 
 export function containerLayers(engine: Engine, c: ContainerRecord): ContainerLayers {
@@ -40,6 +43,7 @@ export function containerLayers(engine: Engine, c: ContainerRecord): ContainerLa
     upper: Data.UpperDir,
     lowers: Data.LowerDir ? Data.LowerDir.split(":") : [],
     mountPoints: [...RUNTIME_MOUNT_POINTS, ...tmpfs.filter((p) => p !== "" && p !== ".")],
+    ...(engine.containers.idMapOf(c) ? { idMap: engine.containers.idMapOf(c) } : {}),
   };
 }
 
@@ -126,7 +130,8 @@ export async function* withoutTraces(
 /** The container's layer tar: its upper dir without the runtime's traces. */
 export async function containerDiff(layers: ContainerLayers, onEntry?: (header: TarHeader) => void): Promise<AsyncGenerator<Buffer>> {
   const traces = await runtimeTraces(layers);
-  return withoutTraces(diffDirectory(layers.upper), traces, onEntry);
+  const map = layers.idMap;
+  return withoutTraces(diffDirectory(layers.upper, map ? { mapOwner: (uid, gid) => map.containerOwner(uid, gid) } : {}), traces, onEntry);
 }
 
 export const ChangeKind = { modified: 0, added: 1, deleted: 2 } as const;

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type AttachConnection, connectAttach, type ExecSession, RuntimeError, resizeTerminal } from "@minato/runtime";
+import { type AttachConnection, connectAttach, type ExecSession, hostCapabilities, RuntimeError, resizeTerminal } from "@minato/runtime";
 import { ApiError, badRequest, conflict, notFound } from "../api/errors.js";
 import { apiErrorFrom, type ContainerManager, type ContainerRecord } from "./manager.js";
 
@@ -57,7 +57,8 @@ export class ExecStore {
     const c = this.manager.get(containerInput);
     checkRunning(c);
     if (!Array.isArray(config.Cmd) || config.Cmd.length === 0) throw badRequest("No exec command specified");
-    if (config.Privileged) throw badRequest("privileged exec is not supported");
+    if (config.Privileged !== undefined && config.Privileged !== null && typeof config.Privileged !== "boolean")
+      throw badRequest("invalid Privileged: expected a boolean");
     // Docker's ids: 64 hex digits.
     const id = randomBytes(32).toString("hex");
     let markEnded: () => void = () => undefined;
@@ -97,6 +98,9 @@ export class ExecStore {
         ...(config.User ? { user: config.User } : {}),
         ...(config.WorkingDir ? { workdir: config.WorkingDir } : {}),
         tty: config.Tty === true,
+        // `exec --privileged`, as dockerd: every capability the daemon holds (the container's seccomp
+        // filter, set when it started, still applies).
+        ...(config.Privileged === true ? { capabilities: [...hostCapabilities()] } : {}),
         stdin: attach !== undefined && config.AttachStdin === true,
         ...(attach
           ? {

@@ -7,5 +7,7 @@ import type { ContainerRecord } from "./manager.js";
 import { mountedRootfs } from "./rootfs-path.js";
 
 export async function exportContainer(engine: Engine, c: ContainerRecord): Promise<Readable> {
-  return packDirectory(await mountedRootfs(engine, c));
+  // Under a user namespace, owners are written as the container sees them.
+  const map = engine.containers.idMapOf(c);
+  return packDirectory(await mountedRootfs(engine, c), map ? { mapOwner: (uid, gid) => map.containerOwner(uid, gid) } : {});
 }

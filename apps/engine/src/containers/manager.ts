@@ -3,8 +3,8 @@
 // overlay rootfs (lower dirs: the image's snapshots top-down; a private upper and work dir), the
 // generated /etc files and the OCI config. runc under conmon runs them (@minato/runtime), so they
 // outlive minatod; `open` finds them again and reconciles their state.
-import { existsSync, type FSWatcher, watch } from "node:fs";
-import { appendFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { existsSync, type FSWatcher, readFileSync, watch } from "node:fs";
+import { appendFile, lchown, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { constants, hostname as hostHostname } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -26,9 +26,11 @@ import type { ImageRecord } from "../image-store.js";
 import type { ContainerAttachments } from "../networks/attachments.js";
 import { isMountPoint, mountOverlay, unmount } from "../overlay.js";
 import type { SnapshotStore } from "../snapshots.js";
+import { IdMap, makeTraversable, ShiftedSnapshots } from "../userns.js";
 import { effectiveHealthcheck, type HealthConfig } from "./health.js";
 import { newContainerId, randomName, validName } from "./names.js";
 import { RestartBackoff, type RestartPolicy, restartPolicy, restartsAfterExit, restartsOnDaemonStart } from "./restart-policy.js";
+import { securitySpecOptions } from "./security.js";
 import { applyUpdate, parseUpdate } from "./update.js";
 import { directorySize } from "./usage.js";
 
@@ -128,6 +130,9 @@ function toRecord(row: Row): ContainerRecord {
   };
 }
 
+/** The hex part of a digest (snapshot directory names). */
+const encodedOf = (digest: string) => digest.slice(digest.indexOf(":") + 1);
+
 /** A RuntimeError as the API reports it. */
 export function apiErrorFrom(error: unknown): unknown {
   if (!(error instanceof RuntimeError)) return error;
@@ -225,15 +230,62 @@ export class ContainerManager {
     images: (id: string) => ImageRecord | undefined,
     log: { warn(obj: object, msg: string): void },
     attachments?: ContainerAttachments,
+    remap?: IdMap,
   ): Promise<ContainerManager> {
     const manager = new ContainerManager(dataRoot, execRoot, db, snapshots, images, log);
     manager.attachments = attachments;
+    manager.remap = remap;
+    manager.#shiftedRoot = join(dataRoot, "remap");
     await mkdir(manager.root, { recursive: true, mode: 0o700 });
+    if (remap) await makeTraversable(manager.root);
+    await ShiftedSnapshots.cleanup(manager.#shiftedRoot);
+    // Which containers run in a user namespace is in their config.json (its id mappings).
+    for (const c of manager.list()) {
+      try {
+        const spec = JSON.parse(readFileSync(join(manager.dir(c.id), "config.json"), "utf8")) as OciSpec;
+        if (spec.linux.uidMappings?.length && spec.linux.gidMappings?.length)
+          manager.#idMaps.set(c.id, new IdMap(spec.linux.uidMappings, spec.linux.gidMappings));
+      } catch {
+        // no config.json: nothing to run
+      }
+    }
     await manager.#recover();
     // A safety net for exits the exit-dir watch missed.
     manager.#timer = setInterval(() => void manager.#pollExits(), 1000);
     manager.#timer.unref();
     return manager;
+  }
+
+  /** `--userns-remap`: the daemon's id map for new containers (`--userns host` opts out). */
+  remap?: IdMap;
+  #shiftedRoot = "";
+  readonly #idMaps = new Map<string, IdMap>();
+  readonly #shifted = new Map<string, ShiftedSnapshots>();
+
+  /** The user namespace mapping a container runs with, if any. */
+  idMapOf(c: { id: string }): IdMap | undefined {
+    return this.#idMaps.get(c.id);
+  }
+
+  #shiftedFor(map: IdMap): ShiftedSnapshots {
+    let shifted = this.#shifted.get(map.key);
+    if (!shifted) {
+      shifted = new ShiftedSnapshots(this.#shiftedRoot, map);
+      this.#shifted.set(map.key, shifted);
+    }
+    return shifted;
+  }
+
+  /** Drops the shifted copies of a pruned snapshot. */
+  async removeShifted(encoded: string): Promise<void> {
+    await ShiftedSnapshots.remove(this.#shiftedRoot, encoded);
+  }
+
+  /** The lower dir of a layer for a container: its shifted copy under a user namespace. */
+  #lowerDir(id: string, chainId: string): string {
+    const map = this.#idMaps.get(id);
+    const path = this.snapshots.path(chainId as Parameters<SnapshotStore["path"]>[0]);
+    return map ? this.#shiftedFor(map).pathOf(encodedOf(chainId)) : path;
   }
 
   close(): void {
@@ -348,6 +400,17 @@ export class ContainerManager {
       throw badRequest("Minimum memory limit allowed is 6MB");
     if (hostConfig.NanoCpus !== undefined && hostConfig.NanoCpus < 0) throw badRequest("invalid NanoCpus: must be positive");
     const restart = restartPolicy(hostConfig.RestartPolicy, hostConfig.AutoRemove === true);
+    // Checked before anything is made: an isolation option that cannot be applied creates nothing.
+    const security = securitySpecOptions(hostConfig);
+    const idMap = this.remap && hostConfig.UsernsMode !== "host" ? this.remap : undefined;
+    if (idMap) {
+      // dockerd's rules: the host's namespaces and privileges are the host root's, not a remapped one's.
+      if (hostConfig.Privileged === true)
+        throw badRequest(
+          "privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode",
+        );
+      if (hostConfig.NetworkMode === "host") throw badRequest("cannot share the host's network namespace when user namespaces are enabled");
+    }
     const healthcheck = effectiveHealthcheck(
       config.Healthcheck as HealthConfig | undefined,
       imageConfig.Healthcheck as HealthConfig | undefined,
@@ -359,6 +422,12 @@ export class ContainerManager {
     await mkdir(join(dir, "rootfs"), { recursive: true });
     await mkdir(join(dir, "etc"), { recursive: true });
     try {
+      if (idMap) {
+        this.#idMaps.set(id, idMap);
+        // The remapped root reaches its rootfs through the container's directory and owns `/` (the upper dir).
+        await makeTraversable(dir);
+        await lchown(join(dir, "upper"), idMap.root.uid, idMap.root.gid);
+      }
       await this.#mount(id, image);
       const attached = await this.attachments?.prepare({
         id,
@@ -378,6 +447,7 @@ export class ContainerManager {
         ...(onHost ? { hostHosts: await readFile("/etc/hosts", "utf8").catch(() => "") } : {}),
         ...attached?.etc,
       });
+      if (idMap) for (const name of await readdir(join(dir, "etc"))) await lchown(join(dir, "etc", name), idMap.root.uid, idMap.root.gid);
       const userEnv = config.Env ?? [];
       const created = await createSpecDetailed({
         rootfs: this.rootfs(id),
@@ -405,6 +475,20 @@ export class ContainerManager {
         ...(attached ? { mounts: attached.mounts } : {}),
         cgroupsPath: `/minato/${id}`,
         etcFiles,
+        ...security,
+        ...(idMap
+          ? {
+              userNamespace: {
+                uidMappings: idMap.uids,
+                gidMappings: idMap.gids,
+                // A network namespace made for the container belongs to a user namespace made with it: join that one.
+                // (its own, being made now with this mapping, or another remapped container's it shares).
+                ...(networkSpec.mode === "path" && (networkSpec.path.endsWith(`/${id}`) || existsSync(`${networkSpec.path}.user`))
+                  ? { path: `${networkSpec.path}.user` }
+                  : {}),
+              },
+            }
+          : {}),
       });
       await writeFile(join(dir, "config.json"), JSON.stringify(created.spec), { mode: 0o600 });
       const entrypointOverridden = config.Entrypoint !== undefined && config.Entrypoint !== null;
@@ -462,6 +546,7 @@ export class ContainerManager {
       await this.attachments?.discard(id);
       await this.#unmount(id);
       await rm(dir, { recursive: true, force: true });
+      this.#idMaps.delete(id);
       throw apiErrorFrom(error);
     }
     this.events?.container(this.get(id), "create");
@@ -471,7 +556,15 @@ export class ContainerManager {
   async #mount(id: string, image: ImageRecord): Promise<void> {
     const target = this.rootfs(id);
     if (await isMountPoint(target)) return;
-    const lowers = [...image.layers].reverse().map((layer) => this.snapshots.path(layer.chainId));
+    const map = this.#idMaps.get(id);
+    // Under a user namespace the lowers are the snapshots' copies shifted into its ids.
+    const lowers = map
+      ? await Promise.all(
+          [...image.layers]
+            .reverse()
+            .map((layer) => this.#shiftedFor(map).path(encodedOf(layer.chainId), this.snapshots.path(layer.chainId))),
+        )
+      : [...image.layers].reverse().map((layer) => this.snapshots.path(layer.chainId));
     if (lowers.length === 0) {
       const empty = join(this.dir(id), "empty");
       await mkdir(empty, { recursive: true });
@@ -940,6 +1033,7 @@ export class ContainerManager {
     await this.attachments?.removed(id, anonymousVolumes);
     if (c) this.#q.remove.run(id);
     await rm(this.dir(id), { recursive: true, force: true });
+    this.#idMaps.delete(id);
     if (c) this.events?.container(c, "destroy");
     const code = c?.exitCode ?? this.#removed.get(id) ?? 0;
     this.#rememberRemoved(id, code);
@@ -985,7 +1079,7 @@ export class ContainerManager {
       Data: {
         LowerDir: [...(image?.layers ?? [])]
           .reverse()
-          .map((l) => this.snapshots.path(l.chainId))
+          .map((l) => this.#lowerDir(c.id, l.chainId))
           .join(":"),
         MergedDir: this.rootfs(c.id),
         UpperDir: join(dir, "upper"),

@@ -3,12 +3,13 @@
 // removed and inspect can show them.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdir, readdir, realpath, rm, stat } from "node:fs/promises";
+import { chown, mkdir, readdir, realpath, rm, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { promisify } from "node:util";
 import { badRequest, conflict, notFound } from "../api/errors.js";
 import type { EngineDatabase } from "../db.js";
 import type { EventLog } from "../events/log.js";
+import { makeTraversable } from "../userns.js";
 
 const run = promisify(execFile);
 
@@ -71,6 +72,8 @@ export class VolumeManager {
   /** Where create/destroy are published (set by the engine). */
   events: EventLog | undefined;
   readonly #q;
+  /** The owner of new volumes' data (the remapped root under --userns-remap). */
+  newOwner?: { uid: number; gid: number };
 
   constructor(
     dataRoot: string,
@@ -143,6 +146,12 @@ export class VolumeManager {
     const existing = this.find(name);
     if (existing) return { volume: existing, created: false };
     await mkdir(this.dataDir(name), { recursive: true, mode: 0o755 });
+    // Under --userns-remap a new volume belongs to the containers' root, as dockerd makes it.
+    if (this.newOwner) {
+      await makeTraversable(this.root);
+      await makeTraversable(join(this.root, name));
+      await chown(this.dataDir(name), this.newOwner.uid, this.newOwner.gid);
+    }
     const anonymous = request.anonymous === true || !request.name;
     this.#q.insert.run(
       name,
