@@ -3,8 +3,8 @@
 // truncated streams are refused; zstdCompress round-trips through an independent decoder.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { describe, expect, it } from "vitest";
 import { PassThrough } from "node:stream";
+import { describe, expect, it } from "vitest";
 import { applyLayer, compressLayer, zstdCompress } from "../src/index.js";
 import { buildTar, collect, sha256, streamOf, tempDir } from "./helpers.js";
 
