@@ -290,6 +290,12 @@ describe("zstd layers: skopeo ⇄ registry ⇄ minatod", () => {
     expect(streamError(pulled)).toBeUndefined();
     expect(await contentOf(b, `${host}/zstd/built:1`)).toBe(gzipContent);
 
+    // The image keeps the gzip blobs the cache names: after a garbage collection the steps still hit it.
+    expect((await a.api("POST", "/images/prune")).status).toBe(200);
+    const again = await minato(a, "build", "-q", "--compression", "zstd", "-t", `${host}/zstd/built:again`, context);
+    expect(again.code, again.stderr).toBe(0);
+    expect(await contentOf(a, `${host}/zstd/built:again`)).toBe(gzipContent);
+
     const bad = await minato(a, "build", "--compression", "xz", context);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr.trim().split("\n")).toHaveLength(1);

@@ -65,8 +65,11 @@ export async function stackLayer(engine: Engine, parents: LayerRecord[], layer: 
   return { diffId: layer.diffId, chainId, blobDigest: layer.digest, blobSize: layer.size, mediaType: layer.mediaType };
 }
 
-/** Writes the config and an OCI manifest for `layers`, records the image and returns its ID (the config digest). */
-export async function writeImage(engine: Engine, config: ImageConfig, layers: LayerRecord[]): Promise<Digest> {
+/**
+ * Writes the config and an OCI manifest for `layers`, records the image and returns its ID (the
+ * config digest). `keep` names more blobs the image keeps alive (the build cache's gzip layers).
+ */
+export async function writeImage(engine: Engine, config: ImageConfig, layers: LayerRecord[], keep: Digest[] = []): Promise<Digest> {
   const configBytes = Buffer.from(JSON.stringify(config));
   const id = digestOf(configBytes);
   await engine.content.put(configBytes, id);
@@ -80,13 +83,16 @@ export async function writeImage(engine: Engine, config: ImageConfig, layers: La
   );
   const manifestDigest = await engine.content.put(manifest);
   const size = layers.reduce((sum, l) => sum + (engine.snapshots.size(l.chainId) ?? 0), 0);
-  engine.images.save({
-    id,
-    manifestDigest,
-    manifestMediaType: MediaType.ociManifest,
-    ...(config.created ? { created: config.created } : {}),
-    size,
-    layers,
-  });
+  engine.images.save(
+    {
+      id,
+      manifestDigest,
+      manifestMediaType: MediaType.ociManifest,
+      ...(config.created ? { created: config.created } : {}),
+      size,
+      layers,
+    },
+    keep,
+  );
   return id;
 }

@@ -974,7 +974,7 @@ class Builder {
 
   /**
    * The layers with the new ones compressed as `--compression` asks. Steps make (and the cache
-   * keeps) gzip layers, so one cache serves builds of either compression; the base image's stay.
+   * names) gzip layers, so one cache serves builds of either compression; the base image's stay.
    */
   async compressed(layers: LayerRecord[]): Promise<LayerRecord[]> {
     const { compression } = this.options;
@@ -1000,7 +1000,10 @@ class Builder {
       rootfs: { type: "layers", diff_ids: state.layers.map((l) => l.diffId) },
       history: state.history,
     };
-    const id = await writeImage(this.engine, config, await this.compressed(state.layers));
+    const layers = await this.compressed(state.layers);
+    // The image keeps the steps' gzip blobs it replaced, so the cache entries naming them stay usable.
+    const replaced = state.layers.filter((l, i) => layers[i]?.blobDigest !== l.blobDigest).map((l) => l.blobDigest);
+    const id = await writeImage(this.engine, config, layers, replaced);
     this.progress({ aux: { ID: id } });
     this.say(`Successfully built ${shortId(id)}\n`);
     for (const tag of this.options.tags) {
