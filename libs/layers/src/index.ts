@@ -1,7 +1,7 @@
 export { type ApplyOptions, type ApplyResult, applyLayer } from "./apply.js";
+export { compressLayer, type GzipOptions, gzipLayer, type LayerCompression, type LayerDigests } from "./compress.js";
 export { type Compression, type DecompressedLayer, decompressLayer, detectCompression } from "./compression.js";
 export { LayerError, type LayerErrorCode } from "./errors.js";
-export { type GzipOptions, gzipLayer, type LayerDigests } from "./gzip.js";
 export { mount, unmount } from "./native.js";
 export { diffDirectory, type PackOptions, packDirectory } from "./pack.js";
 export { archivePathComponents } from "./paths.js";

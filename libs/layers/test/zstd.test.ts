@@ -3,8 +3,9 @@
 // truncated streams are refused; zstdCompress round-trips through an independent decoder.
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { applyLayer, zstdCompress } from "../src/index.js";
+import { applyLayer, compressLayer, zstdCompress } from "../src/index.js";
 import { buildTar, collect, sha256, streamOf, tempDir } from "./helpers.js";
 
 const zstd = (input: Buffer, ...args: string[]) => {
@@ -73,5 +74,19 @@ describe("zstd layers (the zstd program, from Debian's zstd, which setup install
     expect(sha256(zstd(compressed, "-d"))).toBe(sha256(plain));
     // The same input gives the same blob (a layer's digest must not depend on the run).
     expect(sha256(await collect(zstdCompress(streamOf(plain, 100_000))))).toBe(sha256(compressed));
+  });
+
+  it("compressLayer writes a zstd layer blob whose digests are the blob's and the tar's, and which unpacks", async () => {
+    const plain = await layerTar();
+    const sink = new PassThrough();
+    const [digests, blob] = await Promise.all([compressLayer(streamOf(plain), sink, "zstd"), collect(sink)]);
+    expect(blob.subarray(0, 4)).toEqual(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]));
+    expect(digests).toEqual({ diffId: sha256(plain), diffSize: plain.length, digest: sha256(blob), size: blob.length });
+    expect(sha256(zstd(blob, "-d"))).toBe(sha256(plain));
+    expect(await applyLayer(streamOf(blob), tempDir("zstd-compressed"))).toMatchObject({ diffId: sha256(plain), compression: "zstd" });
+    // A corrupt source fails the write instead of storing a truncated blob.
+    const failing = new PassThrough();
+    failing.destroy(new Error("source went away"));
+    await expect(compressLayer(failing, new PassThrough().resume(), "zstd")).rejects.toThrow("source went away");
   });
 });

@@ -8,7 +8,7 @@ import { type CommandGroup, collect, defineCommand } from "../command.js";
 import type { Context } from "../context.js";
 import { CliError } from "../errors.js";
 import { confirm } from "../prompt.js";
-import { showJsonStream } from "./common.js";
+import { compressionFlag, showJsonStream } from "./common.js";
 
 /** `KEY=VALUE`, or `KEY` alone for the value from the environment (docker's --build-arg and --label). */
 function pairs(values: string[] | undefined, env: NodeJS.ProcessEnv, fromEnv: boolean): Record<string, string> {
@@ -170,6 +170,7 @@ interface BuildOptions {
   quiet?: boolean;
   iidfile?: string;
   platform?: string;
+  compression?: string;
 }
 
 const build = defineCommand<BuildOptions>({
@@ -193,8 +194,10 @@ const build = defineCommand<BuildOptions>({
         "--secret <stringArray>",
         'Secret to expose to the build (format: "id=mysecret[,src=/local/secret]" or "id=x,env=VAR")',
         collect,
-      ),
+      )
+      .option("--compression <format>", "Compress the image's new layers with gzip (default) or zstd (OCI zstd layers)"),
   async run(context: Context, [path], options) {
+    const compression = compressionFlag(options.compression);
     const dir = resolve(path as string);
     if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory())
       throw new CliError(`unable to prepare context: path "${path}" not found`);
@@ -219,6 +222,7 @@ const build = defineCommand<BuildOptions>({
         pull: options.pull ? "1" : undefined,
         q: options.quiet ? "1" : undefined,
         platform: options.platform || undefined,
+        compression,
       },
       headers: { "Content-Type": "application/x-tar", ...(secrets ? { "X-Minato-Build-Secrets": secrets } : {}) },
       body: contextTar(dir, dockerfile),

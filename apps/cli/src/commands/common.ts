@@ -1,6 +1,6 @@
 import type { EngineResponse } from "../client.js";
 import type { Context } from "../context.js";
-import { CliError } from "../errors.js";
+import { CliError, UsageError } from "../errors.js";
 import { displayJsonMessages, JsonMessageDisplay } from "../output/progress.js";
 
 /**
@@ -17,6 +17,12 @@ export function filtersParam(flags: string[] | undefined, extra: Record<string, 
   }
   for (const [name, values] of Object.entries(extra)) filters[name] = [...(filters[name] ?? []), ...values];
   return Object.keys(filters).length ? JSON.stringify(filters) : undefined;
+}
+
+/** `--compression gzip|zstd` (Minato's flag on push, commit and build), refused before any request when unknown. */
+export function compressionFlag(value: string | undefined): "gzip" | "zstd" | undefined {
+  if (value === undefined || value === "gzip" || value === "zstd") return value;
+  throw new UsageError(`invalid argument "${value}" for "--compression" flag: use gzip or zstd`);
 }
 
 /** The API path of an image name or ID: slashes and colons stay as the docker client sends them. */

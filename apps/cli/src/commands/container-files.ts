@@ -11,6 +11,7 @@ import { collect, defineCommand } from "../command.js";
 import type { Context } from "../context.js";
 import { CliError, DaemonError, UsageError } from "../errors.js";
 import { extractLocal, packLocal } from "../local-archive.js";
+import { compressionFlag } from "./common.js";
 
 const containerPath = (container: string, suffix: string) => `/containers/${encodeURIComponent(container)}${suffix}`;
 
@@ -21,7 +22,7 @@ export function splitRepoTag(reference: string): { repo: string; tag?: string } 
   return { repo: reference };
 }
 
-const commit = defineCommand<{ author?: string; change?: string[]; message?: string; pause?: boolean }>({
+const commit = defineCommand<{ author?: string; change?: string[]; message?: string; pause?: boolean; compression?: string }>({
   name: "commit",
   shortcuts: ["commit"],
   usage: "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]",
@@ -33,8 +34,10 @@ const commit = defineCommand<{ author?: string; change?: string[]; message?: str
       .option("-c, --change <string>", "Apply Dockerfile instruction to the created image", collect)
       .option("-m, --message <string>", "Commit message")
       .option("-p, --pause", "Pause container during commit", true)
-      .addOption(new Option("--no-pause").hideHelp()),
+      .addOption(new Option("--no-pause").hideHelp())
+      .option("--compression <format>", "Compress the new layer with gzip (default) or zstd (an OCI zstd layer)"),
   async run(context, [container, reference], options) {
+    const compression = compressionFlag(options.compression);
     const target = reference ? splitRepoTag(reference) : undefined;
     const answer = await context.client.json<{ Id: string }>("POST", "/commit", {
       query: {
@@ -45,6 +48,7 @@ const commit = defineCommand<{ author?: string; change?: string[]; message?: str
         author: options.author,
         pause: options.pause !== false,
         changes: options.change ?? [],
+        compression,
       },
       headers: { "Content-Type": "application/json" },
       body: "null",

@@ -8,12 +8,12 @@ import { Option } from "commander";
 import { registryAuthHeader } from "../auth.js";
 import { type CommandGroup, collect, defineCommand } from "../command.js";
 import type { Context } from "../context.js";
-import { CliError, DaemonError, describeError, UsageError } from "../errors.js";
+import { CliError, DaemonError, describeError } from "../errors.js";
 import { formatEach, formatList, type ListFormat } from "../output/formatter.js";
 import { ellipsis, indentedJson, shortId } from "../output/text.js";
 import { goTimeString, humanSize, humanSizeWithPrecision, rfc3339, timeAgo } from "../output/units.js";
 import { confirm } from "../prompt.js";
-import { filtersParam, imagePath, showJsonStream } from "./common.js";
+import { compressionFlag, filtersParam, imagePath, showJsonStream } from "./common.js";
 
 /** swagger `ImageSummary`. */
 export interface ImageSummary {
@@ -270,12 +270,11 @@ const push = defineCommand<{ quiet?: boolean; compression?: string }>({
         "Compress the layers pushed with gzip or zstd (recompressing those stored otherwise; zstd needs an OCI manifest)",
       ),
   async run(context, [name], options) {
-    if (options.compression !== undefined && !["gzip", "zstd"].includes(options.compression))
-      throw new UsageError(`invalid argument "${options.compression}" for "--compression" flag: use gzip or zstd`);
+    const compression = compressionFlag(options.compression);
     const reference = referenceWithTag(context, name as string, options.quiet ?? false);
     if (reference.digest) throw new CliError("cannot push a digest reference");
     const response = await context.client.call("POST", imagePath(familiarName(reference), "/push"), {
-      query: { tag: reference.tag, compression: options.compression },
+      query: { tag: reference.tag, compression },
       headers: { "X-Registry-Auth": await registryAuthHeader(context, reference.registry) },
     });
     await showJsonStream(context, response, `POST ${imagePath(familiarName(reference), "/push")}`, options.quiet);

@@ -9,6 +9,7 @@ import { BuildContext } from "../builder/context.js";
 import type { Engine } from "../engine.js";
 import { parseReferenceOrThrow } from "../images.js";
 import type { JsonMessage } from "../progress.js";
+import { compressionQuery } from "./compression.js";
 import { badRequest } from "./errors.js";
 import { jsonMessageStream } from "./stream.js";
 import type { EngineEnv } from "./types.js";
@@ -68,6 +69,7 @@ export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const labels = jsonObject("labels", c.req.query("labels"));
     const quiet = truthy(c.req.query("q"));
     const secrets = parseSecrets(c.req.header(SECRETS_HEADER));
+    const compression = compressionQuery(c.req.query("compression"));
     const root = join(engine.config.dataRoot, "builds");
     await mkdir(root, { recursive: true });
     const work = await mkdtemp(join(root, "build-"));
@@ -96,6 +98,7 @@ export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
         pull: truthy(c.req.query("pull")),
         platform: c.req.query("platform") || undefined,
         secrets,
+        compression,
       };
       await mkdir(options.workDir);
       const out = c.env.outgoing;

@@ -14,6 +14,7 @@ import { exportContainer } from "../containers/export.js";
 import type { Engine } from "../engine.js";
 import { publishImageEvent } from "../events/images.js";
 import { findImage } from "../images.js";
+import { compressionQuery } from "./compression.js";
 import { ApiError, badRequest } from "./errors.js";
 import type { EngineEnv } from "./types.js";
 
@@ -55,6 +56,7 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
       pause: flag(c.req.query("pause"), true),
       changes: c.req.queries("changes") ?? [],
       config: await bodyConfig(c.req.raw),
+      compression: compressionQuery(c.req.query("compression")),
     });
     const repo = c.req.query("repo");
     const imageRef = repo ? `${repo}:${c.req.query("tag") || "latest"}` : "";

@@ -21,6 +21,7 @@ import {
   tagImage,
 } from "../images.js";
 import { registryAuthHeader } from "./auth.js";
+import { compressionQuery } from "./compression.js";
 import { badRequest } from "./errors.js";
 import { jsonMessageStream } from "./stream.js";
 import type { EngineEnv } from "./types.js";
@@ -189,10 +190,7 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const credentials = registryAuthHeader(c.req.header("x-registry-auth"));
     const image = findImage(engine, tagParam ? `${name}:${tagParam}` : name.includes(":") ? name : `${name}:latest`);
     const tag = reference.tag ?? "latest";
-    // A Minato extension (Docker has none; podman's --compression-format): the layers' compression.
-    const compression = c.req.query("compression");
-    if (compression !== undefined && compression !== "gzip" && compression !== "zstd")
-      throw badRequest(`unsupported compression ${JSON.stringify(compression)}: use gzip or zstd`);
+    const compression = compressionQuery(c.req.query("compression"));
     return jsonMessageStream(c.env.outgoing, async (progress) => {
       await pushImage(
         engine,

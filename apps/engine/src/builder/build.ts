@@ -26,7 +26,7 @@ import {
   type StageInstruction,
   type StagePlan,
 } from "@minato/dockerfile";
-import { applyLayer, diffDirectory, packDirectory } from "@minato/layers";
+import { applyLayer, diffDirectory, type LayerCompression, packDirectory } from "@minato/layers";
 import { type Digest, hostPlatform, MediaType, parsePlatform } from "@minato/oci";
 import { Runtime } from "@minato/runtime";
 import { ApiError } from "../api/errors.js";
@@ -35,7 +35,7 @@ import { pullImage } from "../distribution/pull.js";
 import type { Engine } from "../engine.js";
 import type { LayerRecord } from "../image-store.js";
 import { imageConfig, parseReferenceOrThrow } from "../images.js";
-import { storeLayer, writeImage } from "../layer-commit.js";
+import { recompressLayer, storeLayer, writeImage } from "../layer-commit.js";
 import { mountReadOnlyOverlay, unmount } from "../overlay.js";
 import { type JsonMessage, type ProgressSink, shortId } from "../progress.js";
 import { chainIds } from "../snapshots.js";
@@ -96,6 +96,8 @@ export interface BuildOptions {
   platform?: string | undefined;
   /** `RUN --mount=type=secret` values by id; kept in memory only, for this build. */
   secrets?: ReadonlyMap<string, Buffer> | undefined;
+  /** How the image's new layers are compressed (a Minato extension; gzip, as the build cache keeps them, by default). */
+  compression?: LayerCompression | undefined;
 }
 
 /** The Dockerfile's planned stages; throws a 400 for plan errors and for RUN flags not supported yet. */
@@ -183,6 +185,8 @@ class Builder {
   /** Read-only views by their top layer's chain ID, and the overlay mounts among them. */
   readonly #views = new Map<string, Promise<string>>();
   readonly #mounts: string[] = [];
+  /** Blobs of the layers this build's steps added (cached or made): the image's new layers. */
+  readonly #added = new Set<Digest>();
   #runtime: Runtime | undefined;
 
   constructor(
@@ -846,6 +850,7 @@ class Builder {
     const parent = state.layers.at(-1)?.chainId;
     const chainId = chainIds([...state.layers.map((l) => l.diffId), layer.diffId]).at(-1) as Digest;
     this.lease([layer.digest, chainId]);
+    this.#added.add(layer.digest);
     await this.engine.snapshots.unpack(chainId, parent, layer.diffId, () => this.engine.content.stream(layer.digest));
     state.layers = [
       ...state.layers,
@@ -967,6 +972,22 @@ class Builder {
     return this.#runtime;
   }
 
+  /**
+   * The layers with the new ones compressed as `--compression` asks. Steps make (and the cache
+   * names) gzip layers, so one cache serves builds of either compression; the base image's stay.
+   */
+  async compressed(layers: LayerRecord[]): Promise<LayerRecord[]> {
+    const { compression } = this.options;
+    if (!compression) return layers;
+    const out: LayerRecord[] = [];
+    for (const layer of layers) {
+      const done = this.#added.has(layer.blobDigest) ? await recompressLayer(this.engine, layer, compression) : layer;
+      this.lease([done.blobDigest]);
+      out.push(done);
+    }
+    return out;
+  }
+
   /** Writes the final config and manifest, records the image and tags it. */
   async commit(state: StageState): Promise<Digest> {
     const c = state.config.config;
@@ -979,7 +1000,10 @@ class Builder {
       rootfs: { type: "layers", diff_ids: state.layers.map((l) => l.diffId) },
       history: state.history,
     };
-    const id = await writeImage(this.engine, config, state.layers);
+    const layers = await this.compressed(state.layers);
+    // The image keeps the steps' gzip blobs it replaced, so the cache entries naming them stay usable.
+    const replaced = state.layers.filter((l, i) => layers[i]?.blobDigest !== l.blobDigest).map((l) => l.blobDigest);
+    const id = await writeImage(this.engine, config, layers, replaced);
     this.progress({ aux: { ID: id } });
     this.say(`Successfully built ${shortId(id)}\n`);
     for (const tag of this.options.tags) {

@@ -1,6 +1,7 @@
 // `docker commit` (swagger "ImageCommit"): the container's image plus one layer of its changes (the
 // upper dir without the runtime's traces), with the container's config — or the request's — and the
 // `changes` applied. A running container is frozen while its changes are read, unless `pause=false`.
+import type { LayerCompression } from "@minato/layers";
 import { type Digest, formatImageReference } from "@minato/oci";
 import { ApiError, badRequest } from "../api/errors.js";
 import type { ImageConfig } from "../distribution/pull.js";
@@ -22,6 +23,8 @@ export interface CommitRequest {
   changes: string[];
   /** A ContainerConfig replacing the container's (its empty fields still come from the container). */
   config?: RunConfig | null | undefined;
+  /** How the new layer is compressed (a Minato extension; gzip by default). */
+  compression?: LayerCompression | undefined;
 }
 
 export async function commitContainer(engine: Engine, request: CommitRequest): Promise<Digest> {
@@ -37,7 +40,7 @@ export async function commitContainer(engine: Engine, request: CommitRequest): P
   const base = await imageConfig(engine, image);
   const layers = containerLayers(engine, c);
   let entries = 0;
-  const read = async () => storeLayer(engine, await containerDiff(layers, () => entries++));
+  const read = async () => storeLayer(engine, await containerDiff(layers, () => entries++), request.compression);
   const stored = request.pause ? await frozen(engine, c, read) : await read();
 
   const diffIds = image.layers.map((l) => l.diffId);
