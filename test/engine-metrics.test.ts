@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { postBuild, tarOf, writeTree } from "./support/build.js";
 import { busyboxRootfs, EngineProcess, MINATOD, streamError } from "./support/engine-process.js";
 import { freePort, RegistryProcess } from "./support/registry-process.js";
 
@@ -295,6 +296,36 @@ describe.skipIf(!asRoot)("minatod --metrics-addr (needs root: CI runs as root)",
     expect(text).not.toContain("metrics-run");
   });
 
+  it("counts builds: one built, one failing in its stream, one refused", async () => {
+    const before = await scrape();
+    const context = async (dockerfile: string) => {
+      const dir = await mkdtemp(join(engine.work, "context-"));
+      await writeTree(dir, { Dockerfile: dockerfile });
+      return tarOf(dir);
+    };
+    const built = await postBuild(engine, await context("FROM busybox\nRUN echo built > /built\n"), { t: "metrics-built:1" });
+    expect(built.id, built.body).toBeDefined();
+    const failing = await postBuild(engine, await context("FROM busybox\nRUN false\n"));
+    expect(failing.status).toBe(200);
+    expect(streamError(failing.messages)).toBeDefined();
+    const refused = await postBuild(engine, await context("FROM busybox\nNOSUCHINSTRUCTION x\n"));
+    expect(refused.status).toBe(400);
+    const after = await scrape();
+    const moved = (result: string) =>
+      after.value("minato_engine_image_actions_total", { action: "build", result }) -
+      before.value("minato_engine_image_actions_total", { action: "build", result });
+    expect(moved("success")).toBe(1);
+    expect(moved("error")).toBe(2);
+    expect(
+      after.count("minato_engine_image_actions_seconds", { action: "build" }) -
+        before.count("minato_engine_image_actions_seconds", { action: "build" }),
+    ).toBe(3);
+    // A build's RUN steps are containers of the builder, not container actions of the API.
+    expect(after.count("minato_engine_container_actions_seconds", { action: "create" })).toBe(
+      before.count("minato_engine_container_actions_seconds", { action: "create" }),
+    );
+  });
+
   it("counts health checks run and failed", async () => {
     const before = await scrape();
     const { Id: id } = (await ok("POST", "/containers/create", {
@@ -308,10 +339,20 @@ describe.skipIf(!asRoot)("minatod --metrics-addr (needs root: CI runs as root)",
       "two health checks",
     );
     await ok("DELETE", `/containers/${id}?force=1`);
-    const after = await scrape();
-    const run = after.value("minato_engine_health_checks_total") - before.value("minato_engine_health_checks_total");
+    // A probe still running when the container went may finish between the two counters' reads:
+    // the numbers are compared once two scrapes agree.
+    const probes = (s: Scrape) => ({
+      run: s.value("minato_engine_health_checks_total") - before.value("minato_engine_health_checks_total"),
+      failed: s.value("minato_engine_health_checks_failed_total") - before.value("minato_engine_health_checks_failed_total"),
+    });
+    let after = await scrape();
+    await until(async () => {
+      const previous = probes(after);
+      after = await scrape();
+      return JSON.stringify(probes(after)) === JSON.stringify(previous);
+    }, "the health check counters to settle");
     // Every probe of `false` fails.
-    expect(after.value("minato_engine_health_checks_failed_total") - before.value("minato_engine_health_checks_failed_total")).toBe(run);
+    expect(probes(after).failed).toBe(probes(after).run);
     expect(after.value("minato_engine_events_total", { type: "container", action: "health_status" })).toBeGreaterThanOrEqual(1);
   });
 });
