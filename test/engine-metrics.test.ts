@@ -294,6 +294,36 @@ describe("minatod --metrics-addr", { timeout: 300_000 }, () => {
     expect(text).not.toContain("metrics-run");
   });
 
+  it("counts what the stock docker CLI does: pull, run -d, stop, rm", async () => {
+    const env = {
+      PATH: process.env.PATH,
+      HOME: engine.work,
+      DOCKER_CONFIG: join(engine.work, "docker"),
+      DOCKER_HOST: `unix://${engine.socket}`,
+    };
+    const docker = (args: string[]) =>
+      new Promise<string>((resolve, reject) =>
+        execFile("docker", args, { env }, (error, stdout, stderr) =>
+          error ? reject(new Error(`docker ${args.join(" ")}: ${stderr}`)) : resolve(stdout),
+        ),
+      );
+    const before = await scrape();
+    await docker(["pull", "-q", `${registry.authority}/metrics/busybox:1`]);
+    const id = (await docker(["run", "-d", `${registry.authority}/metrics/busybox:1`, "sleep", "300"])).trim();
+    await docker(["stop", "-t", "1", id]);
+    await docker(["rm", id]);
+    const after = await scrape();
+    const moved = (name: string, labels: Record<string, string>) => after.value(name, labels) - before.value(name, labels);
+    // Already here: a pull that downloads nothing.
+    expect(moved("minato_engine_image_actions_total", { action: "pull", result: "success" })).toBe(1);
+    expect(moved("minato_engine_image_bytes_total", { action: "pull" })).toBe(0);
+    for (const action of ["create", "start", "stop", "delete"])
+      expect(moved("minato_engine_container_actions_total", { action, result: "success" }), action).toBe(1);
+    for (const action of ["kill", "pause", "unpause", "restart", "exec"])
+      expect(moved("minato_engine_container_actions_total", { action, result: "success" }), action).toBe(0);
+    expect(after.value("minato_engine_containers", { state: "exited" })).toBe(0);
+  });
+
   it("counts builds: one built, one failing in its stream, one refused", async () => {
     const before = await scrape();
     const context = async (dockerfile: string) => {
