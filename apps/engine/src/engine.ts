@@ -82,7 +82,7 @@ export class Engine {
     };
     await attachments.reconcile(containers.list());
     await health.resume();
-    // Always kept (cheap); served only with --metrics-addr.
+    // Always counted (cheap); served, with the process's own metrics, only with --metrics-addr.
     const metrics = new EngineMetrics({ version: ENGINE_VERSION, storageDriver: "overlay2", runtime: "runc" });
     metrics.countEvents(events);
     metrics.watchContainers(containers, health);

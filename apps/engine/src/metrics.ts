@@ -104,6 +104,14 @@ export class EngineMetrics {
       },
       1,
     );
+  }
+
+  #processCollected = false;
+
+  /** The process's own metrics (memory, CPU, file descriptors, event-loop lag, GC): sampled only once served. */
+  collectProcessMetrics(): void {
+    if (this.#processCollected) return;
+    this.#processCollected = true;
     collectDefaultMetrics({ register: this.registry, prefix: "minato_engine_" });
   }
 
@@ -184,6 +192,7 @@ export class EngineMetrics {
 
 /** Serves `GET /metrics` on its own listener, unauthenticated as dockerd's (so meant for loopback). */
 export async function serveMetrics(metrics: EngineMetrics, address: { host: string; port: number }): Promise<Server> {
+  metrics.collectProcessMetrics();
   const server = createServer((request, response) => {
     const path = (request.url ?? "").split("?")[0];
     if (path !== "/metrics" || (request.method !== "GET" && request.method !== "HEAD")) {
