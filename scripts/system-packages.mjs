@@ -37,6 +37,8 @@ export const SYSTEM_PACKAGES = {
     ["docker-compose", "docker-compose"],
     // systemd-analyze verifies the units in deploy/systemd.
     ["systemd", "systemd-analyze"],
+    // test/engine-metrics.test.ts parses minatod's scrapes with the Prometheus client's own text-format parser.
+    ["python3-prometheus-client", "/usr/lib/python3/dist-packages/prometheus_client/parser.py"],
     // test/security.test.ts builds a static syscall probe (gcc and libc6-dev; node-gyp needs them too).
     ["build-essential", "cc"],
     ...engine,

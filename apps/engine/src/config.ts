@@ -21,6 +21,8 @@ export interface EngineConfig {
   cniPath: string;
   /** dockerd's --userns-remap: `default` or USER[:GROUP]; containers' root is a subordinate id of that user. */
   usernsRemap?: string;
+  /** dockerd's --metrics-addr: where Prometheus metrics are served (none when unset). */
+  metricsAddr?: { host: string; port: number };
 }
 
 /** Every setting: its flag (named as dockerd's), environment variable, default and meaning (rendered by --help). */
@@ -78,6 +80,13 @@ export const SETTINGS = [
     value: "default|user[:group]",
     help: "run containers in a user namespace whose root is a subordinate id of USER (/etc/subuid, /etc/subgid); default: the dockremap user, created",
   },
+  {
+    flag: "metrics-addr",
+    env: "MINATO_METRICS_ADDR",
+    default: "",
+    value: "host:port",
+    help: "serve Prometheus metrics at http://HOST:PORT/metrics, unauthenticated: keep it on loopback (default: not served)",
+  },
   { flag: "log-level", env: "MINATO_LOG_LEVEL", default: "info", value: "level", help: "trace|debug|info|warn|error|silent" },
 ] as const satisfies readonly Setting[];
 
@@ -95,6 +104,15 @@ function positiveInteger(name: string, value: string): number {
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1)
     throw new ConfigError(`--${name} must be a positive integer, not ${JSON.stringify(value)}`);
   return n;
+}
+
+/** `HOST:PORT` as dockerd's --metrics-addr; an IPv6 host in brackets. */
+export function parseMetricsAddr(value: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (!match || port < 1 || port > 65535)
+    throw new ConfigError(`--metrics-addr must be HOST:PORT (e.g. 127.0.0.1:9323 or [::1]:9323), not ${JSON.stringify(value)}`);
+  return { host: (match[1] ?? match[2]) as string, port };
 }
 
 /** Parses the flags alone (tests, embedding); the CLI parses them as its program. */
@@ -115,6 +133,7 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
   const execRoot = resolve(get("exec-root"));
   const host = get("host") || `unix://${execRoot}/minato.sock`;
   const usernsRemap = get("userns-remap") || undefined;
+  const metricsAddr = get("metrics-addr") ? parseMetricsAddr(get("metrics-addr")) : undefined;
   if (!host.startsWith("unix://")) throw new ConfigError(`--host must be unix://PATH, not ${JSON.stringify(host)}`);
   const logLevel = get("log-level") as EngineConfig["logLevel"];
   if (!["trace", "debug", "info", "warn", "error", "silent"].includes(logLevel))
@@ -133,5 +152,6 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
     buildParallelism: positiveInteger("build-parallelism", get("build-parallelism")),
     cniPath: resolve(get("cni-path")),
     ...(usernsRemap ? { usernsRemap } : {}),
+    ...(metricsAddr ? { metricsAddr } : {}),
   };
 }

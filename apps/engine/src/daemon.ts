@@ -2,10 +2,12 @@ import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
 import type { Server } from "node:http";
 import { join } from "node:path";
 import { createAdaptorServer } from "@hono/node-server";
+import { isLoopbackRegistry } from "@minato/registry-client";
 import pino from "pino";
 import { createApi } from "./api/app.js";
 import type { EngineConfig } from "./config.js";
 import { Engine } from "./engine.js";
+import { serveMetrics } from "./metrics.js";
 
 export interface RunningDaemon {
   engine: Engine;
@@ -31,6 +33,20 @@ export async function startDaemon(
   await mkdir(config.execRoot, { recursive: true, mode: 0o700 });
   await mkdir(join(config.socket, ".."), { recursive: true });
   const engine = await Engine.open(config, logger);
+  // Bound first: an address that cannot be served stops the daemon before it takes its socket.
+  const { metricsAddr } = config;
+  const metricsServer = metricsAddr
+    ? await serveMetrics(engine.metrics, metricsAddr).catch((error: Error) => {
+        engine.close();
+        throw new DaemonError(`--metrics-addr ${formatAddr(metricsAddr)}: ${error.message}`);
+      })
+    : undefined;
+  if (metricsAddr) {
+    logger.info({ metricsAddr: formatAddr(metricsAddr) }, "serving metrics at /metrics");
+    // Served without authentication, as dockerd's: anyone who reaches it reads them.
+    if (!isLoopbackRegistry(metricsAddr.host))
+      logger.warn({ metricsAddr: formatAddr(metricsAddr) }, "metrics are served unauthenticated on a non-loopback address");
+  }
   const api = createApi(engine);
   const server = createAdaptorServer({ fetch: api.fetch }) as Server;
   server.requestTimeout = 0;
@@ -41,6 +57,7 @@ export async function startDaemon(
     server.listen(config.socket, () => resolve());
   });
   await chmod(config.socket, 0o660);
+  if (config.metricsAddr) logger.info({ metricsAddr: formatAddr(config.metricsAddr) }, "serving metrics at /metrics");
   await writeFile(join(config.execRoot, "minatod.pid"), `${process.pid}\n`);
   logger.info({ socket: config.socket, dataRoot: config.dataRoot }, "minatod listening");
 
@@ -54,6 +71,11 @@ export async function startDaemon(
           server.close(() => resolve());
           server.closeIdleConnections();
         });
+        await new Promise<void>((resolve) => {
+          if (!metricsServer) return resolve();
+          metricsServer.close(() => resolve());
+          metricsServer.closeAllConnections();
+        });
         await rm(config.socket, { force: true });
         await rm(join(config.execRoot, "minatod.pid"), { force: true });
         engine.close();
@@ -61,4 +83,8 @@ export async function startDaemon(
       return closing;
     },
   };
+}
+
+function formatAddr(address: { host: string; port: number }): string {
+  return address.host.includes(":") ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }

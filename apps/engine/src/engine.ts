@@ -10,6 +10,7 @@ import { ContentStore } from "./content-store.js";
 import { type EngineDatabase, openDatabase } from "./db.js";
 import { EventLog } from "./events/log.js";
 import { ImageStore } from "./image-store.js";
+import { EngineMetrics } from "./metrics.js";
 import { ContainerAttachments } from "./networks/attachments.js";
 import { NetworkManager } from "./networks/manager.js";
 import { SnapshotStore } from "./snapshots.js";
@@ -32,6 +33,7 @@ export class Engine {
     readonly volumes: VolumeManager,
     readonly events: EventLog,
     readonly health: HealthMonitor,
+    readonly metrics: EngineMetrics,
   ) {}
 
   static async open(config: EngineConfig, logger: pino.Logger): Promise<Engine> {
@@ -80,7 +82,11 @@ export class Engine {
     };
     await attachments.reconcile(containers.list());
     await health.resume();
-    return new Engine(config, logger, db, content, images, snapshots, containers, networks, volumes, events, health);
+    // Always counted (cheap); served, with the process's own metrics, only with --metrics-addr.
+    const metrics = new EngineMetrics({ version: ENGINE_VERSION, storageDriver: "overlay2", runtime: "runc" });
+    metrics.countEvents(events);
+    metrics.watchContainers(containers, health);
+    return new Engine(config, logger, db, content, images, snapshots, containers, networks, volumes, events, health, metrics);
   }
 
   readonly #leases = new Map<string, number>();

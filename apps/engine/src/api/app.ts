@@ -38,6 +38,7 @@ export function createApi(engine: Engine): Hono<EngineEnv> {
     c.header("Server", "Minato-Engine");
     await next();
   });
+  app.use(engine.metrics.middleware());
 
   systemRoutes(app, engine);
   systemDfRoutes(app, engine);

@@ -2,6 +2,7 @@ import type { ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import type { Context } from "hono";
+import { failedStreams } from "../metrics.js";
 import type { JsonMessage, ProgressSink } from "../progress.js";
 import { badRequest } from "./errors.js";
 import type { EngineEnv } from "./types.js";
@@ -21,6 +22,7 @@ export async function jsonMessageStream(out: ServerResponse, work: (progress: Pr
     await work(write);
   } catch (error) {
     const message = (error as Error).message;
+    failedStreams.add(out);
     write({ errorDetail: { message }, error: message });
   }
   out.end();

@@ -110,6 +110,9 @@ export class HealthMonitor {
   readonly #monitors = new Map<string, Monitor>();
   readonly #unsubscribe: () => void;
   readonly #saving = new Map<string, Promise<void>>();
+  /** Probes run and failed since the daemon started (the metrics' health check counters). */
+  probesRun = 0;
+  probesFailed = 0;
 
   constructor(
     private readonly manager: ContainerManager,
@@ -244,6 +247,8 @@ export class HealthMonitor {
       result = { ExitCode: -1, Output: (error as Error).message };
     }
     this.events.container(c, "exec_die", { execID: execId, exitCode: String(result.ExitCode) });
+    this.probesRun += 1;
+    if (result.ExitCode !== 0) this.probesFailed += 1;
     if (monitor.stopped) return;
     this.#record(c, check, { Start: start.toISOString(), End: new Date().toISOString(), ...result });
   }

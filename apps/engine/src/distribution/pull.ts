@@ -50,6 +50,7 @@ async function fetchBlob(
     if (p.status === "downloading") onBytes?.(p.current);
   });
   await engine.content.commitIngest(descriptor.digest);
+  engine.metrics.imageBytes("pull", descriptor.size);
 }
 
 async function resolve(client: RegistryClient, reference: ImageReference, platform: Platform): Promise<Resolved> {

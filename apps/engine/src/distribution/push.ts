@@ -51,6 +51,7 @@ export async function pushImage(
           },
         },
       );
+      if (outcome === "uploaded") engine.metrics.imageBytes("push", layer.size);
       progress({
         status: outcome === "exists" ? "Layer already exists" : outcome === "mounted" ? `Mounted from ${mountFrom}` : "Pushed",
         id,
@@ -61,9 +62,12 @@ export async function pushImage(
   await Promise.all(uploads);
 
   const config = await engine.content.read(image.id);
-  await client.pushBlob(repository, { mediaType: MediaType.ociConfig, digest: image.id, size: config.byteLength }, (offset) =>
-    engine.content.stream(image.id, offset),
+  const configOutcome = await client.pushBlob(
+    repository,
+    { mediaType: MediaType.ociConfig, digest: image.id, size: config.byteLength },
+    (offset) => engine.content.stream(image.id, offset),
   );
+  if (configOutcome === "uploaded") engine.metrics.imageBytes("push", config.byteLength);
   const manifest = variant?.manifest ?? (await engine.content.read(image.manifestDigest));
   const digest = await client.putManifest(repository, reference.tag, manifest, variant?.mediaType ?? image.manifestMediaType);
   engine.images.reference({ registry: reference.registry, repository, digest }, image.id);
