@@ -117,7 +117,7 @@ async function inspect(engine: Engine, c: ContainerRecord) {
       Status: c.status,
       Running: running,
       Paused: c.status === "paused",
-      Restarting: manager.restarting(c.id),
+      Restarting: c.restarting,
       OOMKilled: c.oomKilled,
       Dead: false,
       Pid: running ? c.pid : 0,
