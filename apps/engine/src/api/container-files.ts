@@ -12,16 +12,11 @@ import { commitContainer } from "../containers/commit.js";
 import type { RunConfig } from "../containers/commit-config.js";
 import { exportContainer } from "../containers/export.js";
 import type { Engine } from "../engine.js";
+import { queryBool } from "./booleans.js";
 import { ApiError, badRequest } from "./errors.js";
 import type { EngineEnv } from "./types.js";
 
 const STAT_HEADER = "X-Docker-Container-Path-Stat";
-
-/** Query booleans as dockerd reads them (`1`, `true`, `True`); `fallback` when absent or empty. */
-function flag(value: string | undefined, fallback: boolean): boolean {
-  if (value === undefined || value === "") return fallback;
-  return value === "1" || value.toLowerCase() === "true";
-}
 
 /** The request's ContainerConfig, or null: the docker CLI sends `null` when it has none. */
 async function bodyConfig(request: Request): Promise<RunConfig | null> {
@@ -50,7 +45,7 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
       tag: c.req.query("tag") || undefined,
       comment: c.req.query("comment") || undefined,
       author: c.req.query("author") || undefined,
-      pause: flag(c.req.query("pause"), true),
+      pause: queryBool(c.req.query("pause"), true),
       changes: c.req.queries("changes") ?? [],
       config: await bodyConfig(c.req.raw),
     });
@@ -95,8 +90,8 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
   app.put("/containers/:id/archive", async (c) => {
     const record = manager.get(c.req.param("id"));
     await extractIntoContainer(engine, record, c.req.query("path") ?? "", c.env.incoming, {
-      noOverwriteDirNonDir: flag(c.req.query("noOverwriteDirNonDir"), false),
-      copyUIDGID: flag(c.req.query("copyUIDGID"), false),
+      noOverwriteDirNonDir: queryBool(c.req.query("noOverwriteDirNonDir")),
+      copyUIDGID: queryBool(c.req.query("copyUIDGID")),
     });
     return c.body(null, 200);
   });

@@ -18,12 +18,11 @@ import {
 import type { Engine } from "../engine.js";
 import type { ImageRecord } from "../image-store.js";
 import { findImage, imageConfig } from "../images.js";
+import { queryBool } from "./booleans.js";
 import { badRequest, conflict } from "./errors.js";
 import { parseFilters } from "./images.js";
 import { hijack, terminalSize } from "./stream.js";
 import type { EngineEnv } from "./types.js";
-
-const truthy = (value: string | undefined) => value === "1" || value === "true" || value === "True";
 
 /** go-units HumanDuration, as `docker ps` STATUS shows durations. */
 export function humanDuration(ms: number): string {
@@ -250,7 +249,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     } catch (error) {
       throw badRequest((error as Error).message);
     }
-    const all = truthy(c.req.query("all"));
+    const all = queryBool(c.req.query("all"));
     const limit = Number(c.req.query("limit") ?? -1);
     let list = manager.list().filter((x) => all || x.status === "running" || x.status === "paused");
     try {
@@ -351,17 +350,17 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   });
 
   app.delete("/containers/:id", async (c) => {
-    await manager.remove(c.req.param("id"), { force: truthy(c.req.query("force")), volumes: truthy(c.req.query("v")) });
+    await manager.remove(c.req.param("id"), { force: queryBool(c.req.query("force")), volumes: queryBool(c.req.query("v")) });
     return c.body(null, 204);
   });
 
   app.get("/containers/:id/logs", async (c) => {
     const record = manager.get(c.req.param("id"));
     const options: LogOptions = {
-      stdout: truthy(c.req.query("stdout")),
-      stderr: truthy(c.req.query("stderr")),
-      timestamps: truthy(c.req.query("timestamps")),
-      follow: truthy(c.req.query("follow")),
+      stdout: queryBool(c.req.query("stdout")),
+      stderr: queryBool(c.req.query("stderr")),
+      timestamps: queryBool(c.req.query("timestamps")),
+      follow: queryBool(c.req.query("follow")),
       ...(c.req.query("tail") ? { tail: c.req.query("tail") as string } : {}),
     };
     const since = timeBound(c.req.query("since"), "since");
@@ -385,11 +384,11 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const tty = record.config.Tty === true;
     const detachKeys = parseDetachKeys(c.req.query("detachKeys") || DEFAULT_DETACH_KEYS);
     const socket = hijack(c, tty);
-    const stdout = truthy(c.req.query("stdout"));
-    const stderr = truthy(c.req.query("stderr"));
-    if (truthy(c.req.query("logs")))
+    const stdout = queryBool(c.req.query("stdout"));
+    const stderr = queryBool(c.req.query("stderr"));
+    if (queryBool(c.req.query("logs")))
       await writeLogs(socket, manager, record, { stdout, stderr, timestamps: false, follow: false }).catch(() => undefined);
-    if (!truthy(c.req.query("stream"))) {
+    if (!queryBool(c.req.query("stream"))) {
       socket.end();
       return RESPONSE_ALREADY_SENT;
     }
@@ -401,7 +400,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
         tty,
         stdout,
         stderr,
-        stdin: truthy(c.req.query("stdin")) && record.config.OpenStdin === true,
+        stdin: queryBool(c.req.query("stdin")) && record.config.OpenStdin === true,
         detachKeys,
       });
     };

@@ -17,6 +17,7 @@ import {
   tagImage,
 } from "../images.js";
 import { registryAuthHeader } from "./auth.js";
+import { filterBool, queryBool } from "./booleans.js";
 import { badRequest } from "./errors.js";
 import { jsonMessageStream } from "./stream.js";
 import type { EngineEnv } from "./types.js";
@@ -43,8 +44,6 @@ function matchesLabel(labels: Record<string, string>, filter: string): boolean {
   return eq === -1 ? filter in labels : labels[filter.slice(0, eq)] === filter.slice(eq + 1);
 }
 
-const truthy = (value: string | undefined) => value === "1" || value === "true" || value === "True";
-
 /**
  * Docker's `filters` query parameter: JSON of `{name: [values]}` (or the legacy `{name: {value: true}}`).
  * Names outside `allowed` are refused, as dockerd does.
@@ -69,9 +68,9 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   app.get("/images/json", async (c) => {
     const filters = parseFilters(c.req.query("filters"), ["dangling", "reference", "label"]);
     const summaries = [];
+    const dangling = filters.dangling?.[0] === undefined ? undefined : filterBool("dangling", filters.dangling[0]);
     for (const image of engine.images.list()) {
-      if (filters.dangling?.[0] === "true" && image.tags.length > 0) continue;
-      if (filters.dangling?.[0] === "false" && image.tags.length === 0) continue;
+      if (dangling !== undefined && dangling !== (image.tags.length === 0)) continue;
       const summary = await imageSummary(engine, image);
       if (filters.label && !filters.label.every((l) => matchesLabel(summary.Labels, l))) continue;
       if (filters.reference) {
@@ -120,7 +119,7 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   });
 
   app.post("/images/load", async (c) => {
-    const quiet = truthy(c.req.query("quiet"));
+    const quiet = queryBool(c.req.query("quiet"));
     return jsonMessageStream(c.env.outgoing, (progress) =>
       loadImages(engine, c.env.incoming, quiet ? () => undefined : progress, progress),
     );
@@ -153,7 +152,10 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
 
   app.delete("/images/:name{.+}", async (c) =>
     c.json(
-      await removeImage(engine, c.req.param("name"), { force: truthy(c.req.query("force")), noprune: truthy(c.req.query("noprune")) }),
+      await removeImage(engine, c.req.param("name"), {
+        force: queryBool(c.req.query("force")),
+        noprune: queryBool(c.req.query("noprune")),
+      }),
     ),
   );
 }

@@ -2,6 +2,7 @@
 import type { Hono } from "hono";
 import type { Engine } from "../engine.js";
 import { type EndpointSettings, type NetworkRecord, PREDEFINED } from "../networks/manager.js";
+import { filterBool } from "./booleans.js";
 import { badRequest } from "./errors.js";
 import { parseFilters } from "./images.js";
 import type { EngineEnv } from "./types.js";
@@ -83,7 +84,7 @@ function matches(engine: Engine, net: NetworkRecord, filters: Record<string, str
         break;
       case "dangling": {
         const unused = !PREDEFINED.includes(net.name) && engine.networks.endpointsOn(net.id).length === 0;
-        ok = values.some((v) => (v === "true" || v === "1") === unused);
+        ok = values.some((v) => filterBool("dangling", v) === unused);
         break;
       }
     }

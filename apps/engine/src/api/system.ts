@@ -3,8 +3,10 @@ import { parseImageReference } from "@minato/oci";
 import { AuthenticationError, RegistryResponseError } from "@minato/registry-client";
 import type { Hono } from "hono";
 import { ENGINE_VERSION, type Engine } from "../engine.js";
+import { engineId } from "../engine-id.js";
 import { type AuthConfig, credentialsFrom } from "./auth.js";
 import { ApiError, badRequest } from "./errors.js";
+import { runtimeInfo } from "./info-runtime.js";
 import type { EngineEnv } from "./types.js";
 import { API_VERSION, MIN_API_VERSION } from "./version.js";
 
@@ -57,12 +59,14 @@ export function systemRoutes(app: Hono<EngineEnv>, engine: Engine): void {
 
   app.get("/info", (c) => {
     const images = engine.images.list();
+    const containers = engine.containers.list();
+    const count = (status: string) => containers.filter((x) => x.status === status).length;
     return c.json({
-      ID: engine.config.dataRoot,
-      Containers: 0,
-      ContainersRunning: 0,
-      ContainersPaused: 0,
-      ContainersStopped: 0,
+      ID: engineId(engine.config.dataRoot),
+      Containers: containers.length,
+      ContainersRunning: count("running"),
+      ContainersPaused: count("paused"),
+      ContainersStopped: containers.length - count("running") - count("paused"),
       Images: images.length,
       Driver: "overlay2",
       DriverStatus: [["Backing Filesystem", "overlayfs snapshots"]],
@@ -81,6 +85,7 @@ export function systemRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       SecurityOptions: [],
       Labels: [],
       Warnings: [],
+      ...runtimeInfo(engine.containers.runtime.runtimePath),
     });
   });
 

@@ -847,6 +847,7 @@ export class ContainerManager {
         if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw inUse();
         throw error;
       }
+      await this.attachments?.renamed(c.id, name);
     });
   }
 
