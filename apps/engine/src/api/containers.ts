@@ -19,8 +19,10 @@ import type { Engine } from "../engine.js";
 import type { ImageRecord } from "../image-store.js";
 import { findImage, imageConfig } from "../images.js";
 import { queryBool } from "./booleans.js";
-import { badRequest, conflict } from "./errors.js";
+import { validateContainerCreate } from "./container-validation.js";
+import { ApiError, badRequest, conflict } from "./errors.js";
 import { parseFilters } from "./images.js";
+import { containerCreateSchema, parseBody } from "./request-schemas.js";
 import { hijack, terminalSize } from "./stream.js";
 import type { EngineEnv } from "./types.js";
 
@@ -81,6 +83,22 @@ function imageGetter(engine: Engine, c: ContainerRecord): () => ImageRecord {
   };
 }
 
+/** The parts of a `ContainerSummary` that come from the record alone. */
+function plainSummary(c: ContainerRecord) {
+  return {
+    Id: c.id,
+    Names: [`/${c.name}`],
+    Image: c.imageName,
+    ImageID: c.imageId,
+    Command: "",
+    Created: Math.floor(Date.parse(c.created) / 1000),
+    Labels: c.config.Labels ?? {},
+    State: c.status,
+    Status: statusText(c),
+    HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? "none" },
+  };
+}
+
 /** swagger `ContainerSummary`. */
 async function summary(engine: Engine, c: ContainerRecord) {
   const args = await engine.containers.command(c);
@@ -99,6 +117,15 @@ async function summary(engine: Engine, c: ContainerRecord) {
     NetworkSettings: { Networks: engine.networks.summaryNetworks(c.id) },
     Mounts: engine.volumes.inspectMounts(c.id),
   };
+}
+
+/** A part of a record's view that a bad stored value (one stored before create validated it) cannot break. */
+function tolerant<T>(part: () => T, fallback: T): T {
+  try {
+    return part();
+  } catch {
+    return fallback;
+  }
 }
 
 /** swagger `ContainerInspectResponse`. */
@@ -142,7 +169,7 @@ async function inspect(engine: Engine, c: ContainerRecord) {
     GraphDriver: manager.graphDriver(c, imageOf(engine, c)),
     Mounts: engine.volumes.inspectMounts(c.id),
     Config: c.config,
-    NetworkSettings: engine.networks.settings(c.id),
+    NetworkSettings: tolerant<unknown>(() => engine.networks.settings(c.id), { Networks: {} }),
   };
 }
 
@@ -215,10 +242,13 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   const manager = engine.containers;
 
   app.post("/containers/create", async (c) => {
-    const body = (await c.req.json().catch(() => {
+    const raw: unknown = await c.req.json().catch((error: unknown) => {
+      if (error instanceof ApiError) throw error;
       throw badRequest("invalid JSON body");
-    })) as ContainerConfig & { HostConfig?: HostConfig };
-    if (!body || typeof body !== "object") throw badRequest("Config cannot be empty in order to create a container");
+    });
+    if (!raw || typeof raw !== "object") throw badRequest("Config cannot be empty in order to create a container");
+    const body = parseBody(containerCreateSchema, raw, "container config") as ContainerConfig & { HostConfig?: HostConfig };
+    validateContainerCreate(body as Parameters<typeof validateContainerCreate>[0]);
     const {
       HostConfig: hostConfig = {},
       NetworkingConfig: networkingConfig,
@@ -259,7 +289,14 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       throw error;
     }
     if (limit > 0) list = list.slice(0, limit);
-    return c.json(await Promise.all(list.map((x) => summary(engine, x))));
+    // One record that cannot be shown (stored before create validated it) must not hide the others.
+    const shown = list.map((x) =>
+      summary(engine, x).catch((error: unknown) => {
+        engine.logger.warn({ err: error, id: x.id }, "container summary");
+        return { ...plainSummary(x), Ports: [] };
+      }),
+    );
+    return c.json(await Promise.all(shown));
   });
 
   app.get("/containers/:id/json", async (c) => c.json(await inspect(engine, manager.get(c.req.param("id")))));

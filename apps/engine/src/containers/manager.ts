@@ -314,7 +314,10 @@ export class ContainerManager {
   async create(request: CreateRequest): Promise<ContainerRecord> {
     let name = request.name?.replace(/^\//, "");
     if (name !== undefined && name !== "") {
-      if (!validName(name)) throw badRequest(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+      if (!validName(name))
+        throw badRequest(
+          `Invalid container name (${name.slice(0, 300)}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at most 253 characters`,
+        );
       const existing = this.find(name);
       if ((existing && existing.name === name) || this.#creatingNames.has(name)) {
         throw conflict(
@@ -830,7 +833,10 @@ export class ContainerManager {
   /** `docker rename`: names are unique; the hostname stays as it was (as in Docker). */
   async rename(input: string, newName: string): Promise<void> {
     const name = newName.replace(/^\//, "");
-    if (!validName(name)) throw badRequest(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    if (!validName(name))
+      throw badRequest(
+        `Invalid container name (${name.slice(0, 300)}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at most 253 characters`,
+      );
     const record = this.get(input);
     await this.#locked(record.id, async () => {
       const c = this.get(record.id);
