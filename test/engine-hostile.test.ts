@@ -97,6 +97,14 @@ describe.skipIf(!root)("hostile input to minatod (needs root: real minatod)", ()
     });
     expect(exec.status).toBe(400);
     expect(exec.body.message).toMatch(/Cmd: expected array, got string/);
+    const post = (path: string, body: unknown) =>
+      engine.json<{ message: string }>("POST", path, { headers: json, body: JSON.stringify(body) });
+    const network = await post("/networks/create", { Name: "n1", IPAM: { Config: "10.0.0.0/24" } });
+    expect(network.status).toBe(400);
+    expect(network.body.message).toMatch(/IPAM\.Config: expected array, got string/);
+    const volume = await post("/volumes/create", { Name: "v1", Labels: ["a"] });
+    expect(volume.status).toBe(400);
+    expect(volume.body.message).toMatch(/Labels: expected object, got array/);
     await stillServing();
   });
 

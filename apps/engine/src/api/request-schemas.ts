@@ -98,6 +98,41 @@ export const execCreateSchema = z
   })
   .passthrough();
 
+export const networkCreateSchema = z
+  .object({
+    Name: z.string().optional(),
+    Driver: z.string().optional(),
+    Internal: z.boolean().optional(),
+    EnableIPv6: z.boolean().optional(),
+    IPAM: nullable(
+      z
+        .object({
+          Driver: z.string().optional(),
+          Config: nullable(
+            z.array(
+              z.object({ Subnet: z.string().optional(), IPRange: z.string().optional(), Gateway: z.string().optional() }).passthrough(),
+            ),
+          ),
+        })
+        .passthrough(),
+    ),
+    Options: stringMap,
+    Labels: stringMap,
+  })
+  .passthrough();
+
+export const networkConnectSchema = z
+  .object({
+    Container: z.string().optional(),
+    Force: z.boolean().optional(),
+    EndpointConfig: nullable(z.object({ Aliases: strings }).passthrough()),
+  })
+  .passthrough();
+
+export const volumeCreateSchema = z
+  .object({ Name: z.string().optional(), Driver: z.string().optional(), DriverOpts: stringMap, Labels: stringMap })
+  .passthrough();
+
 /** `value` checked against `schema`: the first problem as a 400 naming the field (`HostConfig.Memory`). */
 export function parseBody<T extends z.ZodTypeAny>(schema: T, value: unknown, what: string): z.infer<T> {
   if (value === null || typeof value !== "object" || Array.isArray(value)) throw badRequest(`invalid ${what}: expected a JSON object`);

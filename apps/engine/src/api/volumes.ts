@@ -3,8 +3,9 @@ import type { Hono } from "hono";
 import type { Engine } from "../engine.js";
 import type { VolumeRecord } from "../volumes/manager.js";
 import { filterBool, queryBool } from "./booleans.js";
-import { badRequest } from "./errors.js";
+import { ApiError, badRequest } from "./errors.js";
 import { parseFilters } from "./images.js";
+import { parseBody, volumeCreateSchema } from "./request-schemas.js";
 import type { EngineEnv } from "./types.js";
 
 function matchesLabel(labels: Record<string, string>, filter: string): boolean {
@@ -44,10 +45,12 @@ export function volumeRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   });
 
   app.post("/volumes/create", async (c) => {
-    const request = (await c.req.json().catch(() => {
+    const raw: unknown = await c.req.json().catch((error: unknown) => {
+      if (error instanceof ApiError) throw error;
       throw badRequest("invalid JSON body");
-    })) as { Name?: string; Driver?: string; DriverOpts?: Record<string, string> | null; Labels?: Record<string, string> | null } | null;
-    if (!request || typeof request !== "object") throw badRequest("invalid JSON body");
+    });
+    if (!raw || typeof raw !== "object") throw badRequest("invalid JSON body");
+    const request = parseBody(volumeCreateSchema, raw, "volume config");
     const { volume } = await volumes.create({
       ...(request.Name ? { name: request.Name } : {}),
       ...(request.Driver ? { driver: request.Driver } : {}),
