@@ -95,6 +95,12 @@ class ByteReader {
     }
   }
 
+  /** True when the input has no byte left. */
+  async atEnd(): Promise<boolean> {
+    while (this.#buffer.length === 0) if (!(await this.#pull())) return true;
+    return false;
+  }
+
   /** Reads and discards everything left (the trailer after end-of-archive still counts for the diffID). */
   async drain(): Promise<void> {
     this.#buffer = EMPTY;
@@ -313,8 +319,12 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
       };
       yield { header, body };
       // Whatever the consumer left unread, then the padding (and content of non-file entries).
-      await input.skip(remaining + (padded - header.size));
+      await input.skip(remaining);
       remaining = 0;
+      // An input that ends right after an entry's data, before its padding, ends the archive as Go's
+      // archive/tar reads it: the docker CLI sends `build -f -` contexts that end so.
+      if (padded > header.size && (await input.atEnd())) break;
+      await input.skip(padded - header.size);
     }
     await input.drain();
   } finally {

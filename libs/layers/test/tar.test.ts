@@ -170,4 +170,22 @@ describe("tar codec", () => {
     }
     expect(names).toEqual(["a", "b"]);
   });
+
+  it("accepts an archive that ends right after its last entry's data, as the docker CLI sends `build -f -`", async () => {
+    const whole = archive([
+      [header({ name: "a", size: 1000 }), Buffer.alloc(1000, 1)],
+      [header({ name: "b", size: 3 }), Buffer.from("bbb")],
+    ]);
+    // No padding after "bbb" and no end-of-archive marker.
+    const data = whole.subarray(0, 512 + 1024 + 512 + 3);
+    const read = await readAll(data, 100);
+    expect(read.map((e) => [e.header.name, e.content.length])).toEqual([
+      ["a", 1000],
+      ["b", 3],
+    ]);
+    // Cut one byte into the padding instead: that is a truncated archive.
+    const error = await readAll(whole.subarray(0, 512 + 1024 + 512 + 4)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LayerError);
+    expect((error as Error).message).toMatch(/unexpected end/);
+  });
 });

@@ -433,6 +433,24 @@ export class RegistryClient {
    * else uploads it in one streamed PATCH, resuming from the registry's offset after interruptions.
    * `open(offset)` must return the blob's bytes from `offset` on.
    */
+  /**
+   * Asks for push access to `repository` before anything is sent: a token with the push scope and an
+   * upload session opened (then cancelled) with it — the registry refuses here a caller it would
+   * refuse at the manifest, after "Layer already exists" lines that HEAD requests (pull access) give.
+   * Throws the registry's answer (401/403 DENIED …) when push is not allowed.
+   */
+  async checkPushAccess(repository: string): Promise<void> {
+    const scopes = [pushScope(repository)];
+    const start = await this.#send({ method: "POST", url: this.#url(`/v2/${repository}/blobs/uploads/`), scopes });
+    if (start.statusCode !== 202 && start.statusCode !== 201) throw await errorFrom(start, `push to ${repository}`);
+    await start.body.dump();
+    const location = header(start, "location");
+    if (!location) return;
+    // Cancelling the session is a courtesy; a registry that does not support it expires the session.
+    const cancel = await this.#send({ method: "DELETE", url: new URL(location, this.baseUrl).toString(), scopes }).catch(() => undefined);
+    await cancel?.body.dump();
+  }
+
   async pushBlob(
     repository: string,
     descriptor: Descriptor,

@@ -4,6 +4,7 @@ import { isAbsolute, join, relative, resolve } from "node:path";
 import { Readable } from "node:stream";
 import { createMatcher, dockerignoreFor, keepBuildFiles, parseDockerignore } from "@minato/dockerfile";
 import { END_OF_ARCHIVE, type EntryType, encodeHeader, padding } from "@minato/layers";
+import { fileEntry, isArchive, readAll, stdinDockerfileName } from "../build-stdin.js";
 import { type CommandGroup, collect, defineCommand } from "../command.js";
 import type { Context } from "../context.js";
 import { CliError } from "../errors.js";
@@ -32,7 +33,15 @@ const IN_MEMORY_CONTEXT = 32 * 1024 * 1024;
  * context is mostly small files, where streams cost more than the reads); a context up to 32 MiB is
  * one Buffer, a bigger one a stream that reads the files as it goes.
  */
-export function contextTar(dir: string, dockerfile: string): Buffer | Readable {
+function readOptional(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+export function contextTar(dir: string, dockerfile: string, stdinDockerfile?: Buffer): Buffer | Readable {
   let patterns: string[] = [];
   let ignoreFile = ".dockerignore";
   for (const name of dockerignoreFor(dockerfile)) {
@@ -42,6 +51,15 @@ export function contextTar(dir: string, dockerfile: string): Buffer | Readable {
       break;
     } catch {}
   }
+  // `-f -`: the Dockerfile from stdin joins the context under its own name (see build-stdin.ts),
+  // listed in the .dockerignore the tar carries in place of the directory's.
+  const appended = stdinDockerfile
+    ? Buffer.concat([
+        // With no .dockerignore, the one made up ignores itself too (as docker's does).
+        fileEntry(".dockerignore", Buffer.from(`${readOptional(join(dir, ".dockerignore")) ?? ".dockerignore"}\n${dockerfile}\n`)),
+        fileEntry(dockerfile, stdinDockerfile),
+      ])
+    : undefined;
   const matcher = createMatcher(keepBuildFiles(patterns, dockerfile, ignoreFile));
   // Headers (and padding) as Buffers, files' contents as [path, size] to read.
   const parts: (Buffer | [string, number])[] = [];
@@ -50,6 +68,7 @@ export function contextTar(dir: string, dockerfile: string): Buffer | Readable {
     for (const name of readdirSync(path).sort()) {
       const full = join(path, name);
       const r = rel === "" ? name : `${rel}/${name}`;
+      if (appended && r === ".dockerignore") continue;
       const stats = lstatSync(full);
       const excluded = patterns.length > 0 && matcher(r);
       if (excluded && !(stats.isDirectory() && matcher.mayHaveExceptions(r))) continue;
@@ -81,6 +100,10 @@ export function contextTar(dir: string, dockerfile: string): Buffer | Readable {
     }
   };
   walk(dir, "");
+  if (appended) {
+    parts.push(appended);
+    total += appended.length;
+  }
   const changed = (path: string) => new CliError(`${path} changed while the context was read`);
   if (total <= IN_MEMORY_CONTEXT) {
     const buffers = parts.map((part) => {
@@ -175,7 +198,7 @@ interface BuildOptions {
 
 const build = defineCommand<BuildOptions>({
   name: "build",
-  usage: "[OPTIONS] PATH",
+  usage: "[OPTIONS] PATH | -",
   description: "Build an image from a Dockerfile",
   args: { min: 1, max: 1 },
   options: (command) =>
@@ -198,17 +221,27 @@ const build = defineCommand<BuildOptions>({
       .option("--compression <format>", "Compress the image's new layers with gzip (default) or zstd (OCI zstd layers)"),
   async run(context: Context, [path], options) {
     const compression = compressionFlag(options.compression);
-    const dir = resolve(path as string);
-    if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory())
-      throw new CliError(`unable to prepare context: path "${path}" not found`);
+    if (path === "-" && options.file === "-") throw new CliError("invalid argument: can't use stdin for both build context and dockerfile");
     let dockerfile = "Dockerfile";
-    if (options.file) {
-      const file = resolve(options.file);
-      const rel = relative(dir, file);
-      if (rel.startsWith("..") || isAbsolute(rel)) {
-        throw new CliError(`the Dockerfile (${options.file}) must be within the build context (${path})`);
+    let body: Buffer | Readable;
+    if (path === "-") {
+      // A tar (the context, its Dockerfile inside) or a Dockerfile alone (no context), as docker reads them.
+      const input = await readAll(context.io.stdin);
+      if (isArchive(input)) {
+        body = input;
+        if (options.file) dockerfile = options.file;
+      } else body = Buffer.concat([fileEntry("Dockerfile", input), END_OF_ARCHIVE]);
+    } else {
+      const dir = resolve(path as string);
+      if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory())
+        throw new CliError(`unable to prepare context: path "${path}" not found`);
+      if (options.file === "-") {
+        dockerfile = stdinDockerfileName();
+        body = contextTar(dir, dockerfile, await readAll(context.io.stdin));
+      } else {
+        dockerfile = dockerfileIn(dir, path as string, options.file);
+        body = contextTar(dir, dockerfile);
       }
-      dockerfile = rel.split("\\").join("/");
     }
     const secrets = secretsHeader(options.secret, context.env);
     const response = await context.client.call("POST", "/build", {
@@ -225,7 +258,7 @@ const build = defineCommand<BuildOptions>({
         compression,
       },
       headers: { "Content-Type": "application/x-tar", ...(secrets ? { "X-Minato-Build-Secrets": secrets } : {}) },
-      body: contextTar(dir, dockerfile),
+      body,
     });
     const aux = await showJsonStream(context, response, "POST /build", options.quiet === true);
     const id = aux.map((a) => (a as { ID?: string }).ID).find((v) => typeof v === "string");
@@ -234,6 +267,19 @@ const build = defineCommand<BuildOptions>({
     return 0;
   },
 });
+
+/** `-f`'s path as a name inside the context directory (default Dockerfile). */
+function dockerfileIn(dir: string, path: string, file: string | undefined): string {
+  let dockerfile = "Dockerfile";
+  if (file) {
+    const rel = relative(dir, resolve(file));
+    if (rel.startsWith("..") || isAbsolute(rel)) {
+      throw new CliError(`the Dockerfile (${file}) must be within the build context (${path})`);
+    }
+    dockerfile = rel.split("\\").join("/");
+  }
+  return dockerfile;
+}
 
 const builderPrune = defineCommand<{ force?: boolean; all?: boolean }>({
   name: "prune",

@@ -125,6 +125,11 @@ interface SystemInfo {
   Debug?: boolean;
   ExperimentalBuild?: boolean;
   LiveRestoreEnabled?: boolean;
+  CgroupDriver?: string;
+  CgroupVersion?: string;
+  Runtimes?: Record<string, { path?: string }>;
+  DefaultRuntime?: string;
+  Swarm?: { LocalNodeState?: string };
   Labels?: string[] | null;
   Warnings?: string[] | null;
   [key: string]: unknown;
@@ -153,6 +158,11 @@ function serverInfoText(info: SystemInfo): string {
   add(" Server Version", info.ServerVersion);
   add(" Storage Driver", info.Driver);
   for (const [key, value] of info.DriverStatus ?? []) add(`  ${key}`, value);
+  add(" Cgroup Driver", info.CgroupDriver);
+  add(" Cgroup Version", info.CgroupVersion);
+  if (info.Runtimes) add(" Runtimes", Object.keys(info.Runtimes).join(" "));
+  add(" Default Runtime", info.DefaultRuntime);
+  add(" Swarm", info.Swarm?.LocalNodeState);
   add(" Kernel Version", info.KernelVersion);
   add(" Operating System", info.OperatingSystem);
   add(" OSType", info.OSType);

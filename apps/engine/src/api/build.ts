@@ -9,12 +9,11 @@ import { BuildContext } from "../builder/context.js";
 import type { Engine } from "../engine.js";
 import { parseReferenceOrThrow } from "../images.js";
 import type { JsonMessage } from "../progress.js";
+import { queryBool } from "./booleans.js";
 import { compressionQuery } from "./compression.js";
 import { badRequest } from "./errors.js";
 import { jsonMessageStream } from "./stream.js";
 import type { EngineEnv } from "./types.js";
-
-const truthy = (value: string | undefined) => value === "1" || value === "true" || value === "True";
 
 function jsonObject(name: string, value: string | undefined): Record<string, string> {
   if (!value) return {};
@@ -67,7 +66,7 @@ export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     for (const tag of tags) parseReferenceOrThrow(tag);
     const buildArgs = jsonObject("buildargs", c.req.query("buildargs"));
     const labels = jsonObject("labels", c.req.query("labels"));
-    const quiet = truthy(c.req.query("q"));
+    const quiet = queryBool(c.req.query("q"));
     const secrets = parseSecrets(c.req.header(SECRETS_HEADER));
     const compression = compressionQuery(c.req.query("compression"));
     const root = join(engine.config.dataRoot, "builds");
@@ -94,8 +93,8 @@ export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
         buildArgs,
         labels,
         target,
-        noCache: truthy(c.req.query("nocache")),
-        pull: truthy(c.req.query("pull")),
+        noCache: queryBool(c.req.query("nocache")),
+        pull: queryBool(c.req.query("pull")),
         platform: c.req.query("platform") || undefined,
         secrets,
         compression,
@@ -117,7 +116,9 @@ export function buildRoutes(app: Hono<EngineEnv>, engine: Engine): void {
           }
           write(message);
         };
-        await build(engine, options, plans, quiet ? (m) => (m.aux ? progress(m) : undefined) : progress);
+        const id = await build(engine, options, plans, quiet ? (m) => (m.aux ? progress(m) : undefined) : progress);
+        // With q=1 the output is the image ID alone, as dockerd sends it: `IMG=$(docker build -q .)`.
+        if (quiet) progress({ stream: `${id}\n` });
       });
     } finally {
       await rm(work, { recursive: true, force: true });

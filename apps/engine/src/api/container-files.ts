@@ -14,17 +14,12 @@ import { exportContainer } from "../containers/export.js";
 import type { Engine } from "../engine.js";
 import { publishImageEvent } from "../events/images.js";
 import { findImage } from "../images.js";
+import { queryBool } from "./booleans.js";
 import { compressionQuery } from "./compression.js";
 import { ApiError, badRequest } from "./errors.js";
 import type { EngineEnv } from "./types.js";
 
 const STAT_HEADER = "X-Docker-Container-Path-Stat";
-
-/** Query booleans as dockerd reads them (`1`, `true`, `True`); `fallback` when absent or empty. */
-function flag(value: string | undefined, fallback: boolean): boolean {
-  if (value === undefined || value === "") return fallback;
-  return value === "1" || value.toLowerCase() === "true";
-}
 
 /** The request's ContainerConfig, or null: the docker CLI sends `null` when it has none. */
 async function bodyConfig(request: Request): Promise<RunConfig | null> {
@@ -53,7 +48,7 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
       tag: c.req.query("tag") || undefined,
       comment: c.req.query("comment") || undefined,
       author: c.req.query("author") || undefined,
-      pause: flag(c.req.query("pause"), true),
+      pause: queryBool(c.req.query("pause"), true),
       changes: c.req.queries("changes") ?? [],
       config: await bodyConfig(c.req.raw),
       compression: compressionQuery(c.req.query("compression")),
@@ -106,8 +101,8 @@ export function containerFileRoutes(app: Hono<EngineEnv>, engine: Engine): void 
   app.put("/containers/:id/archive", async (c) => {
     const record = manager.get(c.req.param("id"));
     await extractIntoContainer(engine, record, c.req.query("path") ?? "", c.env.incoming, {
-      noOverwriteDirNonDir: flag(c.req.query("noOverwriteDirNonDir"), false),
-      copyUIDGID: flag(c.req.query("copyUIDGID"), false),
+      noOverwriteDirNonDir: queryBool(c.req.query("noOverwriteDirNonDir")),
+      copyUIDGID: queryBool(c.req.query("copyUIDGID")),
       ...(manager.idMapOf(record) ? { idMap: manager.idMapOf(record) } : {}),
     });
     engine.events.container(record, "extract-to-dir");

@@ -8,6 +8,7 @@ import type { ContainerRecord } from "../containers/manager.js";
 import { type CpuStats, EMPTY_CPU, type StatsSample, sampleStats } from "../containers/stats.js";
 import { top } from "../containers/top.js";
 import type { Engine } from "../engine.js";
+import { queryBool } from "./booleans.js";
 import { conflict } from "./errors.js";
 import type { EngineEnv } from "./types.js";
 
@@ -47,8 +48,8 @@ export function containerMetricRoutes(app: Hono<EngineEnv>, engine: Engine): voi
 
   app.get("/containers/:id/stats", async (c) => {
     const record = manager.get(c.req.param("id"));
-    const stream = c.req.query("stream") !== "false" && c.req.query("stream") !== "0";
-    const oneShot = c.req.query("one-shot") === "true" || c.req.query("one-shot") === "1";
+    const stream = queryBool(c.req.query("stream"), true);
+    const oneShot = queryBool(c.req.query("one-shot"));
     const frame = (now: StatsSample, previous: { read: string; cpu: CpuStats }) => ({
       ...now,
       preread: previous.read,

@@ -18,12 +18,13 @@ import {
 import type { Engine } from "../engine.js";
 import type { ImageRecord } from "../image-store.js";
 import { findImage, imageConfig } from "../images.js";
-import { badRequest, conflict } from "./errors.js";
+import { queryBool } from "./booleans.js";
+import { validateContainerCreate } from "./container-validation.js";
+import { ApiError, badRequest, conflict } from "./errors.js";
 import { parseFilters } from "./images.js";
+import { containerCreateSchema, parseBody } from "./request-schemas.js";
 import { hijack, terminalSize } from "./stream.js";
 import type { EngineEnv } from "./types.js";
-
-const truthy = (value: string | undefined) => value === "1" || value === "true" || value === "True";
 
 /** go-units HumanDuration, as `docker ps` STATUS shows durations. */
 export function humanDuration(ms: number): string {
@@ -82,6 +83,22 @@ function imageGetter(engine: Engine, c: ContainerRecord): () => ImageRecord {
   };
 }
 
+/** The parts of a `ContainerSummary` that come from the record alone. */
+function plainSummary(c: ContainerRecord) {
+  return {
+    Id: c.id,
+    Names: [`/${c.name}`],
+    Image: c.imageName,
+    ImageID: c.imageId,
+    Command: "",
+    Created: Math.floor(Date.parse(c.created) / 1000),
+    Labels: c.config.Labels ?? {},
+    State: c.status,
+    Status: statusText(c),
+    HostConfig: { NetworkMode: c.hostConfig.NetworkMode ?? "none" },
+  };
+}
+
 /** swagger `ContainerSummary`. */
 export async function summary(engine: Engine, c: ContainerRecord) {
   const args = await engine.containers.command(c);
@@ -102,6 +119,15 @@ export async function summary(engine: Engine, c: ContainerRecord) {
   };
 }
 
+/** A part of a record's view that a bad stored value (one stored before create validated it) cannot break. */
+function tolerant<T>(part: () => T, fallback: T): T {
+  try {
+    return part();
+  } catch {
+    return fallback;
+  }
+}
+
 /** swagger `ContainerInspectResponse`. */
 async function inspect(engine: Engine, c: ContainerRecord) {
   const manager = engine.containers;
@@ -117,7 +143,7 @@ async function inspect(engine: Engine, c: ContainerRecord) {
       Status: c.status,
       Running: running,
       Paused: c.status === "paused",
-      Restarting: manager.restarting(c.id),
+      Restarting: c.restarting,
       OOMKilled: c.oomKilled,
       Dead: false,
       Pid: running ? c.pid : 0,
@@ -144,7 +170,7 @@ async function inspect(engine: Engine, c: ContainerRecord) {
     GraphDriver: manager.graphDriver(c, imageOf(engine, c)),
     Mounts: engine.volumes.inspectMounts(c.id),
     Config: c.config,
-    NetworkSettings: engine.networks.settings(c.id),
+    NetworkSettings: tolerant<unknown>(() => engine.networks.settings(c.id), { Networks: {} }),
   };
 }
 
@@ -217,10 +243,13 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   const manager = engine.containers;
 
   app.post("/containers/create", async (c) => {
-    const body = (await c.req.json().catch(() => {
+    const raw: unknown = await c.req.json().catch((error: unknown) => {
+      if (error instanceof ApiError) throw error;
       throw badRequest("invalid JSON body");
-    })) as ContainerConfig & { HostConfig?: HostConfig };
-    if (!body || typeof body !== "object") throw badRequest("Config cannot be empty in order to create a container");
+    });
+    if (!raw || typeof raw !== "object") throw badRequest("Config cannot be empty in order to create a container");
+    const body = parseBody(containerCreateSchema, raw, "container config") as ContainerConfig & { HostConfig?: HostConfig };
+    validateContainerCreate(body as Parameters<typeof validateContainerCreate>[0]);
     const {
       HostConfig: hostConfig = {},
       NetworkingConfig: networkingConfig,
@@ -251,7 +280,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     } catch (error) {
       throw badRequest((error as Error).message);
     }
-    const all = truthy(c.req.query("all"));
+    const all = queryBool(c.req.query("all"));
     const limit = Number(c.req.query("limit") ?? -1);
     let list = manager.list().filter((x) => all || x.status === "running" || x.status === "paused");
     try {
@@ -261,7 +290,14 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       throw error;
     }
     if (limit > 0) list = list.slice(0, limit);
-    return c.json(await Promise.all(list.map((x) => summary(engine, x))));
+    // One record that cannot be shown (stored before create validated it) must not hide the others.
+    const shown = list.map((x) =>
+      summary(engine, x).catch((error: unknown) => {
+        engine.logger.warn({ err: error, id: x.id }, "container summary");
+        return { ...plainSummary(x), Ports: [] };
+      }),
+    );
+    return c.json(await Promise.all(shown));
   });
 
   app.get("/containers/:id/json", async (c) => c.json(await inspect(engine, manager.get(c.req.param("id")))));
@@ -353,17 +389,17 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   });
 
   app.delete("/containers/:id", async (c) => {
-    await manager.remove(c.req.param("id"), { force: truthy(c.req.query("force")), volumes: truthy(c.req.query("v")) });
+    await manager.remove(c.req.param("id"), { force: queryBool(c.req.query("force")), volumes: queryBool(c.req.query("v")) });
     return c.body(null, 204);
   });
 
   app.get("/containers/:id/logs", async (c) => {
     const record = manager.get(c.req.param("id"));
     const options: LogOptions = {
-      stdout: truthy(c.req.query("stdout")),
-      stderr: truthy(c.req.query("stderr")),
-      timestamps: truthy(c.req.query("timestamps")),
-      follow: truthy(c.req.query("follow")),
+      stdout: queryBool(c.req.query("stdout")),
+      stderr: queryBool(c.req.query("stderr")),
+      timestamps: queryBool(c.req.query("timestamps")),
+      follow: queryBool(c.req.query("follow")),
       ...(c.req.query("tail") ? { tail: c.req.query("tail") as string } : {}),
     };
     const since = timeBound(c.req.query("since"), "since");
@@ -388,11 +424,11 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const detachKeys = parseDetachKeys(c.req.query("detachKeys") || DEFAULT_DETACH_KEYS);
     const socket = hijack(c, tty);
     engine.events.container(record, "attach");
-    const stdout = truthy(c.req.query("stdout"));
-    const stderr = truthy(c.req.query("stderr"));
-    if (truthy(c.req.query("logs")))
+    const stdout = queryBool(c.req.query("stdout"));
+    const stderr = queryBool(c.req.query("stderr"));
+    if (queryBool(c.req.query("logs")))
       await writeLogs(socket, manager, record, { stdout, stderr, timestamps: false, follow: false }).catch(() => undefined);
-    if (!truthy(c.req.query("stream"))) {
+    if (!queryBool(c.req.query("stream"))) {
       socket.end();
       return RESPONSE_ALREADY_SENT;
     }
@@ -404,7 +440,7 @@ export function containerRoutes(app: Hono<EngineEnv>, engine: Engine): void {
         tty,
         stdout,
         stderr,
-        stdin: truthy(c.req.query("stdin")) && record.config.OpenStdin === true,
+        stdin: queryBool(c.req.query("stdin")) && record.config.OpenStdin === true,
         detachKeys,
       });
       if (how === "detached") engine.events.container(record, "detach");

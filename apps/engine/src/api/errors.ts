@@ -1,7 +1,7 @@
 /** An error the API answers as Docker does: `{"message": "..."}` with an HTTP status. */
 export class ApiError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 409 | 500 | 501,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 413 | 500 | 501,
     message: string,
   ) {
     super(message);

@@ -8,6 +8,7 @@ import { type ExecConfig, ExecStore } from "../containers/exec.js";
 import { multiplexFrame } from "../containers/logs.js";
 import type { Engine } from "../engine.js";
 import { ApiError, badRequest } from "./errors.js";
+import { checkEnv, execCreateSchema, parseBody } from "./request-schemas.js";
 import { hijack, terminalSize } from "./stream.js";
 import type { EngineEnv } from "./types.js";
 
@@ -16,10 +17,12 @@ export function execRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   const execs = new ExecStore(manager);
 
   app.post("/containers/:id/exec", async (c) => {
-    const body = (await c.req.json().catch(() => {
+    const raw: unknown = await c.req.json().catch((error: unknown) => {
+      if (error instanceof ApiError) throw error;
       throw badRequest("invalid JSON body");
-    })) as ExecConfig;
-    if (!body || typeof body !== "object") throw badRequest("invalid exec configuration");
+    });
+    const body = parseBody(execCreateSchema, raw, "exec configuration") as ExecConfig;
+    checkEnv(body.Env, "Env", body.Cmd ?? []);
     const instance = execs.create(c.req.param("id"), body);
     return c.json({ Id: instance.id }, 201);
   });

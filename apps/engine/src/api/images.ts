@@ -21,6 +21,7 @@ import {
   tagImage,
 } from "../images.js";
 import { registryAuthHeader } from "./auth.js";
+import { filterBool, queryBool } from "./booleans.js";
 import { compressionQuery } from "./compression.js";
 import { badRequest } from "./errors.js";
 import { jsonMessageStream } from "./stream.js";
@@ -48,8 +49,6 @@ function matchesLabel(labels: Record<string, string>, filter: string): boolean {
   return eq === -1 ? filter in labels : labels[filter.slice(0, eq)] === filter.slice(eq + 1);
 }
 
-const truthy = (value: string | undefined) => value === "1" || value === "true" || value === "True";
-
 /**
  * Docker's `filters` query parameter: JSON of `{name: [values]}` (or the legacy `{name: {value: true}}`).
  * Names outside `allowed` are refused, as dockerd does.
@@ -74,9 +73,9 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   app.get("/images/json", async (c) => {
     const filters = parseFilters(c.req.query("filters"), ["dangling", "reference", "label"]);
     const summaries = [];
+    const dangling = filters.dangling?.[0] === undefined ? undefined : filterBool("dangling", filters.dangling[0]);
     for (const image of engine.images.list()) {
-      if (filters.dangling?.[0] === "true" && image.tags.length > 0) continue;
-      if (filters.dangling?.[0] === "false" && image.tags.length === 0) continue;
+      if (dangling !== undefined && dangling !== (image.tags.length === 0)) continue;
       const summary = await imageSummary(engine, image);
       if (filters.label && !filters.label.every((l) => matchesLabel(summary.Labels, l))) continue;
       if (filters.reference) {
@@ -153,7 +152,7 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   app.get("/images/get", async (c) => save(c.req.queries("names") ?? [], c.env.outgoing));
 
   app.post("/images/load", async (c) => {
-    const quiet = truthy(c.req.query("quiet"));
+    const quiet = queryBool(c.req.query("quiet"));
     return jsonMessageStream(c.env.outgoing, async (progress) => {
       const loaded: string[] = [];
       await loadImages(engine, c.env.incoming, quiet ? () => undefined : progress, (message) => {
@@ -214,8 +213,8 @@ export function imageRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     // Read before the removal: the image's config may go with it.
     const labels = (await imageConfig(engine, image).catch(() => undefined))?.config?.Labels ?? {};
     const items = await removeImage(engine, c.req.param("name"), {
-      force: truthy(c.req.query("force")),
-      noprune: truthy(c.req.query("noprune")),
+      force: queryBool(c.req.query("force")),
+      noprune: queryBool(c.req.query("noprune")),
     });
     // As dockerd: untag and delete events name the image by its ID.
     for (const item of items) {

@@ -1,9 +1,12 @@
 // The network endpoints of the Docker Engine API (swagger "Network" section).
 import type { Hono } from "hono";
+import type { z } from "zod";
 import type { Engine } from "../engine.js";
 import { type EndpointSettings, type NetworkRecord, PREDEFINED } from "../networks/manager.js";
-import { badRequest } from "./errors.js";
+import { filterBool } from "./booleans.js";
+import { ApiError, badRequest } from "./errors.js";
 import { parseFilters } from "./images.js";
+import { networkConnectSchema, networkCreateSchema, parseBody } from "./request-schemas.js";
 import type { EngineEnv } from "./types.js";
 
 const NETWORK_FILTERS = ["driver", "id", "label", "name", "scope", "type", "dangling"];
@@ -13,12 +16,14 @@ function matchesLabel(labels: Record<string, string>, filter: string): boolean {
   return eq === -1 ? filter in labels : labels[filter.slice(0, eq)] === filter.slice(eq + 1);
 }
 
-async function body<T>(request: { json(): Promise<unknown> }): Promise<T> {
-  const parsed = await request.json().catch(() => {
+/** A JSON body checked against `schema` (400 naming a field of the wrong type). */
+async function body<T>(request: { json(): Promise<unknown> }, schema: z.ZodTypeAny, what: string): Promise<T> {
+  const parsed: unknown = await request.json().catch((error: unknown) => {
+    if (error instanceof ApiError) throw error;
     throw badRequest("invalid JSON body");
   });
   if (!parsed || typeof parsed !== "object") throw badRequest("invalid JSON body");
-  return parsed as T;
+  return parseBody(schema, parsed, what) as T;
 }
 
 /** swagger `Network` (the inspect shape; list entries have empty Containers as in dockerd). */
@@ -83,7 +88,7 @@ function matches(engine: Engine, net: NetworkRecord, filters: Record<string, str
         break;
       case "dangling": {
         const unused = !PREDEFINED.includes(net.name) && engine.networks.endpointsOn(net.id).length === 0;
-        ok = values.some((v) => (v === "true" || v === "1") === unused);
+        ok = values.some((v) => filterBool("dangling", v) === unused);
         break;
       }
     }
@@ -116,7 +121,7 @@ export function networkRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       IPAM?: { Driver?: string; Config?: { Subnet?: string; IPRange?: string; Gateway?: string }[] | null } | null;
       Options?: Record<string, string> | null;
       Labels?: Record<string, string> | null;
-    }>(c.req);
+    }>(c.req, networkCreateSchema, "network config");
     if (request.EnableIPv6) throw badRequest("IPv6 networks are not supported");
     const configs = request.IPAM?.Config ?? [];
     if (configs.length > 1) throw badRequest("only one IPAM config (one IPv4 subnet) per network is supported");
@@ -150,7 +155,11 @@ export function networkRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   });
 
   app.post("/networks/:id/connect", async (c) => {
-    const request = await body<{ Container?: string; EndpointConfig?: EndpointSettings | null }>(c.req);
+    const request = await body<{ Container?: string; EndpointConfig?: EndpointSettings | null }>(
+      c.req,
+      networkConnectSchema,
+      "network connect request",
+    );
     const net = networks.get(c.req.param("id"));
     const container = engine.containers.get(request.Container ?? "");
     await networks.connect(
@@ -163,7 +172,7 @@ export function networkRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   });
 
   app.post("/networks/:id/disconnect", async (c) => {
-    const request = await body<{ Container?: string; Force?: boolean }>(c.req);
+    const request = await body<{ Container?: string; Force?: boolean }>(c.req, networkConnectSchema, "network disconnect request");
     const net = networks.get(c.req.param("id"));
     const container = engine.containers.get(request.Container ?? "");
     await networks.disconnect(net.id, container.id);

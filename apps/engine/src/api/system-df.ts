@@ -12,6 +12,7 @@ import { cacheMounts } from "../builder/cache-mounts.js";
 import { directorySize } from "../containers/usage.js";
 import type { Engine } from "../engine.js";
 import { imageSummary } from "../images.js";
+import { queryBool } from "./booleans.js";
 import { summary as containerSummary } from "./containers.js";
 import { badRequest } from "./errors.js";
 import type { EngineEnv } from "./types.js";
@@ -19,8 +20,6 @@ import { volumeJson } from "./volumes.js";
 
 const TYPES = ["container", "image", "volume", "build-cache"] as const;
 type UsageType = (typeof TYPES)[number];
-
-const truthy = (value: string | undefined) => value === "1" || value === "true" || value === "True";
 
 interface Usage<T> {
   ActiveCount: number;
@@ -150,7 +149,7 @@ export function systemDfRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const version = VERSION.exec(new URL(c.req.url).pathname);
     const legacy = !version || Number(version[1]) * 1000 + Number(version[2]) < 1052;
     const current = !version || !legacy;
-    const verbose = truthy(c.req.query("verbose"));
+    const verbose = queryBool(c.req.query("verbose"));
 
     const images = wants("image") ? await imageUsage(engine) : undefined;
     const containers = wants("container") ? await containerUsage(engine) : undefined;

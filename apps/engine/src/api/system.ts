@@ -4,8 +4,10 @@ import { AuthenticationError, RegistryResponseError } from "@minato/registry-cli
 import type { Hono } from "hono";
 import { securityOptionsInfo } from "../containers/security.js";
 import { ENGINE_VERSION, type Engine } from "../engine.js";
+import { engineId } from "../engine-id.js";
 import { type AuthConfig, credentialsFrom } from "./auth.js";
 import { ApiError, badRequest } from "./errors.js";
+import { runtimeInfo } from "./info-runtime.js";
 import type { EngineEnv } from "./types.js";
 import { API_VERSION, MIN_API_VERSION } from "./version.js";
 
@@ -58,12 +60,14 @@ export function systemRoutes(app: Hono<EngineEnv>, engine: Engine): void {
 
   app.get("/info", (c) => {
     const images = engine.images.list();
+    const containers = engine.containers.list();
+    const count = (status: string) => containers.filter((x) => x.status === status).length;
     return c.json({
-      ID: engine.config.dataRoot,
-      Containers: 0,
-      ContainersRunning: 0,
-      ContainersPaused: 0,
-      ContainersStopped: 0,
+      ID: engineId(engine.config.dataRoot),
+      Containers: containers.length,
+      ContainersRunning: count("running"),
+      ContainersPaused: count("paused"),
+      ContainersStopped: containers.length - count("running") - count("paused"),
       Images: images.length,
       Driver: "overlay2",
       DriverStatus: [["Backing Filesystem", "overlayfs snapshots"]],
@@ -82,6 +86,7 @@ export function systemRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       SecurityOptions: securityOptionsInfo(engine.containers.remap !== undefined),
       Labels: [],
       Warnings: [],
+      ...runtimeInfo(engine.containers.runtime.runtimePath),
     });
   });
 

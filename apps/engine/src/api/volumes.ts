@@ -2,11 +2,11 @@
 import type { Hono } from "hono";
 import type { Engine } from "../engine.js";
 import type { VolumeRecord } from "../volumes/manager.js";
-import { badRequest } from "./errors.js";
+import { filterBool, queryBool } from "./booleans.js";
+import { ApiError, badRequest } from "./errors.js";
 import { parseFilters } from "./images.js";
+import { parseBody, volumeCreateSchema } from "./request-schemas.js";
 import type { EngineEnv } from "./types.js";
-
-const truthy = (value: string | undefined) => value === "1" || value === "true" || value === "True";
 
 function matchesLabel(labels: Record<string, string>, filter: string): boolean {
   const eq = filter.indexOf("=");
@@ -37,7 +37,7 @@ export function volumeRoutes(app: Hono<EngineEnv>, engine: Engine): void {
       if (filters.label && !filters.label.every((l) => matchesLabel(v.labels, l))) return false;
       if (filters.dangling) {
         const dangling = volumes.users(v.name).length === 0;
-        if (!filters.dangling.some((d) => truthy(d) === dangling)) return false;
+        if (!filters.dangling.some((d) => filterBool("dangling", d) === dangling)) return false;
       }
       return true;
     });
@@ -45,10 +45,12 @@ export function volumeRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   });
 
   app.post("/volumes/create", async (c) => {
-    const request = (await c.req.json().catch(() => {
+    const raw: unknown = await c.req.json().catch((error: unknown) => {
+      if (error instanceof ApiError) throw error;
       throw badRequest("invalid JSON body");
-    })) as { Name?: string; Driver?: string; DriverOpts?: Record<string, string> | null; Labels?: Record<string, string> | null } | null;
-    if (!request || typeof request !== "object") throw badRequest("invalid JSON body");
+    });
+    if (!raw || typeof raw !== "object") throw badRequest("invalid JSON body");
+    const request = parseBody(volumeCreateSchema, raw, "volume config");
     const { volume } = await volumes.create({
       ...(request.Name ? { name: request.Name } : {}),
       ...(request.Driver ? { driver: request.Driver } : {}),
@@ -61,7 +63,7 @@ export function volumeRoutes(app: Hono<EngineEnv>, engine: Engine): void {
   app.get("/volumes/:name", (c) => c.json(volumeJson(engine, volumes.get(c.req.param("name")))));
 
   app.delete("/volumes/:name", async (c) => {
-    await volumes.remove(c.req.param("name"), { force: truthy(c.req.query("force")) });
+    await volumes.remove(c.req.param("name"), { force: queryBool(c.req.query("force")) });
     return c.body(null, 204);
   });
 
@@ -70,7 +72,7 @@ export function volumeRoutes(app: Hono<EngineEnv>, engine: Engine): void {
     const keep = (v: VolumeRecord) =>
       (filters.label !== undefined && !filters.label.every((l) => matchesLabel(v.labels, l))) ||
       filters["label!"]?.some((l) => matchesLabel(v.labels, l)) === true;
-    const all = filters.all?.some((a) => truthy(a)) ?? false;
+    const all = filters.all?.some((a) => filterBool("all", a)) ?? false;
     const { names, reclaimed } = await volumes.prune({ all, keep });
     engine.events.publish("volume", "prune", "", { reclaimed: String(reclaimed) });
     return c.json({ VolumesDeleted: names, SpaceReclaimed: reclaimed });

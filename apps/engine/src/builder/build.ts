@@ -267,7 +267,8 @@ class Builder {
         while (running >= limit) await new Promise<void>((resolve) => waiting.push(resolve));
         running++;
         try {
-          return await this.stage(plan, first.get(plan.index) ?? 0, sinkFor(position), () => failure !== undefined);
+          const final = position === plans.length - 1;
+          return await this.stage(plan, first.get(plan.index) ?? 0, sinkFor(position), () => failure !== undefined, final);
         } finally {
           running--;
           waiting.shift()?.();
@@ -299,16 +300,20 @@ class Builder {
     return this.commit(last);
   }
 
-  /** One stage: its FROM, then its instructions, numbered from `step`; stops early when `aborted()`. */
-  async stage(plan: StagePlan, step: number, out: ProgressSink, aborted: () => boolean): Promise<StageState> {
+  /**
+   * One stage: its FROM, then its instructions, numbered from `step`; stops early when `aborted()`.
+   * In the `final` stage the last step's ` ---> ` line is the built image's ID, which commit prints
+   * (as the classic builder ends: that line and "Successfully built" name the same image).
+   */
+  async stage(plan: StagePlan, step: number, out: ProgressSink, aborted: () => boolean, final = false): Promise<StageState> {
     const stage = this.options.dockerfile.stages[plan.index];
     if (!stage) throw new BuildError(`stage ${plan.index} does not exist`);
     const state = await this.from(plan, stage.from.original, ++step, out);
-    for (const instruction of stage.instructions) {
+    for (const [i, instruction] of stage.instructions.entries()) {
       if (aborted()) throw new StageAborted();
       this.say(`Step ${++step}/${this.#steps} : ${instruction.original}\n`, out);
       await this.instruction(state, instruction, false);
-      this.say(` ---> ${state.key.slice(0, 12)}\n`, out);
+      if (!final || i < stage.instructions.length - 1) this.say(` ---> ${state.key.slice(0, 12)}\n`, out);
     }
     return state;
   }
@@ -1005,6 +1010,7 @@ class Builder {
     const replaced = state.layers.filter((l, i) => layers[i]?.blobDigest !== l.blobDigest).map((l) => l.blobDigest);
     const id = await writeImage(this.engine, config, layers, replaced);
     this.progress({ aux: { ID: id } });
+    this.say(` ---> ${shortId(id)}\n`);
     this.say(`Successfully built ${shortId(id)}\n`);
     for (const tag of this.options.tags) {
       const reference = parseReferenceOrThrow(tag);

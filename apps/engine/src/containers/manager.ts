@@ -86,6 +86,11 @@ export interface ContainerRecord {
   restartCount: number;
   /** Stopped or killed by a user: restart policies leave it alone (Docker's HasBeenManuallyStopped). */
   manuallyStopped: boolean;
+  /**
+   * A restart policy's restart is pending (inspect's State.Restarting), read together with the row:
+   * a reader that asked for it later, after an await, could pair an old row with a newer flag.
+   */
+  restarting: boolean;
 }
 
 /** What the image contributes: its run config (the `config` object of the image config blob), and labels. */
@@ -108,7 +113,7 @@ type Row = Record<string, unknown>;
 
 const ZERO_TIME = "0001-01-01T00:00:00Z";
 
-function toRecord(row: Row): ContainerRecord {
+function toRecord(row: Row, restarting: boolean): ContainerRecord {
   return {
     id: row.id as string,
     name: row.name as string,
@@ -127,6 +132,7 @@ function toRecord(row: Row): ContainerRecord {
     finishedAt: (row.finished_at as string | null) ?? undefined,
     restartCount: row.restart_count as number,
     manuallyStopped: row.manually_stopped === 1,
+    restarting,
   };
 }
 
@@ -304,24 +310,28 @@ export class ContainerManager {
     return join(this.dir(id), "rootfs");
   }
 
+  #record(row: Row): ContainerRecord {
+    return toRecord(row, this.restarting(row.id as string));
+  }
+
   list(): ContainerRecord[] {
-    return (this.#q.all.all() as Row[]).map(toRecord);
+    return (this.#q.all.all() as Row[]).map((row) => this.#record(row));
   }
 
   usingImage(imageId: string): ContainerRecord[] {
-    return (this.#q.usingImage.all(imageId) as Row[]).map(toRecord);
+    return (this.#q.usingImage.all(imageId) as Row[]).map((row) => this.#record(row));
   }
 
   /** By full ID, name (with or without the leading `/`) or unique ID prefix, as dockerd looks containers up. */
   find(input: string): ContainerRecord | undefined {
     const byId = this.#q.byId.get(input) as Row | undefined;
-    if (byId) return toRecord(byId);
+    if (byId) return this.#record(byId);
     const byName = this.#q.byName.get(input.replace(/^\//, "")) as Row | undefined;
-    if (byName) return toRecord(byName);
+    if (byName) return this.#record(byName);
     if (/^[0-9a-f]+$/.test(input)) {
       const rows = this.#q.byPrefix.all(input, `${input}g`) as Row[];
       if (rows.length > 1) throw badRequest(`multiple containers found with provided prefix: ${input}`);
-      if (rows[0]) return toRecord(rows[0]);
+      if (rows[0]) return this.#record(rows[0]);
     }
     return undefined;
   }
@@ -369,7 +379,10 @@ export class ContainerManager {
   async create(request: CreateRequest): Promise<ContainerRecord> {
     let name = request.name?.replace(/^\//, "");
     if (name !== undefined && name !== "") {
-      if (!validName(name)) throw badRequest(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+      if (!validName(name))
+        throw badRequest(
+          `Invalid container name (${name.slice(0, 300)}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at most 253 characters`,
+        );
       const existing = this.find(name);
       if ((existing && existing.name === name) || this.#creatingNames.has(name)) {
         throw conflict(
@@ -612,6 +625,7 @@ export class ContainerManager {
       const spec = JSON.parse(await readFile(join(this.dir(id), "config.json"), "utf8")) as OciSpec;
       // conmon reports the process's pid once `runc create` made it: no `runc state` needed after.
       let pid: number;
+      let startedAt = "";
       try {
         // runc joins the network namespace by path as soon as it exists, while CNI makes the
         // interfaces; the process runs (`start`) once both are done.
@@ -631,6 +645,7 @@ export class ContainerManager {
         await network;
         this.#watch(id);
         this.#runStartHooks(id, true);
+        startedAt = new Date().toISOString();
         await this.runtime.start(id);
       } catch (error) {
         this.#runStartHooks(id, false);
@@ -651,7 +666,7 @@ export class ContainerManager {
         exit_code: 0,
         oom_killed: 0,
         error: "",
-        started_at: new Date().toISOString(),
+        started_at: startedAt,
         finished_at: null,
       });
       this.events?.container(c, "start");
@@ -715,13 +730,20 @@ export class ContainerManager {
     for (const c of this.list()) if (c.status === "running" || c.status === "paused") await this.#checkExit(c.id);
   }
 
-  /** Records the exit conmon wrote, once: state, waiters, auto-remove. */
+  /**
+   * Records the exit conmon wrote, once: state, waiters, auto-remove, restart policy. The exit file
+   * belongs to the run that was current when it was read: a check that read it, then waited (on the
+   * disk, on the network teardown) while a restart policy started the next run, must not record that
+   * old code as the new run's exit — the new run would read as exited while running, and its own
+   * exit code (and restart) would be lost.
+   */
   async #checkExit(id: string): Promise<void> {
     if (this.#finishing.has(id)) return;
+    const run = this.#currentRun(id);
+    if (run === undefined) return;
     const code = await this.runtime.exitCode(id).catch(() => undefined);
-    if (code === undefined) return;
-    const c = this.find(id);
-    if (!c || (c.status !== "running" && c.status !== "paused")) return;
+    if (code === undefined || this.#finishing.has(id) || this.#currentRun(id) !== run) return;
+    const c = this.get(id);
     this.#finishing.add(id);
     try {
       const paths = this.runtime.paths(id);
@@ -732,13 +754,13 @@ export class ContainerManager {
       this.#unwatch(id);
       // Before the state changes: a remove waiting for this exit must find the network torn down.
       await this.attachments?.stopped(id);
-      // A concurrent check may have recorded this exit (and a remove followed) while the network went.
+      // Nothing else records this run's exit while #finishing holds it, but a remove may have come.
+      if (this.#currentRun(id) !== run) return;
       const current = this.find(id);
-      if (!current || (current.status !== "running" && current.status !== "paused")) return;
       const oom = existsSync(paths.oomFile);
       this.#update(id, { status: "exited", pid: 0, exit_code: code, oom_killed: oom ? 1 : 0, finished_at: finished });
       if (oom) this.events?.container(c, "oom");
-      const ran = Math.max(0, Math.round((Date.parse(finished) - Date.parse(current.startedAt ?? finished)) / 1000));
+      const ran = Math.max(0, Math.round((Date.parse(finished) - Date.parse(current?.startedAt ?? finished)) / 1000));
       this.events?.container(c, "die", { exitCode: String(code), execDuration: String(ran) });
       for (const resolve of this.#exitWaiters.get(id)?.splice(0) ?? []) resolve(code);
       if (c.hostConfig.AutoRemove) {
@@ -751,6 +773,13 @@ export class ContainerManager {
     } finally {
       this.#finishing.delete(id);
     }
+  }
+
+  /** Identifies the container's current run while it runs (pid and start time); undefined otherwise. */
+  #currentRun(id: string): string | undefined {
+    const c = this.find(id);
+    if (!c || (c.status !== "running" && c.status !== "paused")) return undefined;
+    return `${c.pid}@${c.startedAt}`;
   }
 
   #rememberRemoved(id: string, code: number): void {
@@ -959,7 +988,10 @@ export class ContainerManager {
   /** `docker rename`: names are unique; the hostname stays as it was (as in Docker). */
   async rename(input: string, newName: string): Promise<void> {
     const name = newName.replace(/^\//, "");
-    if (!validName(name)) throw badRequest(`Invalid container name (${name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+    if (!validName(name))
+      throw badRequest(
+        `Invalid container name (${name.slice(0, 300)}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, at most 253 characters`,
+      );
     const record = this.get(input);
     await this.#locked(record.id, async () => {
       const c = this.get(record.id);
@@ -977,6 +1009,7 @@ export class ContainerManager {
         if ((error as { code?: string }).code === "SQLITE_CONSTRAINT_UNIQUE") throw inUse();
         throw error;
       }
+      await this.attachments?.renamed(c.id, name);
     });
   }
 

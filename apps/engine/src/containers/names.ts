@@ -124,7 +124,10 @@ export function newContainerId(): string {
   }
 }
 
-/** Docker's rule for `--name` (validContainerNamePattern): `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, an optional leading `/`. */
+/**
+ * Docker's rule for `--name` (validContainerNamePattern): `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, an optional
+ * leading `/`; and at most 253 characters, as peers resolve it as a host name (/etc/hosts).
+ */
 export function validName(name: string): boolean {
-  return /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name);
+  return /^\/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$/.test(name) && name.replace(/^\//, "").length <= 253;
 }

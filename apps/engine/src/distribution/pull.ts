@@ -9,7 +9,7 @@ import {
   parseManifest,
   selectPlatform,
 } from "@minato/oci";
-import type { Credentials, FetchedManifest, RegistryClient } from "@minato/registry-client";
+import { type Credentials, type FetchedManifest, type RegistryClient, RegistryResponseError } from "@minato/registry-client";
 import type { Engine } from "../engine.js";
 import type { ImageRecord, LayerRecord } from "../image-store.js";
 import { limiter, type ProgressSink, shortId } from "../progress.js";
@@ -53,8 +53,23 @@ async function fetchBlob(
   engine.metrics.imageBytes("pull", descriptor.size);
 }
 
+/**
+ * A registry's refusal to an anonymous or unauthorised pull, said as Docker says it: the repository
+ * may not exist, or may need a login (a registry answers both the same, so as not to reveal which).
+ */
+function accessDenied(error: unknown, reference: ImageReference): unknown {
+  if (!(error instanceof RegistryResponseError) || (error.status !== 401 && error.status !== 403)) return error;
+  const first = error.errors[0];
+  const said = first ? `${first.code.toLowerCase()}: ${first.message ?? ""}`.trim() : `HTTP ${error.status}`;
+  return new PullError(
+    `pull access denied for ${familiarName(reference)}, repository does not exist or may require 'minato login': ${said}`,
+  );
+}
+
 async function resolve(client: RegistryClient, reference: ImageReference, platform: Platform): Promise<Resolved> {
-  const top = await client.getManifest(reference.repository, reference.digest ?? (reference.tag as string));
+  const top = await client.getManifest(reference.repository, reference.digest ?? (reference.tag as string)).catch((error: unknown) => {
+    throw accessDenied(error, reference);
+  });
   let manifest = top;
   if (isIndexMediaType(top.mediaType)) {
     const choice = selectPlatform(parseManifest(top.bytes, top.mediaType).manifests, platform);

@@ -25,6 +25,8 @@ export async function pushImage(
   const client = engine.registryClient(reference.registry, options.credentials);
   const { repository } = reference;
   progress({ status: `The push refers to repository [${reference.registry}/${repository}]` });
+  // Refused before any layer line, with the registry's message (as dockerd's first upload would be).
+  await client.checkPushAccess(repository);
 
   const slot = limiter(engine.config.maxConcurrentUploads);
   for (const layer of image.layers) progress({ status: "Preparing", id: shortId(layer.blobDigest) });

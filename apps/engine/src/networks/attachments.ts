@@ -158,6 +158,11 @@ export class ContainerAttachments {
     if (!autoRemove) await done;
   }
 
+  /** `docker rename`: peers on its networks resolve the new name, and no longer the old one. */
+  async renamed(id: string, name: string): Promise<void> {
+    await this.networks.rename(id, name);
+  }
+
   /** The container is gone: network state, mount records and, with `anonymousVolumes`, its anonymous volumes. */
   async removed(id: string, anonymousVolumes: boolean): Promise<void> {
     this.#autoRemove.delete(id);

@@ -546,6 +546,12 @@ export class NetworkManager {
     return { spec, mode, host: spec.mode === "host", extraHosts };
   }
 
+  /** A renamed container: its sandbox's name, and the hosts files of the peers that list it. */
+  async rename(containerId: string, name: string): Promise<void> {
+    this.db.prepare("UPDATE network_sandboxes SET name = ? WHERE container_id = ?").run(name, containerId);
+    await this.#refreshHosts(containerId);
+  }
+
   /** Records the hostname the container ended up with (its own name in /etc/hosts). */
   setHostname(containerId: string, hostname: string): void {
     this.db.prepare("UPDATE network_sandboxes SET hostname = ? WHERE container_id = ?").run(hostname, containerId);
