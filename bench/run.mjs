@@ -11,7 +11,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 /** Each script's flags (as its --help lists them); `=` marks a flag that takes a value. */
 const FLAGS = {
-  registry: ["help", "quick", "runs=", "minato-only", "cpu-prof", "calibrate"],
+  registry: ["help", "quick", "runs=", "minato-only", "cpu-prof", "calibrate", "gc-only"],
   engine: ["help", "quick", "runs=", "no-docker", "cpu-prof"],
   containers: ["help", "quick", "runs=", "no-docker", "no-podman"],
   networks: ["help", "quick", "runs=", "duration=", "no-docker"],
