@@ -87,6 +87,9 @@ export class NetnsStore {
    */
   async #createOwned(file: string, mapping: NetnsUserMapping): Promise<void> {
     const userFile = this.userPath(file);
+    // A user namespace still bound here (kept by a teardown that did not finish, e.g. across a daemon
+    // restart) is let go first: the file of a bound namespace cannot be opened for writing (EPERM).
+    await unmount(userFile).catch(() => undefined);
     await writeFile(userFile, "", { mode: 0o644 });
     const child = spawn("unshare", ["--user", "--net", "--", "sh", "-c", "read -r _"], { stdio: ["pipe", "ignore", "pipe"] });
     let stderr = "";
