@@ -512,6 +512,10 @@ export class S3BlobStore implements BlobStore {
     const cached = this.#sessions.get(id);
     if (cached) return cached;
     const loaded = await this.#loadState(id);
+    // createUpload (or another load) may have cached the session while this one read S3: that copy is
+    // the one writers update, so it wins; replacing it would hide bytes being received from readers.
+    const raced = this.#sessions.get(id);
+    if (raced) return raced;
     if (!loaded) throw new UploadNotFoundError(`unknown upload ${id}`);
     this.#sessions.set(id, loaded);
     return loaded;
