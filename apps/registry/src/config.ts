@@ -29,6 +29,17 @@ export interface RegistryConfig {
   gc?: GcConfig;
   /** Immutable tags, quotas, retention (--policy); absent means none. */
   policy?: Policy;
+  /** Prometheus metrics exposure; absent means /metrics on the main listener, no repository labels. */
+  metrics?: MetricsConfig;
+}
+
+export interface MetricsConfig {
+  /** Serve /metrics at all (recording goes on either way; it is cheap). */
+  enabled: boolean;
+  /** A separate HOST:PORT serving only /metrics, without auth; then the main listener has none. */
+  listen?: { host: string; port: number };
+  /** Per-repository storage gauges. */
+  repositoryLabels: boolean;
 }
 
 export interface GcConfig {
@@ -208,6 +219,26 @@ export const SETTINGS = [
     help: "failed logins per client address per window, then 429",
   },
   { flag: "login-window", env: "MINATO_REGISTRY_LOGIN_WINDOW", default: "15m", help: "window of the login limits" },
+  {
+    flag: "metrics",
+    env: "MINATO_REGISTRY_METRICS",
+    default: "true",
+    kind: "boolean",
+    help: "serve Prometheus metrics at /metrics (admins or a metrics grant under token auth)",
+  },
+  {
+    flag: "metrics-listen",
+    env: "MINATO_REGISTRY_METRICS_LISTEN",
+    default: "",
+    help: "serve /metrics on this HOST:PORT instead, without auth (keep it private)",
+  },
+  {
+    flag: "metrics-repository-labels",
+    env: "MINATO_REGISTRY_METRICS_REPOSITORY_LABELS",
+    default: "false",
+    kind: "boolean",
+    help: "add per-repository storage bytes and blob counts (one series per repository)",
+  },
 ] as const satisfies readonly Setting[];
 
 type SettingName = (typeof SETTINGS)[number]["flag"];
@@ -223,10 +254,10 @@ export function parseDuration(value: string): number {
   return Number(match[1]) * unit;
 }
 
-export function parseListen(value: string): { host: string; port: number } {
+export function parseListen(value: string, flag = "--listen"): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value.trim());
   const port = Number(match?.[3]);
-  if (!match || port > 65535) throw new ConfigError(`--listen must be HOST:PORT, not ${JSON.stringify(value)}`);
+  if (!match || port > 65535) throw new ConfigError(`${flag} must be HOST:PORT, not ${JSON.stringify(value)}`);
   return { host: match[1] ?? (match[2] || "0.0.0.0"), port };
 }
 
@@ -270,6 +301,7 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
   const gcIntervalMs = parseDuration(get("gc-interval"));
   if (gcIntervalMs < 1) throw new ConfigError("--gc-interval must be positive (turn collection off with --no-gc)");
   const policyFile = get("policy");
+  const metricsListen = get("metrics-listen");
 
   return {
     host,
@@ -293,5 +325,10 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
         }
       : {}),
     ...(policyFile ? { policy: loadPolicy(policyFile) } : {}),
+    metrics: {
+      enabled: parseBoolean("metrics", get("metrics")),
+      ...(metricsListen ? { listen: parseListen(metricsListen, "--metrics-listen") } : {}),
+      repositoryLabels: parseBoolean("metrics-repository-labels", get("metrics-repository-labels")),
+    },
   };
 }

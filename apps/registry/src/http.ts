@@ -9,6 +9,7 @@ import { RegistryError } from "./errors.js";
 import type { Policy } from "./lifecycle/policy.js";
 import type { Logger } from "./logger.js";
 import type { MetadataStore, UploadLimits } from "./metadata/store.js";
+import type { RegistryMetrics } from "./metrics.js";
 
 /** distribution-spec "Legacy Docker support HTTP headers": sent on every response. */
 export const API_VERSION_HEADER = "Docker-Distribution-API-Version";
@@ -38,6 +39,8 @@ export interface RegistryDeps {
   policy?: Policy;
   /** Last-pull times for the browsing API (batched); undefined: pulls are not recorded. */
   pulls?: PullRecorder;
+  /** Prometheus metrics (metrics.ts): always recorded; served at /metrics unless turned off. */
+  metrics: RegistryMetrics;
 }
 
 export type Env = { Bindings: HttpBindings };

@@ -17,6 +17,7 @@ import { expireUploads } from "./lifecycle/uploads.js";
 import { DEFAULT_LIMITS, type RegistryLimits } from "./limits.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SqliteMetadataStore } from "./metadata/sqlite.js";
+import { RegistryMetrics } from "./metrics.js";
 import { describeStorage, openStorage } from "./storage.js";
 
 export interface RunningRegistry {
@@ -47,6 +48,10 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
         throw error;
       })
     : undefined;
+  const metrics = new RegistryMetrics({
+    repositoryLabels: config.metrics?.repositoryLabels ?? false,
+    storageStats: (perRepository) => metadata.storageStats(perRepository),
+  });
   const deps: RegistryDeps = {
     storage,
     metadata,
@@ -61,6 +66,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     ...(auth ? { auth: auth.authorizer } : {}),
     ...(config.policy ? { policy: config.policy } : {}),
     pulls: new PullRecorder(metadata, logger),
+    metrics,
   };
   const app = createApp(deps);
   auth?.mount(app);

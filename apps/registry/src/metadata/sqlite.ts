@@ -2,6 +2,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 
 import { dirname } from "node:path";
 import type { Descriptor, Digest } from "@minato/oci";
 import Database from "better-sqlite3";
+import type { StorageStats } from "../metrics.js";
 import {
   type BlobRecord,
   ImmutableTagError,
@@ -728,6 +729,25 @@ export class SqliteMetadataStore implements MetadataStore {
         if (pull.tag !== undefined) this.#browse.pulledTag.run(pull.at, pull.repository, pull.tag);
       }
     })();
+  }
+
+  async storageStats(perRepository: boolean): Promise<StorageStats> {
+    // Blobs being deleted by the collector are already invisible; they are not counted.
+    const total = this.#db
+      .prepare("SELECT count(*) AS blobs, ifnull(sum(size), 0) AS bytes FROM blobs WHERE deleting_at IS NULL")
+      .get() as {
+      blobs: number;
+      bytes: number;
+    };
+    if (!perRepository) return { totalBytes: total.bytes, totalBlobs: total.blobs };
+    const repositories = this.#db
+      .prepare(
+        `SELECT r.name AS repository, count(b.digest) AS blobs, ifnull(sum(b.size), 0) AS bytes
+         FROM repositories r LEFT JOIN repository_blobs rb ON rb.repository_id = r.id
+         LEFT JOIN blobs b ON b.digest = rb.digest AND b.deleting_at IS NULL GROUP BY r.id`,
+      )
+      .all() as { repository: string; blobs: number; bytes: number }[];
+    return { totalBytes: total.bytes, totalBlobs: total.blobs, repositories };
   }
 
   async ping(): Promise<void> {

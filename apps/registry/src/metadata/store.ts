@@ -1,4 +1,5 @@
 import type { Descriptor, Digest, ManifestSummary } from "@minato/oci";
+import type { StorageStats } from "../metrics.js";
 
 export interface StoredManifest {
   digest: Digest;
@@ -275,6 +276,8 @@ export interface MetadataStore {
   /** Stores the latest pull time of each repository, manifest and tag in `pulls`, in one transaction. */
   recordPulls(pulls: readonly PullRecord[]): Promise<void>;
 
+  /** Blob bytes and count, in total and (when asked) per repository, for the metrics scrape. */
+  storageStats(perRepository: boolean): Promise<StorageStats>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }
