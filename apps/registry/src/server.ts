@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import type { Server, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo, Socket } from "node:net";
 import { join } from "node:path";
@@ -9,6 +9,7 @@ import { createApp } from "./app.js";
 import { assertSafeExposure } from "./auth/config.js";
 import { type AuthRuntime, startAuth } from "./auth/index.js";
 import type { RegistryConfig } from "./config.js";
+import { mountHealth } from "./health.js";
 import { API_VERSION, API_VERSION_HEADER, type Env, type RegistryDeps } from "./http.js";
 import { createHttpGuard } from "./http-limits.js";
 import { BackgroundCollector } from "./lifecycle/collector.js";
@@ -18,12 +19,15 @@ import { DEFAULT_LIMITS, type RegistryLimits } from "./limits.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SqliteMetadataStore } from "./metadata/sqlite.js";
 import { RegistryMetrics } from "./metrics.js";
+import { instrumentStorage, mountMetrics, observeRequest, serveMetricsOnly } from "./metrics-http.js";
 import { describeStorage, openStorage } from "./storage.js";
 
 export interface RunningRegistry {
   url: string;
   port: number;
   deps: RegistryDeps;
+  /** The separate metrics listener (--metrics-listen), when there is one. */
+  metricsUrl?: string;
   /** Token authentication (users, keys) when configured. */
   auth?: AuthRuntime;
   /** Stops accepting, lets in-flight requests finish, then closes storage. */
@@ -34,24 +38,25 @@ export interface RunningRegistry {
 export async function startRegistry(config: RegistryConfig, logger: Logger = createLogger(config.logLevel)): Promise<RunningRegistry> {
   assertSafeExposure(config.host, config.auth, config.insecureAllowAnonymous ?? false);
   const limits: RegistryLimits = { ...DEFAULT_LIMITS, ...config.limits };
-  const storage = await openStorage(config.storage, config.dataDir);
   const metadata = new SqliteMetadataStore(join(config.dataDir, "registry.db"));
+  const metrics = new RegistryMetrics({
+    repositoryLabels: config.metrics?.repositoryLabels ?? false,
+    storageStats: (perRepository) => metadata.storageStats(perRepository),
+  });
+  const storage = instrumentStorage(await openStorage(config.storage, config.dataDir), config.storage?.driver ?? "filesystem", metrics);
   const auth = config.auth
     ? await startAuth(config.auth, {
         dataDir: config.dataDir,
         databasePath: join(config.dataDir, "registry.db"),
         tls: Boolean(config.tlsCert && config.tlsKey),
         logger,
+        metrics,
       }).catch(async (error) => {
         await metadata.close();
         storage.destroy?.();
         throw error;
       })
     : undefined;
-  const metrics = new RegistryMetrics({
-    repositoryLabels: config.metrics?.repositoryLabels ?? false,
-    storageStats: (perRepository) => metadata.storageStats(perRepository),
-  });
   const deps: RegistryDeps = {
     storage,
     metadata,
@@ -75,15 +80,12 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     tls: Boolean(config.tlsCert && config.tlsKey),
     ...(auth && config.auth ? { auth: { runtime: auth, config: config.auth } } : {}),
   });
-  app.get("/health", async (c) => {
-    const ok =
-      (await storage.healthy()) &&
-      (await metadata.ping().then(
-        () => true,
-        () => false,
-      ));
-    return c.json({ status: ok ? "ok" : "unavailable" }, ok ? 200 : 503);
-  });
+  // Until listening, and again once draining began, load balancers are told to look elsewhere.
+  const state = { ready: false };
+  mountHealth(app, deps, state);
+  const metricsConfig = config.metrics ?? { enabled: true, repositoryLabels: false };
+  const metricsOnMain = metricsConfig.enabled && !metricsConfig.listen;
+  if (metricsOnMain) mountMetrics(app, metrics, deps.auth);
 
   const tls = config.tlsCert && config.tlsKey ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) } : undefined;
   const guard = createHttpGuard(limits, { trustProxy: deps.options.trustProxy, logger });
@@ -115,7 +117,9 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     if (res.writableFinished) closeIdle();
     else res.once("finish", closeIdle);
   };
-  server.prependListener("request", (_req, res: ServerResponse) => {
+  const tokenPath = config.auth?.tokenPath ?? "/token";
+  server.prependListener("request", (req: IncomingMessage, res: ServerResponse) => {
+    observeRequest(metrics, tokenPath, req, res);
     if (draining) return release(res);
     inFlight.add(res);
     res.once("close", () => inFlight.delete(res));
@@ -141,6 +145,15 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     : undefined;
   collector?.start();
 
+  const metricsServer =
+    metricsConfig.enabled && metricsConfig.listen
+      ? await serveMetricsOnly(metrics, metricsConfig.listen).catch(async (error) => {
+          server.close();
+          throw error;
+        })
+      : undefined;
+  state.ready = true;
+
   const { port } = server.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `${tls ? "https" : "http"}://${host}:${port}`;
@@ -152,6 +165,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
       deletes: config.deletesEnabled,
       auth: auth?.summary ?? "none",
       gc: config.gc ? { everyMs: config.gc.intervalMs, graceMs: config.gc.graceMs } : "off",
+      metrics: metricsServer ? metricsServer.url : metricsOnMain ? `${url}/metrics` : "off",
     },
     "registry listening",
   );
@@ -161,12 +175,15 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     url,
     port,
     deps,
+    ...(metricsServer ? { metricsUrl: metricsServer.url } : {}),
     ...(auth ? { auth } : {}),
     close() {
       closing ??= (async () => {
+        state.ready = false;
         clearInterval(janitor);
         guard.stop();
         draining = true;
+        await metricsServer?.close();
         for (const res of inFlight) release(res);
         await new Promise<void>((resolve) => {
           server.close(() => resolve());

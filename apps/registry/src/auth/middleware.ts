@@ -1,6 +1,7 @@
 import { RegistryError } from "../errors.js";
 import type { Ctx } from "../http.js";
 import type { Logger } from "../logger.js";
+import type { RegistryMetrics } from "../metrics.js";
 import { type Permissions, permittedActions } from "./acl.js";
 import { type Action, accessAllows, accessMentions, formatScope, type ResourceScope } from "./scope.js";
 import { InvalidTokenError, type TokenVerifier, type VerifiedToken } from "./verify.js";
@@ -29,6 +30,7 @@ export interface AuthorizerOptions {
   logger: Logger;
   /** Built-in issuer: the caller's current permissions (catalog filtering). Undefined for an external issuer. */
   permissions?: (token: VerifiedToken) => Permissions;
+  metrics?: RegistryMetrics;
 }
 
 const quote = (value: string): string => `"${value.replace(/["\\]/g, "")}"`;
@@ -75,6 +77,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
       } catch (error) {
         if (!(error instanceof InvalidTokenError)) throw error;
         options.logger.debug({ reason: error.message, path: c.req.path }, "rejected bearer token");
+        options.metrics?.authFailures.inc({ reason: "invalid_token" });
         throw unauthorized(c, scope, "invalid_token", "authentication required: the token is invalid");
       }
       verified.set(c.req.raw, token);

@@ -4,6 +4,7 @@ import { SignJWT } from "jose";
 import { RegistryError } from "../errors.js";
 import type { Ctx, Env } from "../http.js";
 import type { Logger } from "../logger.js";
+import type { RegistryMetrics } from "../metrics.js";
 import { permittedActions } from "./acl.js";
 import type { AuthConfig } from "./config.js";
 import { checkCredentials, checkRefreshToken, type Subject } from "./credentials.js";
@@ -23,6 +24,7 @@ export interface TokenServiceDeps {
   users: UserStore;
   throttle: LoginThrottle;
   logger: Logger;
+  metrics?: RegistryMetrics;
 }
 
 interface Issued {
@@ -102,10 +104,16 @@ async function postToken(c: Ctx, deps: TokenServiceDeps): Promise<Response> {
   } else if (grantType === "refresh_token") {
     refreshToken = field("refresh_token");
     const address = `addr:${clientAddress(c, deps.config.trustProxy)}`;
-    throttled(deps, [[address, deps.config.throttle.perAddress]]);
+    try {
+      throttled(deps, [[address, deps.config.throttle.perAddress]]);
+    } catch (error) {
+      deps.metrics?.loginsThrottled.inc();
+      throw error;
+    }
     subject = refreshToken ? checkRefreshToken(deps.users, refreshToken, deps.config.service) : undefined;
     if (!subject) {
       deps.throttle.fail(address);
+      deps.metrics?.authFailures.inc({ reason: "refresh_token" });
       return oauthError(c, "invalid_grant", "refresh token invalid, expired or revoked");
     }
   } else {
@@ -207,6 +215,7 @@ async function login(c: Ctx, deps: TokenServiceDeps, username: string, password:
     ]);
   } catch (error) {
     deps.logger.warn({ user: username.slice(0, 64), client }, "login throttled");
+    deps.metrics?.loginsThrottled.inc();
     throw error;
   }
   const subject = await checkCredentials(deps.users, username, password);
@@ -214,6 +223,7 @@ async function login(c: Ctx, deps: TokenServiceDeps, username: string, password:
     deps.throttle.fail(userKey);
     deps.throttle.fail(addressKey);
     deps.logger.info({ user: username.slice(0, 64), client }, "login failed");
+    deps.metrics?.authFailures.inc({ reason: "password" });
     return undefined;
   }
   deps.throttle.clear(userKey);
@@ -231,6 +241,11 @@ async function issue(deps: TokenServiceDeps, subject: Subject | undefined, scope
     }
     // Everyone may list the catalog; the listing shows only what the caller may pull.
     if (scope.type === "registry" && scope.name === "catalog") return { ...scope, actions: scope.actions.filter((a) => a === "*") };
+    // Metrics (`registry:metrics:*`): admins, and users whose grants cover the repository pattern `metrics`.
+    if (scope.type === "registry" && scope.name === "metrics") {
+      const allowed = subject !== undefined && permittedActions({ ...permissions, publicPatterns: [] }, "metrics").has("pull");
+      return { ...scope, actions: allowed ? scope.actions.filter((a) => a === "*") : [] };
+    }
     return { ...scope, actions: [] };
   });
   const key = deps.keys.signing;

@@ -1,6 +1,7 @@
 import type { BlobStore } from "@minato/storage";
 import type { Logger } from "../logger.js";
 import type { BlobRecord, MetadataStore, SweepResult, TagDeletion } from "../metadata/store.js";
+import type { RegistryMetrics } from "../metrics.js";
 import { expiredTags, type Policy, retentionFor, tagRules } from "./policy.js";
 import { expireUploads, type UploadTtl } from "./uploads.js";
 
@@ -44,6 +45,8 @@ export interface CollectorDeps {
   metadata: MetadataStore;
   storage: BlobStore;
   logger: Logger;
+  /** The serving registry's metrics (background passes); absent for the command-line collector. */
+  metrics?: RegistryMetrics;
 }
 
 /** Blobs marked per transaction: a small batch keeps each write lock short and deletions prompt. */
@@ -224,8 +227,14 @@ export class BackgroundCollector {
   }
 
   async #pass(): Promise<void> {
+    const metrics = this.deps.metrics;
+    const end = metrics?.gcDuration.startTimer();
     try {
       const report = await collectGarbage(this.deps, { ...this.options, dryRun: false });
+      end?.();
+      metrics?.gcRuns.inc({ outcome: "ok" });
+      metrics?.gcFreedBytes.inc(report.bytesFreed);
+      metrics?.gcDeletedBlobs.inc(report.blobs.length);
       const removed = report.blobs.length + report.manifests.length + report.tags.length + report.repositories.length;
       if (removed > 0) {
         this.deps.logger.info(
@@ -240,6 +249,8 @@ export class BackgroundCollector {
         );
       }
     } catch (error) {
+      end?.();
+      metrics?.gcRuns.inc({ outcome: "error" });
       this.deps.logger.error({ err: error }, "garbage collection failed; retrying at the next interval");
     }
   }

@@ -91,7 +91,10 @@ async function appendBody(c: Ctx, deps: RegistryDeps, name: string, id: string):
     offset = start;
   }
   try {
-    return await deps.storage.append(id, offset, incoming, maxBytes);
+    const newSize = await deps.storage.append(id, offset, incoming, maxBytes);
+    // A chunked body has no Content-Length for the request observer to count: counted here.
+    if (incoming.headers["content-length"] === undefined) deps.metrics.receivedBytes.inc({ kind: "upload" }, newSize - offset);
+    return newSize;
   } catch (error) {
     if (error instanceof UploadOffsetError) {
       throw new RegistryError(
