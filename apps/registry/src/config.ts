@@ -5,6 +5,7 @@ import { type AuthConfig, resolveAuthConfig } from "./auth/config.js";
 import { loadPolicy, type Policy } from "./lifecycle/policy.js";
 import { loadLimits, type RegistryLimits } from "./limits.js";
 import type { LogLevel } from "./logger.js";
+import { type Endpoint, loadNotifications } from "./notifications/config.js";
 import { loadStorageConfig, type StorageConfig } from "./storage.js";
 
 export interface RegistryConfig {
@@ -31,6 +32,8 @@ export interface RegistryConfig {
   policy?: Policy;
   /** Prometheus metrics exposure; absent means /metrics on the main listener, no repository labels. */
   metrics?: MetricsConfig;
+  /** Webhook endpoints (--notifications); absent or empty: no events are recorded. */
+  notifications?: Endpoint[];
 }
 
 export interface MetricsConfig {
@@ -220,6 +223,12 @@ export const SETTINGS = [
   },
   { flag: "login-window", env: "MINATO_REGISTRY_LOGIN_WINDOW", default: "15m", help: "window of the login limits" },
   {
+    flag: "notifications",
+    env: "MINATO_REGISTRY_NOTIFICATIONS",
+    default: "",
+    help: "JSON file of webhook endpoints for push/pull/mount/delete events",
+  },
+  {
     flag: "metrics",
     env: "MINATO_REGISTRY_METRICS",
     default: "true",
@@ -302,6 +311,7 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
   if (gcIntervalMs < 1) throw new ConfigError("--gc-interval must be positive (turn collection off with --no-gc)");
   const policyFile = get("policy");
   const metricsListen = get("metrics-listen");
+  const notificationsFile = get("notifications");
 
   return {
     host,
@@ -325,6 +335,7 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
         }
       : {}),
     ...(policyFile ? { policy: loadPolicy(policyFile) } : {}),
+    ...(notificationsFile ? { notifications: loadNotifications(notificationsFile) } : {}),
     metrics: {
       enabled: parseBoolean("metrics", get("metrics")),
       ...(metricsListen ? { listen: parseListen(metricsListen, "--metrics-listen") } : {}),

@@ -10,6 +10,7 @@ import type { Policy } from "./lifecycle/policy.js";
 import type { Logger } from "./logger.js";
 import type { MetadataStore, UploadLimits } from "./metadata/store.js";
 import type { RegistryMetrics } from "./metrics.js";
+import type { Notifications } from "./notifications/index.js";
 
 /** distribution-spec "Legacy Docker support HTTP headers": sent on every response. */
 export const API_VERSION_HEADER = "Docker-Distribution-API-Version";
@@ -41,6 +42,8 @@ export interface RegistryDeps {
   pulls?: PullRecorder;
   /** Prometheus metrics (metrics.ts): always recorded; served at /metrics unless turned off. */
   metrics: RegistryMetrics;
+  /** Webhook notifications (notifications/); undefined when no endpoint is configured. */
+  notifications?: Notifications;
 }
 
 export type Env = { Bindings: HttpBindings };

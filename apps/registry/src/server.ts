@@ -20,6 +20,7 @@ import { createLogger, type Logger } from "./logger.js";
 import { SqliteMetadataStore } from "./metadata/sqlite.js";
 import { RegistryMetrics } from "./metrics.js";
 import { instrumentStorage, mountMetrics, observeRequest, serveMetricsOnly } from "./metrics-http.js";
+import { Notifications } from "./notifications/index.js";
 import { describeStorage, openStorage } from "./storage.js";
 
 export interface RunningRegistry {
@@ -73,6 +74,22 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     pulls: new PullRecorder(metadata, logger),
     metrics,
   };
+  if (config.notifications && config.notifications.length > 0) {
+    deps.notifications = new Notifications(
+      join(config.dataDir, "registry.db"),
+      config.notifications,
+      {
+        addr: `${config.host}:${config.port}`,
+        trustProxy: deps.options.trustProxy,
+        tls: Boolean(config.tlsCert && config.tlsKey),
+        ...(config.auth?.publicUrl ? { publicUrl: config.auth.publicUrl } : {}),
+      },
+      metadata,
+      logger,
+      metrics,
+    );
+    deps.notifications.start();
+  }
   const app = createApp(deps);
   auth?.mount(app);
   const browsing = mountBrowsing(app, deps, {
@@ -191,6 +208,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
         });
         await collector?.stop();
         await deps.pulls?.close();
+        await deps.notifications?.close();
         browsing.close();
         await metadata.close();
         auth?.close();

@@ -18,6 +18,8 @@ export interface Authorizer {
   permits(c: Ctx, name: string, action: Action): boolean;
   /** Repositories the request's verified token grants pull on (an automatic mount looks only there). */
   pullableRepositories(c: Ctx): string[];
+  /** The verified token's subject (user name) of this request; undefined when anonymous or unverified. */
+  subject(c: Ctx): string | undefined;
   /** Which repositories the caller may see in listings: those it may pull. */
   visibleRepositories(c: Ctx): (name: string) => boolean;
 }
@@ -97,6 +99,10 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
     permits(c, name, action) {
       const token = verified.get(c.req.raw);
       return token !== undefined && accessAllows(token.access, "repository", name, action);
+    },
+
+    subject(c) {
+      return verified.get(c.req.raw)?.subject || undefined;
     },
 
     pullableRepositories(c) {
