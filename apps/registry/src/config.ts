@@ -34,6 +34,8 @@ export interface RegistryConfig {
   metrics?: MetricsConfig;
   /** Webhook endpoints (--notifications); absent or empty: no events are recorded. */
   notifications?: Endpoint[];
+  /** How long audit entries are kept (ms); absent: 90 days. */
+  auditRetentionMs?: number;
 }
 
 export interface MetricsConfig {
@@ -229,6 +231,12 @@ export const SETTINGS = [
     help: "JSON file of webhook endpoints for push/pull/mount/delete events",
   },
   {
+    flag: "audit-retention",
+    env: "MINATO_REGISTRY_AUDIT_RETENTION",
+    default: "90d",
+    help: "keep audit trail entries this long (minato-registry audit)",
+  },
+  {
     flag: "metrics",
     env: "MINATO_REGISTRY_METRICS",
     default: "true",
@@ -312,6 +320,8 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
   const policyFile = get("policy");
   const metricsListen = get("metrics-listen");
   const notificationsFile = get("notifications");
+  const auditRetentionMs = parseDuration(get("audit-retention"));
+  if (auditRetentionMs < 60_000) throw new ConfigError("--audit-retention must be at least 1m");
 
   return {
     host,
@@ -336,6 +346,7 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
       : {}),
     ...(policyFile ? { policy: loadPolicy(policyFile) } : {}),
     ...(notificationsFile ? { notifications: loadNotifications(notificationsFile) } : {}),
+    auditRetentionMs,
     metrics: {
       enabled: parseBoolean("metrics", get("metrics")),
       ...(metricsListen ? { listen: parseListen(metricsListen, "--metrics-listen") } : {}),

@@ -4,6 +4,7 @@ import { type Digest, type DigestError, parseDigest } from "@minato/oci";
 import type { BlobStore } from "@minato/storage";
 import type { Context } from "hono";
 import type { PullRecorder } from "./api/pulls.js";
+import type { AuditLog } from "./audit.js";
 import type { Authorizer } from "./auth/middleware.js";
 import { RegistryError } from "./errors.js";
 import type { Policy } from "./lifecycle/policy.js";
@@ -44,6 +45,8 @@ export interface RegistryDeps {
   metrics: RegistryMetrics;
   /** Webhook notifications (notifications/); undefined when no endpoint is configured. */
   notifications?: Notifications;
+  /** The audit trail (audit.ts); undefined in embeddings that keep none. */
+  audit?: AuditLog;
 }
 
 export type Env = { Bindings: HttpBindings };

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { type Http2Bindings, serve } from "@hono/node-server";
 import { mountBrowsing, PullRecorder } from "./api/index.js";
 import { createApp } from "./app.js";
+import { AuditLog } from "./audit.js";
 import { assertSafeExposure } from "./auth/config.js";
 import { type AuthRuntime, startAuth } from "./auth/index.js";
 import type { RegistryConfig } from "./config.js";
@@ -40,6 +41,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
   assertSafeExposure(config.host, config.auth, config.insecureAllowAnonymous ?? false);
   const limits: RegistryLimits = { ...DEFAULT_LIMITS, ...config.limits };
   const metadata = new SqliteMetadataStore(join(config.dataDir, "registry.db"));
+  const audit = new AuditLog(join(config.dataDir, "registry.db"));
   const metrics = new RegistryMetrics({
     repositoryLabels: config.metrics?.repositoryLabels ?? false,
     storageStats: (perRepository) => metadata.storageStats(perRepository),
@@ -52,7 +54,9 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
         tls: Boolean(config.tlsCert && config.tlsKey),
         logger,
         metrics,
+        audit,
       }).catch(async (error) => {
+        audit.close();
         await metadata.close();
         storage.destroy?.();
         throw error;
@@ -73,6 +77,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     ...(config.policy ? { policy: config.policy } : {}),
     pulls: new PullRecorder(metadata, logger),
     metrics,
+    audit,
   };
   if (config.notifications && config.notifications.length > 0) {
     deps.notifications = new Notifications(
@@ -144,8 +149,14 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
 
   const expiry = { idleTtlMs: limits.uploadIdleTtlMs, ttlMs: config.uploadTtlMs };
   const janitorEvery = Math.min(Math.max(Math.min(expiry.idleTtlMs, expiry.ttlMs) / 2, 500), 60_000);
+  const auditRetentionMs = config.auditRetentionMs ?? 90 * 86_400_000;
   const janitor = setInterval(() => {
     expireUploads(deps, expiry).catch((error: unknown) => logger.warn({ err: error }, "upload session expiry failed"));
+    try {
+      audit.prune(Date.now() - auditRetentionMs);
+    } catch (error) {
+      logger.warn({ err: error }, "audit trail pruning failed");
+    }
   }, janitorEvery);
   janitor.unref();
   const collector = config.gc
@@ -210,6 +221,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
         await deps.pulls?.close();
         await deps.notifications?.close();
         browsing.close();
+        audit.close();
         await metadata.close();
         auth?.close();
         storage.destroy?.();

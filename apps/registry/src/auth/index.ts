@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { Hono } from "hono";
+import type { AuditLog } from "../audit.js";
 import type { Ctx, Env } from "../http.js";
 import type { Logger } from "../logger.js";
 import type { RegistryMetrics } from "../metrics.js";
@@ -37,6 +38,7 @@ export interface AuthContext {
   tls: boolean;
   logger: Logger;
   metrics?: RegistryMetrics;
+  audit?: AuditLog;
   /** Where the generated first admin password is shown, once (the CLI's stdout by default). */
   announce?: (line: string) => void;
 }
@@ -101,7 +103,15 @@ export async function startAuth(config: AuthConfig, context: AuthContext): Promi
     users,
     keys,
     mount(app) {
-      mountTokenService(app, { config, keys, users, throttle, logger, ...(context.metrics ? { metrics: context.metrics } : {}) });
+      mountTokenService(app, {
+        config,
+        keys,
+        users,
+        throttle,
+        logger,
+        ...(context.metrics ? { metrics: context.metrics } : {}),
+        ...(context.audit ? { audit: context.audit } : {}),
+      });
     },
     summary: { auth: "token", issuer: config.issuer, service: config.service, tokenPath: config.tokenPath, signingKey: keys.signing.kid },
     close() {

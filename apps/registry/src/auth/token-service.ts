@@ -1,6 +1,7 @@
 import { isValidRepositoryName } from "@minato/oci";
 import type { Hono } from "hono";
 import { SignJWT } from "jose";
+import type { AuditLog } from "../audit.js";
 import { RegistryError } from "../errors.js";
 import type { Ctx, Env } from "../http.js";
 import type { Logger } from "../logger.js";
@@ -25,6 +26,7 @@ export interface TokenServiceDeps {
   throttle: LoginThrottle;
   logger: Logger;
   metrics?: RegistryMetrics;
+  audit?: AuditLog;
 }
 
 interface Issued {
@@ -61,7 +63,7 @@ async function getToken(c: Ctx, deps: TokenServiceDeps): Promise<Response> {
       });
     }
   }
-  const issued = await issue(deps, subject, scopes);
+  const issued = await issue(deps, subject, scopes, c);
   const refreshToken =
     c.req.query("offline_token") === "true" && subject
       ? deps.users.createRefreshToken(subject.userId, subject.accessTokenId ?? null, deps.config.service, c.req.query("client_id") ?? null)
@@ -119,7 +121,7 @@ async function postToken(c: Ctx, deps: TokenServiceDeps): Promise<Response> {
   } else {
     return oauthError(c, "unsupported_grant_type", "grant_type must be password or refresh_token");
   }
-  const issued = await issue(deps, subject, scopes);
+  const issued = await issue(deps, subject, scopes, c);
   return c.json(
     {
       access_token: issued.token,
@@ -224,14 +226,16 @@ async function login(c: Ctx, deps: TokenServiceDeps, username: string, password:
     deps.throttle.fail(addressKey);
     deps.logger.info({ user: username.slice(0, 64), client }, "login failed");
     deps.metrics?.authFailures.inc({ reason: "password" });
+    deps.audit?.record({ actor: username.slice(0, 64), address: client, action: "login-failed", target: "" });
     return undefined;
   }
   deps.throttle.clear(userKey);
+  deps.audit?.record({ actor: subject.name, address: client, action: "login", target: "" });
   return subject;
 }
 
 /** Intersects what was asked with what the subject may do, and signs an access token for it. */
-async function issue(deps: TokenServiceDeps, subject: Subject | undefined, scopes: ResourceScope[]): Promise<Issued> {
+async function issue(deps: TokenServiceDeps, subject: Subject | undefined, scopes: ResourceScope[], c: Ctx): Promise<Issued> {
   const permissions = deps.users.permissions(subject?.name, subject?.accessTokenId);
   const access: AccessEntry[] = scopes.map((scope) => {
     if (scope.type === "repository") {
@@ -262,5 +266,15 @@ async function issue(deps: TokenServiceDeps, subject: Subject | undefined, scope
     .setJti(randomId(16))
     .sign(key.privateKey);
   deps.logger.debug({ sub: subject?.name ?? "", access: access.map(formatScope) }, "issued token");
+  const granted = access.filter((a) => a.actions.length > 0).map(formatScope);
+  if (subject || granted.length > 0) {
+    deps.audit?.record({
+      actor: subject?.name ?? "",
+      address: clientAddress(c, deps.config.trustProxy),
+      action: "token",
+      target: granted.join(" "),
+      ...(subject?.accessTokenId ? { detail: { accessToken: subject.accessTokenId } } : {}),
+    });
+  }
   return { token, expiresIn: ttl, issuedAt: new Date(now * 1000).toISOString(), access };
 }

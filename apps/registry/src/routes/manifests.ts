@@ -8,6 +8,7 @@ import {
   parseDigest,
   parseManifest,
 } from "@minato/oci";
+import { auditRequest } from "../audit.js";
 import { errorEntry, RegistryError } from "../errors.js";
 import { type Ctx, type RegistryDeps, readBody, requireDigest } from "../http.js";
 import { tagRules } from "../lifecycle/policy.js";
@@ -118,7 +119,10 @@ export async function putManifest(c: Ctx, deps: RegistryDeps, name: string, refe
   const missing = await refuseImmutable(() =>
     deps.metadata.putManifest(name, { digest, mediaType: summary.mediaType, content, summary }, tags, rules, events),
   );
-  if (missing.length === 0) deps.notifications?.written();
+  if (missing.length === 0) {
+    deps.notifications?.written();
+    auditRequest(c, deps, "push", `${name}@${digest}`, { mediaType: summary.mediaType, ...(tags.length > 0 ? { tags } : {}) });
+  }
   if (missing.length > 0) {
     throw RegistryError.many(
       400,
@@ -176,7 +180,7 @@ export async function deleteManifest(c: Ctx, deps: RegistryDeps, name: string, r
  * when absent. The distribution API and the browsing API both delete through it.
  */
 export async function deleteReference(
-  deps: Pick<RegistryDeps, "metadata" | "policy" | "auth" | "notifications">,
+  deps: Pick<RegistryDeps, "metadata" | "policy" | "auth" | "notifications" | "audit" | "options">,
   name: string,
   target: Reference,
   c: Ctx,
@@ -198,7 +202,11 @@ export async function deleteReference(
       ? deps.metadata.deleteManifest(name, target.digest, rules, events)
       : deps.metadata.deleteTag(name, target.tag, rules, events),
   );
-  if (deleted) deps.notifications?.written();
+  if (deleted) {
+    deps.notifications?.written();
+    const what = target.kind === "tag" ? `${name}:${target.tag}` : `${name}@${target.digest}`;
+    auditRequest(c, deps, "delete", what, undefined, actor);
+  }
   return deleted;
 }
 
