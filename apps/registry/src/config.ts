@@ -241,7 +241,7 @@ export const SETTINGS = [
     env: "MINATO_REGISTRY_METRICS",
     default: "true",
     kind: "boolean",
-    help: "serve Prometheus metrics at /metrics (admins or a metrics grant under token auth)",
+    help: "record and serve Prometheus metrics at /metrics (admins or a metrics grant under token auth)",
   },
   {
     flag: "metrics-listen",

@@ -141,7 +141,8 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
   };
   const tokenPath = config.auth?.tokenPath ?? "/token";
   server.prependListener("request", (req: IncomingMessage, res: ServerResponse) => {
-    observeRequest(metrics, tokenPath, req, res);
+    // --no-metrics: nothing is served, and requests are not timed either (the only per-request cost).
+    if (metricsConfig.enabled) observeRequest(metrics, tokenPath, req, res);
     if (draining) return release(res);
     inFlight.add(res);
     res.once("close", () => inFlight.delete(res));
