@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { adminCommand } from "../src/auth/admin-cli.js";
 import { ADMIN, addUser, bearer, pushSmallImage, requestToken, startAuthRegistry, tokenFor } from "./auth-helpers.js";
@@ -64,6 +65,26 @@ describe("audit trail", () => {
     expect(byAdmin).toHaveLength(1);
     expect((await audit(registry, "--user", "alice")).map((e) => e.action)).toEqual(["login-failed"]);
     expect(await audit(registry, "--since", "2999-01-01")).toEqual([]);
+  });
+
+  it("forgets entries older than --audit-retention", async () => {
+    registry = await startAuthRegistry({}, { auditRetentionMs: 60_000, limits: { uploadIdleTtlMs: 1000 } });
+    const db = new Database(join(registry.dataDir, "registry.db"));
+    try {
+      const insert = db.prepare("INSERT INTO audit_log (at, actor, address, action, target) VALUES (?, 'old', 'local', 'user add', ?)");
+      insert.run(Date.now() - 120_000, "expired");
+      insert.run(Date.now() - 30_000, "kept");
+    } finally {
+      db.close();
+    }
+    const deadline = Date.now() + 30_000;
+    let left = await audit(registry, "--user", "old");
+    while (left.some((e) => e.target === "expired")) {
+      if (Date.now() > deadline) throw new Error("the expired entry was never pruned");
+      await new Promise((r) => setTimeout(r, 200));
+      left = await audit(registry, "--user", "old");
+    }
+    expect(left.map((e) => e.target)).toEqual(["kept"]);
   });
 
   it("refuses a bad --since or --limit with a one-line error", async () => {

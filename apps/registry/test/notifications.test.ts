@@ -202,6 +202,15 @@ describe("notifications", () => {
       ["push", image.manifestDigest],
       ["push", marker.manifestDigest],
     ]);
+    // Deliveries are counted per endpoint and outcome (two events, whatever the batching).
+    const delivered = async () => {
+      const res = await call(registry, "GET", "/metrics");
+      const text = await res.body.text();
+      return Number(/^minato_registry_notifications_total\{endpoint="manifests",outcome="delivered"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    };
+    const deadline = Date.now() + 30_000;
+    while ((await delivered()) < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await delivered()).toBe(2);
   });
 
   it("a receiver that does not answer holds up neither pushes nor another endpoint", async () => {
