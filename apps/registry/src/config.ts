@@ -36,6 +36,8 @@ export interface RegistryConfig {
   notifications?: Endpoint[];
   /** How long audit entries are kept (ms); absent: 90 days. */
   auditRetentionMs?: number;
+  /** On shutdown, keep serving this long with /ready answering 503 before draining (ms); absent: 0. */
+  drainDelayMs?: number;
 }
 
 export interface MetricsConfig {
@@ -231,6 +233,12 @@ export const SETTINGS = [
     help: "JSON file of webhook endpoints for push/pull/mount/delete events",
   },
   {
+    flag: "drain-delay",
+    env: "MINATO_REGISTRY_DRAIN_DELAY",
+    default: "0s",
+    help: "on SIGTERM, keep serving this long with /ready answering 503, then drain",
+  },
+  {
     flag: "audit-retention",
     env: "MINATO_REGISTRY_AUDIT_RETENTION",
     default: "90d",
@@ -347,6 +355,7 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
     ...(policyFile ? { policy: loadPolicy(policyFile) } : {}),
     ...(notificationsFile ? { notifications: loadNotifications(notificationsFile) } : {}),
     auditRetentionMs,
+    drainDelayMs: parseDuration(get("drain-delay")),
     metrics: {
       enabled: parseBoolean("metrics", get("metrics")),
       ...(metricsListen ? { listen: parseListen(metricsListen, "--metrics-listen") } : {}),

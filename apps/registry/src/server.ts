@@ -208,7 +208,9 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     ...(auth ? { auth } : {}),
     close() {
       closing ??= (async () => {
+        // Load balancers polling /ready see 503 and stop sending before the listener goes away.
         state.ready = false;
+        if (config.drainDelayMs) await new Promise((resolve) => setTimeout(resolve, config.drainDelayMs));
         clearInterval(janitor);
         guard.stop();
         draining = true;

@@ -249,4 +249,20 @@ describe("health", () => {
     expect(body.checks.metadata?.status).toBe("ok");
     await rename(`${blobs}.gone`, blobs);
   });
+
+  it("answers /ready with 503 once shutdown began, while it still serves (--drain-delay)", async () => {
+    const registry = await startTestRegistry({ drainDelayMs: 10_000 });
+    const ready = async () => {
+      const res = await request(`${registry.url}/ready`, { reset: true });
+      await res.body.dump();
+      return res.statusCode;
+    };
+    expect(await ready()).toBe(200);
+    const closing = registry.destroy();
+    expect(await ready()).toBe(503);
+    const res = await call(registry, "GET", "/v2/");
+    await res.body.dump();
+    expect(res.statusCode).toBe(200);
+    await closing;
+  }, 60_000);
 });
