@@ -78,7 +78,7 @@ class Receiver {
   }
 }
 
-async function eventually(check: () => boolean, what: string, deadlineMs = 60_000): Promise<void> {
+async function eventually(check: () => boolean, what: string, deadlineMs = 30_000): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
@@ -138,8 +138,11 @@ describe("notifications", () => {
     const del = await call(registry, "DELETE", `/v2/team/app/manifests/${image.manifestDigest}`);
     await del.body.dump();
     expect(del.statusCode).toBe(202);
+    const delBlob = await call(registry, "DELETE", `/v2/team/other/blobs/${image.layerDigest}`);
+    await delBlob.body.dump();
+    expect(delBlob.statusCode).toBe(202);
 
-    await eventually(() => hook.events.some((e) => e.action === "delete"), "the delete event arrives");
+    await eventually(() => hook.events.filter((e) => e.action === "delete").length === 2, "both delete events arrive");
     await eventually(() => hook.events.filter((e) => e.action === "pull").length === 2, "both pull events arrive");
 
     for (const delivery of hook.deliveries) {
@@ -184,9 +187,12 @@ describe("notifications", () => {
 
     const mounted = events.find((e) => e.action === "mount");
     expect(mounted?.target).toMatchObject({ digest: image.layerDigest, repository: "team/other", fromRepository: "team/app", size: 500 });
-    const deleted = events.find((e) => e.action === "delete");
+    const deleted = events.find((e) => e.action === "delete" && e.target.repository === "team/app");
     expect(deleted?.target).toMatchObject({ digest: image.manifestDigest, repository: "team/app", mediaType: MediaType.ociManifest });
     expect(deleted?.request.method).toBe("DELETE");
+    const blobDeleted = events.find((e) => e.action === "delete" && e.target.repository === "team/other");
+    expect(blobDeleted?.target).toMatchObject({ digest: image.layerDigest, mediaType: "application/octet-stream", size: 500 });
+    expect(blobDeleted?.target.url).toBe(`${registry.url}/v2/team/other/blobs/${image.layerDigest}`);
   });
 
   it("filters by action and media type", async () => {

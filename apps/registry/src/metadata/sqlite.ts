@@ -478,8 +478,12 @@ export class SqliteMetadataStore implements MetadataStore {
     this.#q.releaseWrite.run(digest, writer);
   }
 
-  async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
-    return this.#q.unlinkBlob.run(repository, digest).changes > 0;
+  async unlinkBlob(repository: string, digest: Digest, events: readonly OutboxEvent[] = []): Promise<boolean> {
+    return this.#db.transaction((): boolean => {
+      const unlinked = this.#q.unlinkBlob.run(repository, digest).changes > 0;
+      if (unlinked) this.#enqueue(events);
+      return unlinked;
+    })();
   }
 
   async repositoryExists(repository: string): Promise<boolean> {

@@ -204,7 +204,7 @@ export interface MetadataStore {
   reserveBlobWrite(digest: Digest, writer: string): Promise<boolean>;
   releaseBlobWrite(digest: Digest, writer: string): Promise<void>;
   /** Makes a blob no longer readable in `repository`; false when it was not linked. */
-  unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
+  unlinkBlob(repository: string, digest: Digest, events?: readonly OutboxEvent[]): Promise<boolean>;
 
   repositoryExists(repository: string): Promise<boolean>;
   /** Repositories holding at least one manifest, in ASCII order after `after`. */

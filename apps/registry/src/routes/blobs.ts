@@ -4,7 +4,7 @@ import type { Digest } from "@minato/oci";
 import { BlobNotFoundError, type ByteRange } from "@minato/storage";
 import { RegistryError } from "../errors.js";
 import { API_VERSION, API_VERSION_HEADER, type Ctx, type RegistryDeps, requireDigest } from "../http.js";
-import { BLOB_MEDIA_TYPE } from "../notifications/index.js";
+import { BLOB_MEDIA_TYPE, eventsFor, type OutboxEvent } from "../notifications/index.js";
 
 /** Blobs are immutable: caches may keep them for a year (as Distribution advertises). */
 const IMMUTABLE = "max-age=31536000";
@@ -96,7 +96,13 @@ async function streamBlob(
 export async function deleteBlob(c: Ctx, deps: RegistryDeps, name: string, reference: string): Promise<Response> {
   if (!deps.options.deletesEnabled) throw new RegistryError(405, "UNSUPPORTED", undefined, "deletes are disabled");
   const digest = requireDigest(reference);
-  if (!(await deps.metadata.unlinkBlob(name, digest))) throw new RegistryError(404, "BLOB_UNKNOWN", { digest });
+  let events: OutboxEvent[] = [];
+  if (deps.notifications) {
+    const blob = await deps.metadata.linkedBlob(name, digest);
+    if (blob) events = eventsFor(c, deps, "delete", "blobs", { mediaType: BLOB_MEDIA_TYPE, size: blob.size, digest, repository: name });
+  }
+  if (!(await deps.metadata.unlinkBlob(name, digest, events))) throw new RegistryError(404, "BLOB_UNKNOWN", { digest });
+  deps.notifications?.written();
   // The bytes stay until garbage collection: another repository may link them, an upload may be racing.
   return c.body(null, 202, { "Content-Length": "0" });
 }
