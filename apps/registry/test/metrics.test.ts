@@ -14,6 +14,7 @@ import {
   pushManifest,
   randomBlob,
   startTestRegistry,
+  TEST_STORAGE,
   type TestOverrides,
   type TestRegistry,
 } from "./harness.js";
@@ -146,11 +147,12 @@ describe("metrics", () => {
     expect(delta(`${P}http_sent_bytes_total`, { kind: "blob" })).toBe(3000);
     expect(after.value(`${P}uploads_in_flight`)).toBe(0);
 
-    // Storage: both uploads committed once each through the filesystem driver.
+    // Storage: both uploads committed once each, through the driver the test storage uses.
+    const driver = TEST_STORAGE;
     const storageOps = `${P}storage_operation_duration_seconds`;
     expect(after.family(storageOps)?.type).toBe("HISTOGRAM");
-    expect(delta(`${storageOps}_count`, { driver: "filesystem", operation: "commit", outcome: "ok" })).toBe(2);
-    expect(delta(`${storageOps}_count`, { driver: "filesystem", operation: "read" })).toBe(1);
+    expect(delta(`${storageOps}_count`, { driver, operation: "commit", outcome: "ok" })).toBe(2);
+    expect(delta(`${storageOps}_count`, { driver, operation: "read" })).toBe(1);
     // Totals and (enabled here) per repository, read from metadata at scrape time.
     expect(after.value(`${P}storage_blobs`)).toBe(2);
     expect(after.value(`${P}storage_bytes`)).toBe(3000 + EMPTY_JSON.length);
