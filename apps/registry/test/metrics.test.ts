@@ -223,6 +223,23 @@ describe("metrics", () => {
     expect(after.value(`${P}logins_throttled_total`) - before.value(`${P}logins_throttled_total`)).toBe(1);
   });
 
+  it("counts background collections, the blobs they delete and the bytes freed, and audits the deletion", async () => {
+    const registry = await start({ gc: { intervalMs: 200, graceMs: 0, deleteUntagged: false } });
+    const orphan = randomBlob(4321);
+    await pushBlob(registry, "obs/gc", orphan); // no manifest references it: garbage once past the grace
+    const after = await eventually(
+      () => scrape(`${registry.url}/metrics`),
+      (s) => s.value(`${P}gc_deleted_blobs_total`) >= 1,
+      "a collection deletes the orphan",
+    );
+    expect(after.value(`${P}gc_deleted_blobs_total`)).toBe(1);
+    expect(after.value(`${P}gc_freed_bytes_total`)).toBe(4321);
+    expect(after.value(`${P}gc_runs_total`, { outcome: "ok" })).toBeGreaterThanOrEqual(1);
+    expect(after.value(`${P}gc_duration_seconds_count`)).toBe(after.value(`${P}gc_runs_total`));
+    const trail = registry.deps.audit?.query({ action: "gc-delete", limit: 10 }) ?? [];
+    expect(trail).toEqual([expect.objectContaining({ actor: "gc", target: "blobs", detail: { count: 1, bytesFreed: 4321 } })]);
+  }, 60_000);
+
   it("reads its settings from flags and refuses a bad metrics address", () => {
     const config = loadConfig(["--metrics-listen", "127.0.0.1:9109", "--metrics-repository-labels"], {});
     expect(config.metrics).toEqual({ enabled: true, listen: { host: "127.0.0.1", port: 9109 }, repositoryLabels: true });
