@@ -815,6 +815,24 @@ async function main() {
       extra.push(`${server.name} run ${run + 1} blob HEAD: ${fmt(head.value)} req/s, p50 ${head.p50}, p99 ${head.p99}`);
     }
   }
+  // Metrics cost: manifest GET on the Minato above (metrics on) against a second one started with
+  // --no-metrics (no request recording), interleaved run by run.
+  if (haveWrk && kinds.includes("minato")) {
+    const bare = await startServer("minato", undefined, ["--no-metrics"]);
+    const bareImage = await pushSmallImage(bare);
+    for (let run = 0; run < RUNS; run++) {
+      const pair = [
+        ["metricsOn", small.minato.manifestUrl],
+        ["metricsOff", bareImage.manifestUrl],
+      ];
+      for (const [metric, url] of run % 2 ? pair.reverse() : pair) {
+        const result = await runWrk(url, { headers: [`Accept: ${OCI_MANIFEST}`] });
+        record(metric, "minato", result.value);
+        extra.push(`Minato run ${run + 1} manifest GET, ${metric}: ${fmt(result.value)} req/s, p50 ${result.p50}, p99 ${result.p99}`);
+      }
+    }
+    await bare.stop();
+  }
   for (const kind of kinds) await servers[kind].stop();
 
   // Step 5: S3 storage. One s3rver, a fresh bucket per registry, both registries up side by side,
@@ -959,6 +977,14 @@ async function main() {
   }
   lines.push(row(`manifest GET, 32 conns, wrk (req/s)`, med("manifest", "minato"), d("manifest"), atLeast(3)));
   lines.push(row(`blob HEAD, 32 conns, http-load (req/s)`, med("head", "minato"), d("head"), atLeast(3)));
+  lines.push(
+    row(
+      "manifest GET with metrics (Minato column) vs --no-metrics (Distribution column), wrk (req/s)",
+      med("metricsOn", "minato"),
+      med("metricsOff", "minato"),
+      atLeast(0.9),
+    ),
+  );
   lines.push(
     row(`${SIZES.streams} concurrent pushes × ${s(SIZES.concurrent)} (aggregate MB/s)`, med("concurrent", "minato"), d("concurrent")),
   );

@@ -5,6 +5,7 @@ import { type AuthConfig, resolveAuthConfig } from "./auth/config.js";
 import { loadPolicy, type Policy } from "./lifecycle/policy.js";
 import { loadLimits, type RegistryLimits } from "./limits.js";
 import type { LogLevel } from "./logger.js";
+import { type Endpoint, loadNotifications } from "./notifications/config.js";
 import { loadStorageConfig, type StorageConfig } from "./storage.js";
 
 export interface RegistryConfig {
@@ -29,6 +30,23 @@ export interface RegistryConfig {
   gc?: GcConfig;
   /** Immutable tags, quotas, retention (--policy); absent means none. */
   policy?: Policy;
+  /** Prometheus metrics exposure; absent means /metrics on the main listener, no repository labels. */
+  metrics?: MetricsConfig;
+  /** Webhook endpoints (--notifications); absent or empty: no events are recorded. */
+  notifications?: Endpoint[];
+  /** How long audit entries are kept (ms); absent: 90 days. */
+  auditRetentionMs?: number;
+  /** On shutdown, keep serving this long with /ready answering 503 before draining (ms); absent: 0. */
+  drainDelayMs?: number;
+}
+
+export interface MetricsConfig {
+  /** Serve /metrics at all (recording goes on either way; it is cheap). */
+  enabled: boolean;
+  /** A separate HOST:PORT serving only /metrics, without auth; then the main listener has none. */
+  listen?: { host: string; port: number };
+  /** Per-repository storage gauges. */
+  repositoryLabels: boolean;
 }
 
 export interface GcConfig {
@@ -208,6 +226,44 @@ export const SETTINGS = [
     help: "failed logins per client address per window, then 429",
   },
   { flag: "login-window", env: "MINATO_REGISTRY_LOGIN_WINDOW", default: "15m", help: "window of the login limits" },
+  {
+    flag: "notifications",
+    env: "MINATO_REGISTRY_NOTIFICATIONS",
+    default: "",
+    help: "JSON file of webhook endpoints for push/pull/mount/delete events",
+  },
+  {
+    flag: "drain-delay",
+    env: "MINATO_REGISTRY_DRAIN_DELAY",
+    default: "0s",
+    help: "on SIGTERM, keep serving this long with /ready answering 503, then drain",
+  },
+  {
+    flag: "audit-retention",
+    env: "MINATO_REGISTRY_AUDIT_RETENTION",
+    default: "90d",
+    help: "keep audit trail entries this long (minato-registry audit)",
+  },
+  {
+    flag: "metrics",
+    env: "MINATO_REGISTRY_METRICS",
+    default: "true",
+    kind: "boolean",
+    help: "record and serve Prometheus metrics at /metrics (admins or a metrics grant under token auth)",
+  },
+  {
+    flag: "metrics-listen",
+    env: "MINATO_REGISTRY_METRICS_LISTEN",
+    default: "",
+    help: "serve /metrics on this HOST:PORT instead, without auth (keep it private)",
+  },
+  {
+    flag: "metrics-repository-labels",
+    env: "MINATO_REGISTRY_METRICS_REPOSITORY_LABELS",
+    default: "false",
+    kind: "boolean",
+    help: "add per-repository storage bytes and blob counts (one series per repository)",
+  },
 ] as const satisfies readonly Setting[];
 
 type SettingName = (typeof SETTINGS)[number]["flag"];
@@ -223,10 +279,10 @@ export function parseDuration(value: string): number {
   return Number(match[1]) * unit;
 }
 
-export function parseListen(value: string): { host: string; port: number } {
+export function parseListen(value: string, flag = "--listen"): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value.trim());
   const port = Number(match?.[3]);
-  if (!match || port > 65535) throw new ConfigError(`--listen must be HOST:PORT, not ${JSON.stringify(value)}`);
+  if (!match || port > 65535) throw new ConfigError(`${flag} must be HOST:PORT, not ${JSON.stringify(value)}`);
   return { host: match[1] ?? (match[2] || "0.0.0.0"), port };
 }
 
@@ -270,6 +326,10 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
   const gcIntervalMs = parseDuration(get("gc-interval"));
   if (gcIntervalMs < 1) throw new ConfigError("--gc-interval must be positive (turn collection off with --no-gc)");
   const policyFile = get("policy");
+  const metricsListen = get("metrics-listen");
+  const notificationsFile = get("notifications");
+  const auditRetentionMs = parseDuration(get("audit-retention"));
+  if (auditRetentionMs < 60_000) throw new ConfigError("--audit-retention must be at least 1m");
 
   return {
     host,
@@ -293,5 +353,13 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
         }
       : {}),
     ...(policyFile ? { policy: loadPolicy(policyFile) } : {}),
+    ...(notificationsFile ? { notifications: loadNotifications(notificationsFile) } : {}),
+    auditRetentionMs,
+    drainDelayMs: parseDuration(get("drain-delay")),
+    metrics: {
+      enabled: parseBoolean("metrics", get("metrics")),
+      ...(metricsListen ? { listen: parseListen(metricsListen, "--metrics-listen") } : {}),
+      repositoryLabels: parseBoolean("metrics-repository-labels", get("metrics-repository-labels")),
+    },
   };
 }

@@ -4,11 +4,14 @@ import { type Digest, type DigestError, parseDigest } from "@minato/oci";
 import type { BlobStore } from "@minato/storage";
 import type { Context } from "hono";
 import type { PullRecorder } from "./api/pulls.js";
+import type { AuditLog } from "./audit.js";
 import type { Authorizer } from "./auth/middleware.js";
 import { RegistryError } from "./errors.js";
 import type { Policy } from "./lifecycle/policy.js";
 import type { Logger } from "./logger.js";
 import type { MetadataStore, UploadLimits } from "./metadata/store.js";
+import type { RegistryMetrics } from "./metrics.js";
+import type { Notifications } from "./notifications/index.js";
 
 /** distribution-spec "Legacy Docker support HTTP headers": sent on every response. */
 export const API_VERSION_HEADER = "Docker-Distribution-API-Version";
@@ -38,6 +41,12 @@ export interface RegistryDeps {
   policy?: Policy;
   /** Last-pull times for the browsing API (batched); undefined: pulls are not recorded. */
   pulls?: PullRecorder;
+  /** Prometheus metrics (metrics.ts): always recorded; served at /metrics unless turned off. */
+  metrics: RegistryMetrics;
+  /** Webhook notifications (notifications/); undefined when no endpoint is configured. */
+  notifications?: Notifications;
+  /** The audit trail (audit.ts); undefined in embeddings that keep none. */
+  audit?: AuditLog;
 }
 
 export type Env = { Bindings: HttpBindings };

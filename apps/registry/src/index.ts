@@ -9,4 +9,5 @@ export { expireUploads } from "./lifecycle/uploads.js";
 export { createLogger } from "./logger.js";
 export { SqliteMetadataStore } from "./metadata/sqlite.js";
 export type { MetadataStore } from "./metadata/store.js";
+export { METRIC_PREFIX, RegistryMetrics, type RouteKind } from "./metrics.js";
 export { type RunningRegistry, startRegistry } from "./server.js";

@@ -220,7 +220,7 @@ export function createApi(a: ApiDeps): OpenAPIHono<Env> {
     async (c) => {
       const { viewer, name } = await deleting(c, a);
       const { tag } = c.req.valid("param");
-      if (!isValidTag(tag) || !(await deleteReference(deps, name, { kind: "tag", tag }))) {
+      if (!isValidTag(tag) || !(await deleteReference(deps, name, { kind: "tag", tag }, c as unknown as Ctx, viewer.user))) {
         throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference: tag.slice(0, 200) });
       }
       deps.logger.info({ repository: name, tag, user: viewer.user }, "tag deleted through the browsing API");
@@ -241,7 +241,7 @@ export function createApi(a: ApiDeps): OpenAPIHono<Env> {
     async (c) => {
       const { viewer, name } = await deleting(c, a);
       const digest = digestParam(c.req.valid("param").digest);
-      if (!(await deleteReference(deps, name, { kind: "digest", digest })))
+      if (!(await deleteReference(deps, name, { kind: "digest", digest }, c as unknown as Ctx, viewer.user)))
         throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference: digest });
       deps.logger.info({ repository: name, digest, user: viewer.user }, "manifest deleted through the browsing API");
       return c.body(null, 204);

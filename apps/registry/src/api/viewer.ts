@@ -135,12 +135,14 @@ export async function login(c: Ctx, v: ViewerDeps, username: string, password: s
   ];
   const wait = Math.max(...keys.map(([key, limit]) => v.throttle.retryAfter(key, limit)));
   if (wait > 0) {
+    v.deps.metrics.loginsThrottled.inc();
     throw new RegistryError(429, "TOOMANYREQUESTS", undefined, "too many failed logins; try again later", { "Retry-After": String(wait) });
   }
   const subject = await checkCredentials(users, username, password);
   if (!subject) {
     for (const [key] of keys) v.throttle.fail(key);
     v.deps.logger.info({ user: username.slice(0, 64), client: clientAddress(c, trustProxy) }, "web login failed");
+    v.deps.metrics.authFailures.inc({ reason: "password" });
     return undefined;
   }
   v.throttle.clear(keys[0]?.[0] as string);

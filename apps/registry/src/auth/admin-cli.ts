@@ -1,5 +1,6 @@
 import { join, resolve } from "node:path";
 import { Command, CommanderError } from "commander";
+import { AuditLog, localUser } from "../audit.js";
 import { formatRule, parseActions, parseRule, type Rule } from "./acl.js";
 import { keysDir } from "./index.js";
 import { generateSigningKey, listSigningKeys, removeSigningKey } from "./keys.js";
@@ -35,8 +36,35 @@ function group(program: Command, name: string, description: string): Command {
 function act(command: Command, run: (args: string[], values: Values) => Promise<void> | void): Command {
   return command.action(async (...params: unknown[]) => {
     const self = params[params.length - 1] as Command;
-    await run(self.processedArgs as string[], self.optsWithGlobals() as Values);
+    const values = self.optsWithGlobals() as Values;
+    await run(self.processedArgs as string[], values);
+    recordChange(self, values);
   });
+}
+
+/** Commands that only show things leave no audit entry. */
+const READ_ONLY = new Set(["ls", "grants"]);
+
+/** An audit entry for a change made by an admin command (`user add alice`, `grant --user bob team/* pull`). */
+function recordChange(command: Command, values: Values): void {
+  if (READ_ONLY.has(command.name())) return;
+  const path =
+    command.parent && command.parent.name() !== "minato-registry" && command.parent.parent
+      ? `${command.parent.name()} ${command.name()}`
+      : command.name();
+  const subject = values.user ? `user:${values.user}` : values.group ? `group:${values.group}` : undefined;
+  const audit = new AuditLog(join(dataDir(values), "registry.db"));
+  try {
+    audit.record({
+      actor: localUser(),
+      address: "local",
+      action: path,
+      target: [subject, ...(command.processedArgs as string[])].filter(Boolean).join(" "),
+      ...(values.admin || values.robot ? { detail: { admin: values.admin === true, robot: values.robot === true } } : {}),
+    });
+  } finally {
+    audit.close();
+  }
 }
 
 /**

@@ -1,7 +1,9 @@
 import { join } from "node:path";
 import type { Hono } from "hono";
+import type { AuditLog } from "../audit.js";
 import type { Ctx, Env } from "../http.js";
 import type { Logger } from "../logger.js";
+import type { RegistryMetrics } from "../metrics.js";
 import type { AuthConfig } from "./config.js";
 import { KeyRing, loadPublicKeys } from "./keys.js";
 import { type Authorizer, createAuthorizer } from "./middleware.js";
@@ -35,6 +37,8 @@ export interface AuthContext {
   databasePath: string;
   tls: boolean;
   logger: Logger;
+  metrics?: RegistryMetrics;
+  audit?: AuditLog;
   /** Where the generated first admin password is shown, once (the CLI's stdout by default). */
   announce?: (line: string) => void;
 }
@@ -54,7 +58,13 @@ export async function startAuth(config: AuthConfig, context: AuthContext): Promi
       verifier = localVerifier({ ...options, keys: () => trusted });
     }
     return {
-      authorizer: createAuthorizer({ verifier, service: config.service, realm: () => external.realm, logger }),
+      authorizer: createAuthorizer({
+        verifier,
+        service: config.service,
+        realm: () => external.realm,
+        logger,
+        ...(context.metrics ? { metrics: context.metrics } : {}),
+      }),
       mount() {},
       summary: {
         auth: "token",
@@ -81,6 +91,7 @@ export async function startAuth(config: AuthConfig, context: AuthContext): Promi
     service: config.service,
     realm: builtInRealm,
     logger,
+    ...(context.metrics ? { metrics: context.metrics } : {}),
     permissions: (token) => {
       const pat = token.claims[ACCESS_TOKEN_CLAIM];
       return users.permissions(token.subject || undefined, typeof pat === "string" ? pat : undefined);
@@ -92,7 +103,15 @@ export async function startAuth(config: AuthConfig, context: AuthContext): Promi
     users,
     keys,
     mount(app) {
-      mountTokenService(app, { config, keys, users, throttle, logger });
+      mountTokenService(app, {
+        config,
+        keys,
+        users,
+        throttle,
+        logger,
+        ...(context.metrics ? { metrics: context.metrics } : {}),
+        ...(context.audit ? { audit: context.audit } : {}),
+      });
     },
     summary: { auth: "token", issuer: config.issuer, service: config.service, tokenPath: config.tokenPath, signingKey: keys.signing.kid },
     close() {

@@ -1,6 +1,7 @@
 import { RegistryError } from "../errors.js";
 import type { Ctx } from "../http.js";
 import type { Logger } from "../logger.js";
+import type { RegistryMetrics } from "../metrics.js";
 import { type Permissions, permittedActions } from "./acl.js";
 import { type Action, accessAllows, accessMentions, formatScope, type ResourceScope } from "./scope.js";
 import { InvalidTokenError, type TokenVerifier, type VerifiedToken } from "./verify.js";
@@ -17,6 +18,8 @@ export interface Authorizer {
   permits(c: Ctx, name: string, action: Action): boolean;
   /** Repositories the request's verified token grants pull on (an automatic mount looks only there). */
   pullableRepositories(c: Ctx): string[];
+  /** The verified token's subject (user name) of this request; undefined when anonymous or unverified. */
+  subject(c: Ctx): string | undefined;
   /** Which repositories the caller may see in listings: those it may pull. */
   visibleRepositories(c: Ctx): (name: string) => boolean;
 }
@@ -29,6 +32,7 @@ export interface AuthorizerOptions {
   logger: Logger;
   /** Built-in issuer: the caller's current permissions (catalog filtering). Undefined for an external issuer. */
   permissions?: (token: VerifiedToken) => Permissions;
+  metrics?: RegistryMetrics;
 }
 
 const quote = (value: string): string => `"${value.replace(/["\\]/g, "")}"`;
@@ -75,6 +79,7 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
       } catch (error) {
         if (!(error instanceof InvalidTokenError)) throw error;
         options.logger.debug({ reason: error.message, path: c.req.path }, "rejected bearer token");
+        options.metrics?.authFailures.inc({ reason: "invalid_token" });
         throw unauthorized(c, scope, "invalid_token", "authentication required: the token is invalid");
       }
       verified.set(c.req.raw, token);
@@ -94,6 +99,10 @@ export function createAuthorizer(options: AuthorizerOptions): Authorizer {
     permits(c, name, action) {
       const token = verified.get(c.req.raw);
       return token !== undefined && accessAllows(token.access, "repository", name, action);
+    },
+
+    subject(c) {
+      return verified.get(c.req.raw)?.subject || undefined;
     },
 
     pullableRepositories(c) {

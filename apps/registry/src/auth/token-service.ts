@@ -1,9 +1,11 @@
 import { isValidRepositoryName } from "@minato/oci";
 import type { Hono } from "hono";
 import { SignJWT } from "jose";
+import type { AuditLog } from "../audit.js";
 import { RegistryError } from "../errors.js";
 import type { Ctx, Env } from "../http.js";
 import type { Logger } from "../logger.js";
+import type { RegistryMetrics } from "../metrics.js";
 import { permittedActions } from "./acl.js";
 import type { AuthConfig } from "./config.js";
 import { checkCredentials, checkRefreshToken, type Subject } from "./credentials.js";
@@ -23,6 +25,8 @@ export interface TokenServiceDeps {
   users: UserStore;
   throttle: LoginThrottle;
   logger: Logger;
+  metrics?: RegistryMetrics;
+  audit?: AuditLog;
 }
 
 interface Issued {
@@ -59,7 +63,7 @@ async function getToken(c: Ctx, deps: TokenServiceDeps): Promise<Response> {
       });
     }
   }
-  const issued = await issue(deps, subject, scopes);
+  const issued = await issue(deps, subject, scopes, c);
   const refreshToken =
     c.req.query("offline_token") === "true" && subject
       ? deps.users.createRefreshToken(subject.userId, subject.accessTokenId ?? null, deps.config.service, c.req.query("client_id") ?? null)
@@ -102,16 +106,22 @@ async function postToken(c: Ctx, deps: TokenServiceDeps): Promise<Response> {
   } else if (grantType === "refresh_token") {
     refreshToken = field("refresh_token");
     const address = `addr:${clientAddress(c, deps.config.trustProxy)}`;
-    throttled(deps, [[address, deps.config.throttle.perAddress]]);
+    try {
+      throttled(deps, [[address, deps.config.throttle.perAddress]]);
+    } catch (error) {
+      deps.metrics?.loginsThrottled.inc();
+      throw error;
+    }
     subject = refreshToken ? checkRefreshToken(deps.users, refreshToken, deps.config.service) : undefined;
     if (!subject) {
       deps.throttle.fail(address);
+      deps.metrics?.authFailures.inc({ reason: "refresh_token" });
       return oauthError(c, "invalid_grant", "refresh token invalid, expired or revoked");
     }
   } else {
     return oauthError(c, "unsupported_grant_type", "grant_type must be password or refresh_token");
   }
-  const issued = await issue(deps, subject, scopes);
+  const issued = await issue(deps, subject, scopes, c);
   return c.json(
     {
       access_token: issued.token,
@@ -207,6 +217,7 @@ async function login(c: Ctx, deps: TokenServiceDeps, username: string, password:
     ]);
   } catch (error) {
     deps.logger.warn({ user: username.slice(0, 64), client }, "login throttled");
+    deps.metrics?.loginsThrottled.inc();
     throw error;
   }
   const subject = await checkCredentials(deps.users, username, password);
@@ -214,14 +225,17 @@ async function login(c: Ctx, deps: TokenServiceDeps, username: string, password:
     deps.throttle.fail(userKey);
     deps.throttle.fail(addressKey);
     deps.logger.info({ user: username.slice(0, 64), client }, "login failed");
+    deps.metrics?.authFailures.inc({ reason: "password" });
+    deps.audit?.record({ actor: username.slice(0, 64), address: client, action: "login-failed", target: "" });
     return undefined;
   }
   deps.throttle.clear(userKey);
+  deps.audit?.record({ actor: subject.name, address: client, action: "login", target: "" });
   return subject;
 }
 
 /** Intersects what was asked with what the subject may do, and signs an access token for it. */
-async function issue(deps: TokenServiceDeps, subject: Subject | undefined, scopes: ResourceScope[]): Promise<Issued> {
+async function issue(deps: TokenServiceDeps, subject: Subject | undefined, scopes: ResourceScope[], c: Ctx): Promise<Issued> {
   const permissions = deps.users.permissions(subject?.name, subject?.accessTokenId);
   const access: AccessEntry[] = scopes.map((scope) => {
     if (scope.type === "repository") {
@@ -231,6 +245,11 @@ async function issue(deps: TokenServiceDeps, subject: Subject | undefined, scope
     }
     // Everyone may list the catalog; the listing shows only what the caller may pull.
     if (scope.type === "registry" && scope.name === "catalog") return { ...scope, actions: scope.actions.filter((a) => a === "*") };
+    // Metrics (`registry:metrics:*`): admins, and users whose grants cover the repository pattern `metrics`.
+    if (scope.type === "registry" && scope.name === "metrics") {
+      const allowed = subject !== undefined && permittedActions({ ...permissions, publicPatterns: [] }, "metrics").has("pull");
+      return { ...scope, actions: allowed ? scope.actions.filter((a) => a === "*") : [] };
+    }
     return { ...scope, actions: [] };
   });
   const key = deps.keys.signing;
@@ -247,5 +266,15 @@ async function issue(deps: TokenServiceDeps, subject: Subject | undefined, scope
     .setJti(randomId(16))
     .sign(key.privateKey);
   deps.logger.debug({ sub: subject?.name ?? "", access: access.map(formatScope) }, "issued token");
+  const granted = access.filter((a) => a.actions.length > 0).map(formatScope);
+  if (subject || granted.length > 0) {
+    deps.audit?.record({
+      actor: subject?.name ?? "",
+      address: clientAddress(c, deps.config.trustProxy),
+      action: "token",
+      target: granted.join(" "),
+      ...(subject?.accessTokenId ? { detail: { accessToken: subject.accessTokenId } } : {}),
+    });
+  }
   return { token, expiresIn: ttl, issuedAt: new Date(now * 1000).toISOString(), access };
 }

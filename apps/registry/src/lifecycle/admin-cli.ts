@@ -1,15 +1,16 @@
 import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { quietErrors } from "@minato/settings";
 import type { BlobStore } from "@minato/storage";
 import { Command, CommanderError } from "commander";
+import { AuditLog, localUser } from "../audit.js";
 import { ConfigError, parseDuration, type RegistryConfig, resolveConfig, serveOptions } from "../config.js";
 import { DEFAULT_LIMITS } from "../limits.js";
 import { createLogger } from "../logger.js";
 import { SqliteMetadataStore } from "../metadata/sqlite.js";
 import { openStorage } from "../storage.js";
-import { type CollectReport, collectGarbage } from "./collector.js";
+import { auditCollection, type CollectReport, collectGarbage } from "./collector.js";
 import { EMPTY_POLICY } from "./policy.js";
 import { quotaUsage } from "./quota.js";
 import { type ScrubReport, scrubBlobs } from "./scrub.js";
@@ -54,6 +55,16 @@ export function addLifecycleCommands(program: Command, out: Out = (l) => process
         out,
       );
     });
+  program
+    .command("audit")
+    .description("show the audit trail, newest first: logins, tokens, pushes, deletes, admin changes, GC deletions")
+    .option("--data <dir>", "the registry's data directory (default: MINATO_REGISTRY_DATA or ./data)")
+    .option("--since <when>", "only entries this recent (24h, 7d) or since this date (2026-01-31, ISO 8601)")
+    .option("--user <name>", "only this actor's entries")
+    .option("--action <action>", "only this action (login, login-failed, token, push, delete, gc-delete, user add, grant …)")
+    .option("--limit <n>", "at most this many entries", "100")
+    .option("--json", "one JSON object per line")
+    .action((options: Record<string, unknown>) => auditCommand(options, out));
   serveOptions(program.command("scrub").description("re-hash every blob; report corrupt or missing ones (exit 1 if any)"))
     .option("--quarantine", "move corrupt bytes to DATA/quarantine/ and unlink them, so clients upload them again")
     .action(async (options: Record<string, unknown>) => {
@@ -114,6 +125,12 @@ export async function gcCommand(options: GcOptions, out: Out): Promise<CollectRe
         uploadTtl: { idleTtlMs: config.limits?.uploadIdleTtlMs ?? DEFAULT_LIMITS.uploadIdleTtlMs, ttlMs: config.uploadTtlMs },
       },
     );
+    const audit = new AuditLog(join(config.dataDir, "registry.db"));
+    try {
+      auditCollection(audit, report, `gc by ${localUser()}`);
+    } finally {
+      audit.close();
+    }
     printReport(report, out);
     return report;
   });
@@ -158,4 +175,41 @@ export async function quotaCommand(config: RegistryConfig, out: Out): Promise<vo
       out([u.rule.label, u.rule.repositories, u.repositories.length, u.usedBytes, u.rule.bytes, percent].join("\t"));
     }
   });
+}
+
+/** `minato-registry audit`: reads the trail straight from the database, also while the registry runs. */
+export function auditCommand(options: Record<string, unknown>, out: Out): void {
+  const dataDir = resolve((options.data as string | undefined) ?? (process.env.MINATO_REGISTRY_DATA || "./data"));
+  const database = join(dataDir, "registry.db");
+  if (!existsSync(database)) throw new ConfigError(`no registry database at ${database}: is --data the registry's data directory?`);
+  const limit = Number(options.limit);
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new ConfigError("--limit must be a positive integer");
+  const since = options.since === undefined ? undefined : parseSince(options.since as string);
+  const audit = new AuditLog(database);
+  try {
+    const entries = audit.query({
+      limit,
+      ...(since !== undefined ? { since } : {}),
+      ...(options.user !== undefined ? { user: options.user as string } : {}),
+      ...(options.action !== undefined ? { action: options.action as string } : {}),
+    });
+    if (options.json) {
+      for (const e of entries) out(JSON.stringify({ ...e, at: new Date(e.at).toISOString() }));
+      return;
+    }
+    for (const e of entries) {
+      const detail = e.detail ? ` ${JSON.stringify(e.detail)}` : "";
+      out(`${new Date(e.at).toISOString()}  ${e.actor || "(anonymous)"}  ${e.address}  ${e.action}  ${e.target}${detail}`);
+    }
+  } finally {
+    audit.close();
+  }
+}
+
+/** A duration back from now (90s, 24h, 7d) or a date. */
+function parseSince(text: string): number {
+  if (/^\d+(ms|s|m|h|d)$/.test(text)) return Date.now() - parseDuration(text);
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) throw new ConfigError(`--since must be a duration (24h, 7d) or a date (2026-01-31), not ${JSON.stringify(text)}`);
+  return at;
 }

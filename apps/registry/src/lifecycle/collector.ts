@@ -1,6 +1,8 @@
 import type { BlobStore } from "@minato/storage";
+import type { AuditLog } from "../audit.js";
 import type { Logger } from "../logger.js";
 import type { BlobRecord, MetadataStore, SweepResult, TagDeletion } from "../metadata/store.js";
+import type { RegistryMetrics } from "../metrics.js";
 import { expiredTags, type Policy, retentionFor, tagRules } from "./policy.js";
 import { expireUploads, type UploadTtl } from "./uploads.js";
 
@@ -44,6 +46,10 @@ export interface CollectorDeps {
   metadata: MetadataStore;
   storage: BlobStore;
   logger: Logger;
+  /** The serving registry's metrics (background passes); absent for the command-line collector. */
+  metrics?: RegistryMetrics;
+  /** The audit trail: what the collector removed. */
+  audit?: AuditLog;
 }
 
 /** Blobs marked per transaction: a small batch keeps each write lock short and deletions prompt. */
@@ -224,8 +230,15 @@ export class BackgroundCollector {
   }
 
   async #pass(): Promise<void> {
+    const metrics = this.deps.metrics;
+    const end = metrics?.gcDuration.startTimer();
     try {
       const report = await collectGarbage(this.deps, { ...this.options, dryRun: false });
+      end?.();
+      metrics?.gcRuns.inc({ outcome: "ok" });
+      metrics?.gcFreedBytes.inc(report.bytesFreed);
+      metrics?.gcDeletedBlobs.inc(report.blobs.length);
+      auditCollection(this.deps.audit, report);
       const removed = report.blobs.length + report.manifests.length + report.tags.length + report.repositories.length;
       if (removed > 0) {
         this.deps.logger.info(
@@ -240,6 +253,8 @@ export class BackgroundCollector {
         );
       }
     } catch (error) {
+      end?.();
+      metrics?.gcRuns.inc({ outcome: "error" });
       this.deps.logger.error({ err: error }, "garbage collection failed; retrying at the next interval");
     }
   }
@@ -250,4 +265,14 @@ export class BackgroundCollector {
     clearTimeout(this.#timer);
     await this.#running;
   }
+}
+
+/** One audit entry per tag and manifest removed, and one for the blobs (with the bytes freed). */
+export function auditCollection(audit: AuditLog | undefined, report: CollectReport, actor = "gc"): void {
+  if (!audit || report.dryRun) return;
+  const record = (target: string, detail?: Record<string, unknown>) =>
+    audit.record({ actor, address: "local", action: "gc-delete", target, ...(detail ? { detail } : {}) });
+  for (const tag of report.tags) record(`${tag.repository}:${tag.tag}`);
+  for (const manifest of report.manifests) record(`${manifest.repository}@${manifest.digest}`);
+  if (report.blobs.length > 0) record("blobs", { count: report.blobs.length, bytesFreed: report.bytesFreed });
 }

@@ -2,6 +2,8 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 
 import { dirname } from "node:path";
 import type { Descriptor, Digest } from "@minato/oci";
 import Database from "better-sqlite3";
+import type { StorageStats } from "../metrics.js";
+import type { OutboxEvent } from "../notifications/events.js";
 import {
   type BlobRecord,
   ImmutableTagError,
@@ -188,6 +190,37 @@ const MIGRATIONS: string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX browser_sessions_by_expiry ON browser_sessions(expires_at);
   `,
+  // 6: observability (src/notifications/, src/audit.ts). Events are written in the transaction of the
+  // change they report; each endpoint delivers from its own cursor, claimed with a lease so that one
+  // replica at a time sends for it. AUTOINCREMENT: ids are never reused once delivered rows are pruned.
+  `
+  CREATE TABLE notification_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    action TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE notification_cursors (
+    endpoint TEXT PRIMARY KEY,
+    position INTEGER NOT NULL,
+    owner TEXT,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    retry_at INTEGER NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+  CREATE TABLE audit_log (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    actor TEXT NOT NULL,
+    address TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT
+  );
+  CREATE INDEX audit_log_by_time ON audit_log(at);
+  CREATE INDEX audit_log_by_actor ON audit_log(actor, at);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -245,6 +278,7 @@ export class SqliteMetadataStore implements MetadataStore {
       storedBlob: db.prepare(
         "SELECT b.size FROM blobs b WHERE b.digest = ? AND b.deleting_at IS NULL AND EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)",
       ),
+      insertEvent: db.prepare("INSERT INTO notification_events (action, media_type, body, created_at) VALUES (?, ?, ?, ?)"),
       insertBlob: db.prepare("INSERT INTO blobs (digest, size, created_at) VALUES (?, ?, ?) ON CONFLICT (digest) DO NOTHING"),
       linkBlob: db.prepare(
         `INSERT INTO repository_blobs (repository_id, digest, created_at) VALUES (?, ?, ?)
@@ -390,7 +424,24 @@ export class SqliteMetadataStore implements MetadataStore {
 
   // Writes that read first take the write lock first (BEGIN IMMEDIATE): with another process (an admin
   // command) writing too, a deferred transaction could not upgrade its read snapshot and would fail.
-  async linkBlob(repository: string, digest: Digest, size: number, writer?: string, quotas: QuotaLimit[] = []): Promise<boolean> {
+  /** Adds notification events to the outbox: inside a write transaction, they commit with it. */
+  #enqueue(events: readonly OutboxEvent[]): void {
+    const now = Date.now();
+    for (const e of events) this.#q.insertEvent.run(e.action, e.mediaType, e.body, now);
+  }
+
+  async recordEvents(events: readonly OutboxEvent[]): Promise<void> {
+    if (events.length > 0) this.#db.transaction(() => this.#enqueue(events))();
+  }
+
+  async linkBlob(
+    repository: string,
+    digest: Digest,
+    size: number,
+    writer?: string,
+    quotas: QuotaLimit[] = [],
+    events: readonly OutboxEvent[] = [],
+  ): Promise<boolean> {
     const now = Date.now();
     return this.#db
       .transaction((): boolean => {
@@ -407,6 +458,7 @@ export class SqliteMetadataStore implements MetadataStore {
         this.#q.insertBlob.run(digest, size, now);
         this.#q.linkBlob.run(id, digest, now);
         if (writer !== undefined) this.#q.releaseWrite.run(digest, writer);
+        this.#enqueue(events);
         return true;
       })
       .immediate();
@@ -426,8 +478,12 @@ export class SqliteMetadataStore implements MetadataStore {
     this.#q.releaseWrite.run(digest, writer);
   }
 
-  async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
-    return this.#q.unlinkBlob.run(repository, digest).changes > 0;
+  async unlinkBlob(repository: string, digest: Digest, events: readonly OutboxEvent[] = []): Promise<boolean> {
+    return this.#db.transaction((): boolean => {
+      const unlinked = this.#q.unlinkBlob.run(repository, digest).changes > 0;
+      if (unlinked) this.#enqueue(events);
+      return unlinked;
+    })();
   }
 
   async repositoryExists(repository: string): Promise<boolean> {
@@ -439,7 +495,13 @@ export class SqliteMetadataStore implements MetadataStore {
     return { items: names.slice(0, limit), more: names.length > limit };
   }
 
-  async putManifest(repository: string, manifest: ManifestToStore, tags: string[], rules: TagRules = {}): Promise<MissingReference[]> {
+  async putManifest(
+    repository: string,
+    manifest: ManifestToStore,
+    tags: string[],
+    rules: TagRules = {},
+    events: readonly OutboxEvent[] = [],
+  ): Promise<MissingReference[]> {
     const { summary } = manifest;
     const now = Date.now();
     const put = this.#db.transaction((): MissingReference[] => {
@@ -478,6 +540,7 @@ export class SqliteMetadataStore implements MetadataStore {
       for (const blob of summary.blobs) this.#q.insertReference.run(id, manifest.digest, blob.digest, "blob");
       for (const child of summary.manifests) this.#q.insertReference.run(id, manifest.digest, child.digest, "manifest");
       for (const tag of tags) this.#q.upsertTag.run(id, tag, manifest.digest, now);
+      this.#enqueue(events);
       return [];
     });
     return put.immediate();
@@ -488,7 +551,7 @@ export class SqliteMetadataStore implements MetadataStore {
     return query.get(repository, reference) as StoredManifest | undefined;
   }
 
-  async deleteManifest(repository: string, digest: Digest, rules: TagRules = {}): Promise<boolean> {
+  async deleteManifest(repository: string, digest: Digest, rules: TagRules = {}, events: readonly OutboxEvent[] = []): Promise<boolean> {
     return this.#db
       .transaction((): boolean => {
         if (rules.immutable) {
@@ -498,12 +561,14 @@ export class SqliteMetadataStore implements MetadataStore {
           }
         }
         // Tags and references go with it through ON DELETE CASCADE.
-        return this.#q.deleteManifest.run(repository, digest).changes > 0;
+        const deleted = this.#q.deleteManifest.run(repository, digest).changes > 0;
+        if (deleted) this.#enqueue(events);
+        return deleted;
       })
       .immediate();
   }
 
-  async deleteTag(repository: string, tag: string, rules: TagRules = {}): Promise<boolean> {
+  async deleteTag(repository: string, tag: string, rules: TagRules = {}, events: readonly OutboxEvent[] = []): Promise<boolean> {
     const rule = rules.immutable?.(tag);
     return this.#db
       .transaction((): boolean => {
@@ -512,7 +577,9 @@ export class SqliteMetadataStore implements MetadataStore {
         if (rule !== undefined && id !== undefined && this.#q.tagTarget.get(id, tag) !== undefined) {
           throw new ImmutableTagError(tag, rule);
         }
-        return this.#q.deleteTag.run(repository, tag).changes > 0;
+        const deleted = this.#q.deleteTag.run(repository, tag).changes > 0;
+        if (deleted) this.#enqueue(events);
+        return deleted;
       })
       .immediate();
   }
@@ -728,6 +795,25 @@ export class SqliteMetadataStore implements MetadataStore {
         if (pull.tag !== undefined) this.#browse.pulledTag.run(pull.at, pull.repository, pull.tag);
       }
     })();
+  }
+
+  async storageStats(perRepository: boolean): Promise<StorageStats> {
+    // Blobs being deleted by the collector are already invisible; they are not counted.
+    const total = this.#db
+      .prepare("SELECT count(*) AS blobs, ifnull(sum(size), 0) AS bytes FROM blobs WHERE deleting_at IS NULL")
+      .get() as {
+      blobs: number;
+      bytes: number;
+    };
+    if (!perRepository) return { totalBytes: total.bytes, totalBlobs: total.blobs };
+    const repositories = this.#db
+      .prepare(
+        `SELECT r.name AS repository, count(b.digest) AS blobs, ifnull(sum(b.size), 0) AS bytes
+         FROM repositories r LEFT JOIN repository_blobs rb ON rb.repository_id = r.id
+         LEFT JOIN blobs b ON b.digest = rb.digest AND b.deleting_at IS NULL GROUP BY r.id`,
+      )
+      .all() as { repository: string; blobs: number; bytes: number }[];
+    return { totalBytes: total.bytes, totalBlobs: total.blobs, repositories };
   }
 
   async ping(): Promise<void> {

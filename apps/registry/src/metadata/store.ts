@@ -1,4 +1,6 @@
 import type { Descriptor, Digest, ManifestSummary } from "@minato/oci";
+import type { StorageStats } from "../metrics.js";
+import type { OutboxEvent } from "../notifications/events.js";
 
 export interface StoredManifest {
   digest: Digest;
@@ -186,7 +188,14 @@ export interface MetadataStore {
    * written, when the link would take a quota scope past its limit (checked in the transaction, so
    * concurrent pushes cannot overshoot together).
    */
-  linkBlob(repository: string, digest: Digest, size: number, writer?: string, quotas?: QuotaLimit[]): Promise<boolean>;
+  linkBlob(
+    repository: string,
+    digest: Digest,
+    size: number,
+    writer?: string,
+    quotas?: QuotaLimit[],
+    events?: readonly OutboxEvent[],
+  ): Promise<boolean>;
   /**
    * Reserves `digest` for an upload about to commit its bytes to storage, so the collector leaves the
    * blob alone until {@link linkBlob} (or {@link releaseBlobWrite}). False when the collector is deleting
@@ -195,7 +204,7 @@ export interface MetadataStore {
   reserveBlobWrite(digest: Digest, writer: string): Promise<boolean>;
   releaseBlobWrite(digest: Digest, writer: string): Promise<void>;
   /** Makes a blob no longer readable in `repository`; false when it was not linked. */
-  unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
+  unlinkBlob(repository: string, digest: Digest, events?: readonly OutboxEvent[]): Promise<boolean>;
 
   repositoryExists(repository: string): Promise<boolean>;
   /** Repositories holding at least one manifest, in ASCII order after `after`. */
@@ -205,12 +214,20 @@ export interface MetadataStore {
    * Stores a manifest and points `tags` at it, atomically. When a referenced blob or child manifest
    * is not in the repository nothing is written and the missing references are returned.
    */
-  putManifest(repository: string, manifest: ManifestToStore, tags: string[], rules?: TagRules): Promise<MissingReference[]>;
+  putManifest(
+    repository: string,
+    manifest: ManifestToStore,
+    tags: string[],
+    rules?: TagRules,
+    events?: readonly OutboxEvent[],
+  ): Promise<MissingReference[]>;
   /** By tag or by digest. */
   getManifest(repository: string, reference: string): Promise<StoredManifest | undefined>;
   /** Deletes a manifest and every tag pointing at it; false when absent. */
-  deleteManifest(repository: string, digest: Digest, rules?: TagRules): Promise<boolean>;
-  deleteTag(repository: string, tag: string, rules?: TagRules): Promise<boolean>;
+  deleteManifest(repository: string, digest: Digest, rules?: TagRules, events?: readonly OutboxEvent[]): Promise<boolean>;
+  deleteTag(repository: string, tag: string, rules?: TagRules, events?: readonly OutboxEvent[]): Promise<boolean>;
+  /** Notification events not tied to a write (pulls), in one transaction. */
+  recordEvents(events: readonly OutboxEvent[]): Promise<void>;
   /** Every tag of `repository` with when it was pushed and when its manifest was last pulled. */
   tagDetails(repository: string): Promise<TagDetail[]>;
   /** Tags in ASCII order after `after`; undefined when the repository does not exist. */
@@ -275,6 +292,8 @@ export interface MetadataStore {
   /** Stores the latest pull time of each repository, manifest and tag in `pulls`, in one transaction. */
   recordPulls(pulls: readonly PullRecord[]): Promise<void>;
 
+  /** Blob bytes and count, in total and (when asked) per repository, for the metrics scrape. */
+  storageStats(perRepository: boolean): Promise<StorageStats>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

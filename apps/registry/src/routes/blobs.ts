@@ -4,6 +4,7 @@ import type { Digest } from "@minato/oci";
 import { BlobNotFoundError, type ByteRange } from "@minato/storage";
 import { RegistryError } from "../errors.js";
 import { API_VERSION, API_VERSION_HEADER, type Ctx, type RegistryDeps, requireDigest } from "../http.js";
+import { BLOB_MEDIA_TYPE, eventsFor, type OutboxEvent } from "../notifications/index.js";
 
 /** Blobs are immutable: caches may keep them for a year (as Distribution advertises). */
 const IMMUTABLE = "max-age=31536000";
@@ -53,6 +54,9 @@ export async function getBlob(c: Ctx, deps: RegistryDeps, name: string, referenc
   if (head) return c.body(null, status, headers);
   // Object storage may serve the bytes itself (a presigned URL; the client sends its Range there).
   const redirect = await deps.storage.redirectUrl?.(digest);
+  deps.notifications?.pulled(
+    deps.notifications.event(c, deps, "pull", "blobs", { mediaType: BLOB_MEDIA_TYPE, size: blob.size, digest, repository: name }),
+  );
   if (redirect) return c.body(null, 307, { Location: redirect, "Docker-Content-Digest": digest, "Content-Length": "0" });
   return streamBlob(c, deps, digest, status, headers, range ?? wholeBlob(blob.size));
 }
@@ -92,7 +96,13 @@ async function streamBlob(
 export async function deleteBlob(c: Ctx, deps: RegistryDeps, name: string, reference: string): Promise<Response> {
   if (!deps.options.deletesEnabled) throw new RegistryError(405, "UNSUPPORTED", undefined, "deletes are disabled");
   const digest = requireDigest(reference);
-  if (!(await deps.metadata.unlinkBlob(name, digest))) throw new RegistryError(404, "BLOB_UNKNOWN", { digest });
+  let events: OutboxEvent[] = [];
+  if (deps.notifications) {
+    const blob = await deps.metadata.linkedBlob(name, digest);
+    if (blob) events = eventsFor(c, deps, "delete", "blobs", { mediaType: BLOB_MEDIA_TYPE, size: blob.size, digest, repository: name });
+  }
+  if (!(await deps.metadata.unlinkBlob(name, digest, events))) throw new RegistryError(404, "BLOB_UNKNOWN", { digest });
+  deps.notifications?.written();
   // The bytes stay until garbage collection: another repository may link them, an upload may be racing.
   return c.body(null, 202, { "Content-Length": "0" });
 }

@@ -8,10 +8,12 @@ import {
   parseDigest,
   parseManifest,
 } from "@minato/oci";
+import { auditRequest } from "../audit.js";
 import { errorEntry, RegistryError } from "../errors.js";
 import { type Ctx, type RegistryDeps, readBody, requireDigest } from "../http.js";
 import { tagRules } from "../lifecycle/policy.js";
 import { ImmutableTagError } from "../metadata/store.js";
+import { eventsFor, type OutboxEvent } from "../notifications/index.js";
 
 /** distribution-spec end-7b: at least 10 tags per request SHOULD be accepted; past this, 414. */
 const MAX_TAGS_PER_PUSH = 100;
@@ -68,6 +70,12 @@ export async function getManifest(c: Ctx, deps: RegistryDeps, name: string, refe
     ETag: `"${manifest.digest}"`,
   };
   if (head) return c.body(null, 200, headers);
+  if (deps.notifications) {
+    const target = { mediaType: manifest.mediaType, size: manifest.content.byteLength, digest: manifest.digest, repository: name };
+    deps.notifications.pulled(
+      deps.notifications.event(c, deps, "pull", "manifests", reference.includes(":") ? target : { ...target, tag: reference }),
+    );
+  }
   return c.body(manifest.content as Uint8Array<ArrayBuffer>, 200, headers);
 }
 
@@ -104,9 +112,17 @@ export async function putManifest(c: Ctx, deps: RegistryDeps, name: string, refe
 
   await checkDescriptorSizes(deps, name, summary);
   const rules = deps.policy ? tagRules(deps.policy, name) : {};
-  const missing = await refuseImmutable(() =>
-    deps.metadata.putManifest(name, { digest, mediaType: summary.mediaType, content, summary }, tags, rules),
+  const pushed = { mediaType: summary.mediaType, size: content.byteLength, digest, repository: name };
+  const events = (tags.length > 0 ? tags : [undefined]).flatMap((tag) =>
+    eventsFor(c, deps, "push", "manifests", tag === undefined ? pushed : { ...pushed, tag }),
   );
+  const missing = await refuseImmutable(() =>
+    deps.metadata.putManifest(name, { digest, mediaType: summary.mediaType, content, summary }, tags, rules, events),
+  );
+  if (missing.length === 0) {
+    deps.notifications?.written();
+    auditRequest(c, deps, "push", `${name}@${digest}`, { mediaType: summary.mediaType, ...(tags.length > 0 ? { tags } : {}) });
+  }
   if (missing.length > 0) {
     throw RegistryError.many(
       400,
@@ -155,7 +171,7 @@ export async function deleteManifest(c: Ctx, deps: RegistryDeps, name: string, r
   if (!deps.options.deletesEnabled) throw new RegistryError(405, "UNSUPPORTED", undefined, "deletes are disabled");
   const target = parseReference(reference);
   if (!(await deps.metadata.repositoryExists(name))) throw new RegistryError(404, "NAME_UNKNOWN", { name });
-  if (!(await deleteReference(deps, name, target))) throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference });
+  if (!(await deleteReference(deps, name, target, c))) throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference });
   return c.body(null, 202, { "Content-Length": "0" });
 }
 
@@ -163,11 +179,35 @@ export async function deleteManifest(c: Ctx, deps: RegistryDeps, name: string, r
  * Deletes a tag, or a manifest with its tags, refusing to remove an immutable tag (403 DENIED); false
  * when absent. The distribution API and the browsing API both delete through it.
  */
-export function deleteReference(deps: Pick<RegistryDeps, "metadata" | "policy">, name: string, target: Reference): Promise<boolean> {
+export async function deleteReference(
+  deps: Pick<RegistryDeps, "metadata" | "policy" | "auth" | "notifications" | "audit" | "options">,
+  name: string,
+  target: Reference,
+  c: Ctx,
+  /** Who deletes, when not the bearer token's subject (a browser session). */
+  actor?: string,
+): Promise<boolean> {
   const rules = deps.policy ? tagRules(deps.policy, name) : {};
-  return refuseImmutable(() =>
-    target.kind === "digest" ? deps.metadata.deleteManifest(name, target.digest, rules) : deps.metadata.deleteTag(name, target.tag, rules),
+  let events: OutboxEvent[] = [];
+  if (deps.notifications) {
+    // What is deleted, for the event (read first: the delete removes it).
+    const manifest = await deps.metadata.getManifest(name, target.kind === "digest" ? target.digest : target.tag);
+    if (manifest) {
+      const about = { mediaType: manifest.mediaType, size: manifest.content.byteLength, digest: manifest.digest, repository: name };
+      events = eventsFor(c, deps, "delete", "manifests", target.kind === "tag" ? { ...about, tag: target.tag } : about, actor);
+    }
+  }
+  const deleted = await refuseImmutable(() =>
+    target.kind === "digest"
+      ? deps.metadata.deleteManifest(name, target.digest, rules, events)
+      : deps.metadata.deleteTag(name, target.tag, rules, events),
   );
+  if (deleted) {
+    deps.notifications?.written();
+    const what = target.kind === "tag" ? `${name}:${target.tag}` : `${name}@${target.digest}`;
+    auditRequest(c, deps, "delete", what, undefined, actor);
+  }
+  return deleted;
 }
 
 /** An immutable tag that a PUT would move or a DELETE remove: 403 DENIED naming the rule. */

@@ -8,6 +8,7 @@ import { type Ctx, hasBody, type RegistryDeps, requireDigest } from "../http.js"
 import { quotasFor } from "../lifecycle/policy.js";
 import { enforceQuota, quotaDenied, quotaLimits } from "../lifecycle/quota.js";
 import { QuotaExceededError, type UploadSession } from "../metadata/store.js";
+import { BLOB_MEDIA_TYPE, eventsFor } from "../notifications/index.js";
 
 const CONTENT_RANGE = /^(\d+)-(\d+)$/;
 
@@ -91,7 +92,10 @@ async function appendBody(c: Ctx, deps: RegistryDeps, name: string, id: string):
     offset = start;
   }
   try {
-    return await deps.storage.append(id, offset, incoming, maxBytes);
+    const newSize = await deps.storage.append(id, offset, incoming, maxBytes);
+    // A chunked body has no Content-Length for the request observer to count: counted here.
+    if (incoming.headers["content-length"] === undefined) deps.metrics.receivedBytes.inc({ kind: "upload" }, newSize - offset);
+    return newSize;
   } catch (error) {
     if (error instanceof UploadOffsetError) {
       throw new RegistryError(
@@ -129,7 +133,8 @@ async function complete(c: Ctx, deps: RegistryDeps, name: string, id: string, di
   }
   let linked: boolean;
   try {
-    linked = await deps.metadata.linkBlob(name, digest, size, id, quotaLimits(deps.policy, name));
+    const events = eventsFor(c, deps, "push", "blobs", { mediaType: BLOB_MEDIA_TYPE, size, digest, repository: name });
+    linked = await deps.metadata.linkBlob(name, digest, size, id, quotaLimits(deps.policy, name), events);
   } catch (error) {
     if (!(error instanceof QuotaExceededError)) throw error;
     // A concurrent push took the quota first. The committed bytes, never linked, are collected as orphans.
@@ -139,13 +144,25 @@ async function complete(c: Ctx, deps: RegistryDeps, name: string, id: string, di
   }
   // Cannot be refused: the reservation kept the collector from marking the blob.
   if (!linked) throw new Error(`blob ${digest} was collected while reserved`);
+  deps.notifications?.written();
   await deps.metadata.deleteUpload(id);
   return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
 }
 
-async function linkMounted(deps: RegistryDeps, name: string, digest: Digest, size: number): Promise<boolean> {
+async function linkMounted(c: Ctx, deps: RegistryDeps, name: string, digest: Digest, source: MountSource): Promise<boolean> {
+  const { size, repository: fromRepository } = source;
+  const target = { mediaType: BLOB_MEDIA_TYPE, size, digest, repository: name, ...(fromRepository ? { fromRepository } : {}) };
   try {
-    return await deps.metadata.linkBlob(name, digest, size, undefined, quotaLimits(deps.policy, name));
+    const linked = await deps.metadata.linkBlob(
+      name,
+      digest,
+      size,
+      undefined,
+      quotaLimits(deps.policy, name),
+      eventsFor(c, deps, "mount", "blobs", target),
+    );
+    if (linked) deps.notifications?.written();
+    return linked;
   } catch (error) {
     throw error instanceof QuotaExceededError ? quotaDenied(error) : error;
   }
@@ -207,9 +224,13 @@ async function openSession(c: Ctx, deps: RegistryDeps, name: string): Promise<st
 }
 
 /** `?mount=&from=`: with authentication, mounting needs pull on `from`; without it the blob is not revealed. */
-async function explicitMountSource(c: Ctx, deps: RegistryDeps, from: string, digest: Digest): Promise<{ size: number } | undefined> {
+/** Where a mounted blob comes from (its repository, when known, for the mount event). */
+type MountSource = { size: number; repository?: string };
+
+async function explicitMountSource(c: Ctx, deps: RegistryDeps, from: string, digest: Digest): Promise<MountSource | undefined> {
   if (!isValidRepositoryName(from) || !(deps.auth?.permits(c, from, "pull") ?? true)) return undefined;
-  return deps.metadata.linkedBlob(from, digest);
+  const blob = await deps.metadata.linkedBlob(from, digest);
+  return blob && { size: blob.size, repository: from };
 }
 
 /**
@@ -217,11 +238,11 @@ async function explicitMountSource(c: Ctx, deps: RegistryDeps, from: string, dig
  * repository it chooses). With token authentication only repositories the token grants pull on are
  * looked at, so a mount never reveals a blob the caller could not read; without authentication, any.
  */
-async function automaticMountSource(c: Ctx, deps: RegistryDeps, digest: Digest): Promise<{ size: number } | undefined> {
+async function automaticMountSource(c: Ctx, deps: RegistryDeps, digest: Digest): Promise<MountSource | undefined> {
   if (!deps.auth) return deps.metadata.storedBlob(digest);
   for (const repository of deps.auth.pullableRepositories(c)) {
     const blob = await deps.metadata.linkedBlob(repository, digest);
-    if (blob) return blob;
+    if (blob) return { size: blob.size, repository };
   }
   return undefined;
 }
@@ -234,7 +255,7 @@ export async function startUpload(c: Ctx, deps: RegistryDeps, name: string): Pro
     const from = c.req.query("from");
     const source = from === undefined ? await automaticMountSource(c, deps, digest) : await explicitMountSource(c, deps, from, digest);
     // Refused when the collector started deleting the blob meanwhile: then it is uploaded instead.
-    if (source && (await linkMounted(deps, name, digest, source.size))) {
+    if (source && (await linkMounted(c, deps, name, digest, source))) {
       return c.body(null, 201, { Location: blobLocation(name, digest), "Docker-Content-Digest": digest, "Content-Length": "0" });
     }
     // Not mountable: fall back to a fresh session (distribution-spec "Mounting a blob": 202).
