@@ -5,6 +5,7 @@ import { type AuthConfig, resolveAuthConfig } from "./auth/config.js";
 import { loadPolicy, type Policy } from "./lifecycle/policy.js";
 import { loadLimits, type RegistryLimits } from "./limits.js";
 import type { LogLevel } from "./logger.js";
+import { loadProxyConfig, type UpstreamConfig } from "./proxy/config.js";
 import { loadStorageConfig, type StorageConfig } from "./storage.js";
 
 export interface RegistryConfig {
@@ -29,6 +30,8 @@ export interface RegistryConfig {
   gc?: GcConfig;
   /** Immutable tags, quotas, retention (--policy); absent means none. */
   policy?: Policy;
+  /** Pull-through cache namespaces (--proxy-config); absent means none. */
+  proxy?: UpstreamConfig[];
 }
 
 export interface GcConfig {
@@ -118,6 +121,12 @@ export const SETTINGS = [
     help: "also collect manifests no tag, index or subject keeps",
   },
   { flag: "policy", env: "MINATO_REGISTRY_POLICY", default: "", help: "JSON file: immutable tags, quotas, retention rules" },
+  {
+    flag: "proxy-config",
+    env: "MINATO_REGISTRY_PROXY_CONFIG",
+    default: "",
+    help: "JSON file: namespaces served as pull-through caches of upstream registries",
+  },
   { flag: "storage", env: "MINATO_REGISTRY_STORAGE", default: "filesystem", help: "blob storage: filesystem (under --data) or s3" },
   { flag: "s3-bucket", env: "MINATO_REGISTRY_S3_BUCKET", default: "", help: "S3 bucket for blobs and upload sessions (--storage s3)" },
   { flag: "s3-prefix", env: "MINATO_REGISTRY_S3_PREFIX", default: "", help: "key prefix inside the bucket" },
@@ -270,6 +279,7 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
   const gcIntervalMs = parseDuration(get("gc-interval"));
   if (gcIntervalMs < 1) throw new ConfigError("--gc-interval must be positive (turn collection off with --no-gc)");
   const policyFile = get("policy");
+  const proxyFile = get("proxy-config");
 
   return {
     host,
@@ -293,5 +303,6 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
         }
       : {}),
     ...(policyFile ? { policy: loadPolicy(policyFile) } : {}),
+    ...(proxyFile ? { proxy: loadProxyConfig(proxyFile, env) } : {}),
   };
 }

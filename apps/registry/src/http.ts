@@ -9,6 +9,7 @@ import { RegistryError } from "./errors.js";
 import type { Policy } from "./lifecycle/policy.js";
 import type { Logger } from "./logger.js";
 import type { MetadataStore, UploadLimits } from "./metadata/store.js";
+import type { PullThroughCache } from "./proxy/cache.js";
 
 /** distribution-spec "Legacy Docker support HTTP headers": sent on every response. */
 export const API_VERSION_HEADER = "Docker-Distribution-API-Version";
@@ -38,6 +39,8 @@ export interface RegistryDeps {
   policy?: Policy;
   /** Last-pull times for the browsing API (batched); undefined: pulls are not recorded. */
   pulls?: PullRecorder;
+  /** Namespaces filled from upstream registries (--proxy-config); undefined: none. */
+  proxy?: PullThroughCache;
 }
 
 export type Env = { Bindings: HttpBindings };

@@ -17,6 +17,7 @@ import { expireUploads } from "./lifecycle/uploads.js";
 import { DEFAULT_LIMITS, type RegistryLimits } from "./limits.js";
 import { createLogger, type Logger } from "./logger.js";
 import { SqliteMetadataStore } from "./metadata/sqlite.js";
+import { PullThroughCache } from "./proxy/cache.js";
 import { describeStorage, openStorage } from "./storage.js";
 
 export interface RunningRegistry {
@@ -61,6 +62,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     ...(auth ? { auth: auth.authorizer } : {}),
     ...(config.policy ? { policy: config.policy } : {}),
     pulls: new PullRecorder(metadata, logger),
+    ...(config.proxy?.length ? { proxy: new PullThroughCache(config.proxy) } : {}),
   };
   const app = createApp(deps);
   auth?.mount(app);
@@ -145,6 +147,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
       storage: describeStorage(config.storage, config.dataDir),
       deletes: config.deletesEnabled,
       auth: auth?.summary ?? "none",
+      proxy: config.proxy?.map((u) => `${u.prefix}/ → ${u.url}`) ?? [],
       gc: config.gc ? { everyMs: config.gc.intervalMs, graceMs: config.gc.graceMs } : "off",
     },
     "registry listening",
