@@ -109,7 +109,8 @@ export interface Run {
 
 export function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
   return new Promise((done, fail) => {
-    const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    // A client that hangs fails its test with its output instead of stalling the run.
+    const child = spawn(command, args, { env, stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d) => {

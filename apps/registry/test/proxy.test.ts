@@ -235,16 +235,6 @@ describe("pull-through cache of CNCF Distribution", () => {
     expect(await proxy.deps.storage.stat(digest)).toEqual({ size: big.length });
     expect((await proxy.storage.list(proxy.dataDir)).filter((p) => p.startsWith("uploads/"))).toEqual([]);
   }, 300_000);
-
-  it("a cold skopeo pull through the proxy equals a pull from Distribution", async () => {
-    const copy = (source: string, dest: string) =>
-      run(SKOPEO, ["--insecure-policy", "copy", "--src-tls-verify=false", source, `oci:${join(work, dest)}:v1`]);
-    const direct = await copy(`docker://${distribution.registry}/library/big:latest`, "direct");
-    expect(direct.code, direct.stderr).toBe(0);
-    const proxied = await copy(`docker://${hostOf(proxy)}/dist/library/big:latest`, "proxied");
-    expect(proxied.code, proxied.stderr).toBe(0);
-    expect(await layoutBlobs(join(work, "proxied"))).toEqual(await layoutBlobs(join(work, "direct")));
-  }, 300_000);
 });
 
 describe("an upstream that lies", () => {
@@ -259,7 +249,11 @@ describe("an upstream that lies", () => {
     liar = createServer((req, res) => {
       if (req.url === "/v2/") return res.writeHead(200, { "content-type": "application/json" }).end("{}");
       if (req.url?.includes("/blobs/")) return res.writeHead(200, { "content-length": String(lie.length) }).end(lie);
-      res.writeHead(200, { "content-type": MediaType.ociManifest, "docker-content-digest": digestOf("not this"), "content-length": String(manifest.length) });
+      res.writeHead(200, {
+        "content-type": MediaType.ociManifest,
+        "docker-content-digest": digestOf("not this"),
+        "content-length": String(manifest.length),
+      });
       res.end(req.method === "HEAD" ? undefined : manifest);
     });
     await new Promise<void>((resolve) => liar.listen(0, "127.0.0.1", resolve));
@@ -274,8 +268,12 @@ describe("an upstream that lies", () => {
 
   it("a blob with the wrong bytes never completes for the client and is not cached", async () => {
     const digest = digestOf(truth);
-    const res = await request(`${proxy.url}/v2/liar/x/blobs/${digest}`);
-    await expect(res.body.arrayBuffer()).rejects.toThrow();
+    // The connection is cut before the body completes (before the headers even, for a one-chunk blob).
+    const outcome = await request(`${proxy.url}/v2/liar/x/blobs/${digest}`).then(
+      (res) => res.body.arrayBuffer().then(() => "complete"),
+      () => "failed",
+    );
+    expect(outcome).not.toBe("complete");
     // A waiting client (or a retry) gets a clear error.
     const retry = await call(proxy, "GET", `/v2/liar/x/blobs/${digest}`, { headers: { range: "bytes=0-3" } });
     expect(retry.statusCode).toBe(502);
@@ -305,13 +303,20 @@ describe("proxy configuration", () => {
     expect(parse([{ prefix: "hub", url: "https://x", username: "u" }])).toThrow(/go together/);
     expect(parse([{ prefix: "hub", url: "https://x", passwordEnv: "NOPE", username: "u" }])).toThrow(/not set/);
     expect(parse([{ prefix: "hub", url: "https://x", tagTtl: "soon" }])).toThrow(/tagTtl/);
-    expect(parse([{ prefix: "a", url: "https://x" }, { prefix: "a/b", url: "https://y" }])).toThrow(/overlaps/);
+    expect(
+      parse([
+        { prefix: "a", url: "https://x" },
+        { prefix: "a/b", url: "https://y" },
+      ]),
+    ).toThrow(/overlaps/);
     expect(
       parseProxyConfig(
         { upstreams: [{ prefix: "mirror/", url: "https://r.example:5000/", username: "u", passwordEnv: "P", tagTtl: "90s" }] },
         "t",
         { P: "secret" },
       ),
-    ).toEqual([{ prefix: "mirror", url: "https://r.example:5000", username: "u", password: "secret", tagTtlMs: 90_000, insecureSkipVerify: false }]);
+    ).toEqual([
+      { prefix: "mirror", url: "https://r.example:5000", username: "u", password: "secret", tagTtlMs: 90_000, insecureSkipVerify: false },
+    ]);
   });
 });

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { once } from "node:events";
 import type { ServerResponse } from "node:http";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -262,7 +261,17 @@ export class PullThroughCache {
     let held: Buffer | undefined;
     const toClient = async (chunk: Buffer) => {
       if (!client || client.destroyed) return;
-      if (!client.write(chunk)) await Promise.race([once(client, "drain"), once(client, "close")]);
+      if (client.write(chunk)) return;
+      // Wait for the client to drain (or go away), leaving no listener behind either way.
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          client.off("drain", done);
+          client.off("close", done);
+          resolve();
+        };
+        client.once("drain", done);
+        client.once("close", done);
+      });
     };
     const tee = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
@@ -286,7 +295,12 @@ export class PullThroughCache {
       await piped;
       const actual = digester.digest();
       if (actual !== digest || (size !== undefined && digester.size !== size)) {
-        throw new RegistryError(502, "DIGEST_INVALID", { expected: digest, actual }, `upstream ${upstream.config.url} sent ${actual} for ${digest}; nothing was cached`);
+        throw new RegistryError(
+          502,
+          "DIGEST_INVALID",
+          { expected: digest, actual },
+          `upstream ${upstream.config.url} sent ${actual} for ${digest}; nothing was cached`,
+        );
       }
       while (!(await deps.metadata.reserveBlobWrite(digest, id))) await new Promise((resolve) => setTimeout(resolve, 25));
       try {

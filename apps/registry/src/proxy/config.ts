@@ -101,7 +101,8 @@ export function parseProxyConfig(document: unknown, source: string, env: NodeJS.
         fail(`${where}.ca: ${(error as Error).message}`);
       }
     }
-    if (e.insecureSkipVerify !== undefined && typeof e.insecureSkipVerify !== "boolean") fail(`${where}.insecureSkipVerify must be a boolean`);
+    if (e.insecureSkipVerify !== undefined && typeof e.insecureSkipVerify !== "boolean")
+      fail(`${where}.insecureSkipVerify must be a boolean`);
     const ttl = str("tagTtl");
     let tagTtlMs = DEFAULT_TAG_TTL_MS;
     if (ttl !== undefined) {
