@@ -26,11 +26,11 @@ function hostOf(registry: TestRegistry): string {
   return new URL(registry.url).host;
 }
 
-/** Every file of an OCI layout's blob directory, name → bytes. */
-async function layoutBlobs(dir: string): Promise<Map<string, Buffer>> {
-  const blobs = new Map<string, Buffer>();
+/** Every file of an OCI layout's blob directory, name → digest of its bytes (deep equality of 64 MiB buffers is slow). */
+async function layoutBlobs(dir: string): Promise<Map<string, Digest>> {
+  const blobs = new Map<string, Digest>();
   const root = join(dir, "blobs", "sha256");
-  for (const name of await readdir(root)) blobs.set(name, await readFile(join(root, name)));
+  for (const name of await readdir(root)) blobs.set(name, digestOf(await readFile(join(root, name))));
   return blobs;
 }
 
@@ -234,6 +234,17 @@ describe("pull-through cache of CNCF Distribution", () => {
     expect(forwarder.count(`GET /v2/library/big/blobs/${digest}`)).toBe(1);
     expect(await proxy.deps.storage.stat(digest)).toEqual({ size: big.length });
     expect((await proxy.storage.list(proxy.dataDir)).filter((p) => p.startsWith("uploads/"))).toEqual([]);
+  }, 300_000);
+
+  it("a cold skopeo pull through the proxy equals a pull from Distribution", async () => {
+    // --preserve-digests: the layer is an uncompressed tar, which skopeo would otherwise gzip on the way.
+    const copy = (source: string, dest: string) =>
+      run(SKOPEO, ["--insecure-policy", "copy", "--preserve-digests", "--src-tls-verify=false", source, `oci:${join(work, dest)}:v1`]);
+    const direct = await copy(`docker://${distribution.registry}/library/big:latest`, "direct");
+    expect(direct.code, direct.stderr).toBe(0);
+    const proxied = await copy(`docker://${hostOf(proxy)}/dist/library/big:latest`, "proxied");
+    expect(proxied.code, proxied.stderr).toBe(0);
+    expect(await layoutBlobs(join(work, "proxied"))).toEqual(await layoutBlobs(join(work, "direct")));
   }, 300_000);
 });
 
