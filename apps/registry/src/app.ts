@@ -64,6 +64,7 @@ async function dispatch(c: Ctx, deps: RegistryDeps, path: string): Promise<Respo
       });
     }
     await deps.auth?.require(c, { type: "repository", name, actions: [...(route.access[c.req.method] ?? PUSH)] });
+    if (c.req.method !== "GET" && c.req.method !== "HEAD") deps.proxy?.refuseWrite(name, c.req.method);
     return handler(c, deps, name, match[2] ?? "");
   }
   throw new RegistryError(404, "NAME_UNKNOWN", undefined, "no such endpoint");

@@ -6,6 +6,7 @@ import { loadPolicy, type Policy } from "./lifecycle/policy.js";
 import { loadLimits, type RegistryLimits } from "./limits.js";
 import type { LogLevel } from "./logger.js";
 import { type Endpoint, loadNotifications } from "./notifications/config.js";
+import { loadProxyConfig, type UpstreamConfig } from "./proxy/config.js";
 import { loadStorageConfig, type StorageConfig } from "./storage.js";
 
 export interface RegistryConfig {
@@ -30,6 +31,8 @@ export interface RegistryConfig {
   gc?: GcConfig;
   /** Immutable tags, quotas, retention (--policy); absent means none. */
   policy?: Policy;
+  /** Pull-through cache namespaces (--proxy-config); absent means none. */
+  proxy?: UpstreamConfig[];
   /** Prometheus metrics exposure; absent means /metrics on the main listener, no repository labels. */
   metrics?: MetricsConfig;
   /** Webhook endpoints (--notifications); absent or empty: no events are recorded. */
@@ -136,6 +139,12 @@ export const SETTINGS = [
     help: "also collect manifests no tag, index or subject keeps",
   },
   { flag: "policy", env: "MINATO_REGISTRY_POLICY", default: "", help: "JSON file: immutable tags, quotas, retention rules" },
+  {
+    flag: "proxy-config",
+    env: "MINATO_REGISTRY_PROXY_CONFIG",
+    default: "",
+    help: "JSON file: namespaces served as pull-through caches of upstream registries",
+  },
   { flag: "storage", env: "MINATO_REGISTRY_STORAGE", default: "filesystem", help: "blob storage: filesystem (under --data) or s3" },
   { flag: "s3-bucket", env: "MINATO_REGISTRY_S3_BUCKET", default: "", help: "S3 bucket for blobs and upload sessions (--storage s3)" },
   { flag: "s3-prefix", env: "MINATO_REGISTRY_S3_PREFIX", default: "", help: "key prefix inside the bucket" },
@@ -330,6 +339,7 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
   const notificationsFile = get("notifications");
   const auditRetentionMs = parseDuration(get("audit-retention"));
   if (auditRetentionMs < 60_000) throw new ConfigError("--audit-retention must be at least 1m");
+  const proxyFile = get("proxy-config");
 
   return {
     host,
@@ -361,5 +371,6 @@ export function resolveConfig(options: Record<string, unknown>, env: NodeJS.Proc
       ...(metricsListen ? { listen: parseListen(metricsListen, "--metrics-listen") } : {}),
       repositoryLabels: parseBoolean("metrics-repository-labels", get("metrics-repository-labels")),
     },
+    ...(proxyFile ? { proxy: loadProxyConfig(proxyFile, env) } : {}),
   };
 }

@@ -13,7 +13,9 @@ export type ErrorCode =
   | "UNAUTHORIZED"
   | "DENIED"
   | "UNSUPPORTED"
-  | "TOOMANYREQUESTS";
+  | "TOOMANYREQUESTS"
+  /** Not in the spec's list; Distribution's code for an error of none of the kinds above. */
+  | "UNKNOWN";
 
 const MESSAGES: Record<ErrorCode, string> = {
   BLOB_UNKNOWN: "blob unknown to registry",
@@ -30,6 +32,7 @@ const MESSAGES: Record<ErrorCode, string> = {
   DENIED: "requested access to the resource is denied",
   UNSUPPORTED: "the operation is unsupported",
   TOOMANYREQUESTS: "too many requests",
+  UNKNOWN: "unknown error",
 };
 
 export interface ErrorEntry {

@@ -12,6 +12,7 @@ import type { Logger } from "./logger.js";
 import type { MetadataStore, UploadLimits } from "./metadata/store.js";
 import type { RegistryMetrics } from "./metrics.js";
 import type { Notifications } from "./notifications/index.js";
+import type { PullThroughCache } from "./proxy/cache.js";
 
 /** distribution-spec "Legacy Docker support HTTP headers": sent on every response. */
 export const API_VERSION_HEADER = "Docker-Distribution-API-Version";
@@ -47,6 +48,8 @@ export interface RegistryDeps {
   notifications?: Notifications;
   /** The audit trail (audit.ts); undefined in embeddings that keep none. */
   audit?: AuditLog;
+  /** Namespaces filled from upstream registries (--proxy-config); undefined: none. */
+  proxy?: PullThroughCache;
 }
 
 export type Env = { Bindings: HttpBindings };

@@ -22,6 +22,7 @@ import { SqliteMetadataStore } from "./metadata/sqlite.js";
 import { RegistryMetrics } from "./metrics.js";
 import { instrumentStorage, mountMetrics, observeRequest, serveMetricsOnly } from "./metrics-http.js";
 import { Notifications } from "./notifications/index.js";
+import { PullThroughCache } from "./proxy/cache.js";
 import { describeStorage, openStorage } from "./storage.js";
 
 export interface RunningRegistry {
@@ -78,6 +79,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
     pulls: new PullRecorder(metadata, logger),
     metrics,
     audit,
+    ...(config.proxy?.length ? { proxy: new PullThroughCache(config.proxy) } : {}),
   };
   if (config.notifications && config.notifications.length > 0) {
     deps.notifications = new Notifications(
@@ -193,6 +195,7 @@ export async function startRegistry(config: RegistryConfig, logger: Logger = cre
       storage: describeStorage(config.storage, config.dataDir),
       deletes: config.deletesEnabled,
       auth: auth?.summary ?? "none",
+      proxy: config.proxy?.map((u) => `${u.prefix}/ → ${u.url}`) ?? [],
       gc: config.gc ? { everyMs: config.gc.intervalMs, graceMs: config.gc.graceMs } : "off",
       metrics: metricsServer ? metricsServer.url : metricsOnMain ? `${url}/metrics` : "off",
     },

@@ -84,7 +84,7 @@ async function errorFrom(response: Response, context: string): Promise<RegistryR
   } catch {
     // Not JSON (or HEAD): the status says it all.
   }
-  return new RegistryResponseError(response.statusCode, errors, context);
+  return new RegistryResponseError(response.statusCode, errors, context, header(response, "retry-after"));
 }
 
 function header(response: Response, name: string): string | undefined {
@@ -261,7 +261,9 @@ export class RegistryClient {
     });
     await response.body.dump();
     if (response.statusCode === 404) return undefined;
-    if (response.statusCode !== 200) throw new RegistryResponseError(response.statusCode, [], `manifest ${repository}:${reference}`);
+    if (response.statusCode !== 200) {
+      throw new RegistryResponseError(response.statusCode, [], `manifest ${repository}:${reference}`, header(response, "retry-after"));
+    }
     return {
       digest: header(response, "docker-content-digest") as Digest,
       mediaType: header(response, "content-type") ?? "",
@@ -349,6 +351,17 @@ export class RegistryClient {
         : await request(url, { headers: { ...headers, "user-agent": this.#userAgent() }, dispatcher: this.#options.dispatcher });
     }
     return response;
+  }
+
+  /**
+   * Opens a blob for streaming (a pull-through cache tees it to its client and its storage): the
+   * declared size and the body, not yet verified — the reader hashes what it receives.
+   */
+  async openBlobStream(repository: string, digest: Digest): Promise<{ size: number | undefined; body: Readable }> {
+    const response = await this.#openBlob(repository, digest, 0);
+    if (response.statusCode !== 200) throw await errorFrom(response, `blob ${digest}`);
+    const length = header(response, "content-length");
+    return { size: length === undefined ? undefined : Number(length), body: response.body };
   }
 
   /** A small blob (an image config) read whole and verified; larger than `maxBytes` is refused. */

@@ -6,6 +6,8 @@ export class RegistryResponseError extends Error {
     readonly status: number,
     readonly errors: { code: string; message?: string; detail?: unknown }[],
     context: string,
+    /** The registry's `Retry-After` (a 429 or 503), kept so a proxy can pass it on. */
+    readonly retryAfter?: string,
   ) {
     const first = errors[0];
     super(`${context}: ${first ? `${first.code}${first.message ? ` (${first.message})` : ""}` : `HTTP ${status}`}`);

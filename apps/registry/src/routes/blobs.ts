@@ -33,7 +33,16 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 
 export async function getBlob(c: Ctx, deps: RegistryDeps, name: string, reference: string, head: boolean): Promise<Response> {
   const digest = requireDigest(reference);
-  const blob = await deps.metadata.linkedBlob(name, digest);
+  let blob = await deps.metadata.linkedBlob(name, digest);
+  const upstream = deps.proxy?.upstreamOf(name);
+  if (upstream) deps.metrics.proxyCacheRequests.inc({ kind: "blob", result: blob ? "hit" : "miss" });
+  if (upstream && !blob && deps.proxy) {
+    // Not cached yet: from upstream (streamed to this client while it is cached, unless a range is asked for).
+    const out = head || c.req.header("range") ? undefined : c.env.outgoing;
+    const fetched = await deps.proxy.blob(deps, upstream, name, digest, { head, ...(out ? { out } : {}) });
+    if (fetched === "sent") return RESPONSE_ALREADY_SENT;
+    blob = fetched;
+  }
   if (!blob) throw new RegistryError(404, "BLOB_UNKNOWN", { digest });
   const headers: Record<string, string> = {
     "Content-Type": "application/octet-stream",

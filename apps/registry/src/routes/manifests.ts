@@ -53,7 +53,9 @@ export async function getManifest(c: Ctx, deps: RegistryDeps, name: string, refe
   // A reference that is neither a tag nor a digest names no manifest: 404 MANIFEST_UNKNOWN, as the
   // distribution-spec conformance suite and other registries answer (its route would not match).
   if (!isValidReference(reference)) throw new RegistryError(404, "MANIFEST_UNKNOWN", { reference: reference.slice(0, 200) });
-  const manifest = await deps.metadata.getManifest(name, reference);
+  const upstream = deps.proxy?.upstreamOf(name);
+  const cached = upstream ? await deps.proxy?.manifest(deps, upstream, name, reference) : undefined;
+  const manifest = cached ? cached.manifest : await deps.metadata.getManifest(name, reference);
   if (!manifest) throw new RegistryError(404, "MANIFEST_UNKNOWN", { name, reference });
   if (!accepts(c.req.header("accept"), manifest.mediaType)) {
     throw new RegistryError(
@@ -63,12 +65,14 @@ export async function getManifest(c: Ctx, deps: RegistryDeps, name: string, refe
       `manifest is ${manifest.mediaType}, which the Accept header does not allow`,
     );
   }
-  const headers = {
+  const headers: Record<string, string> = {
     "Content-Type": manifest.mediaType,
     "Content-Length": String(manifest.content.byteLength),
     "Docker-Content-Digest": manifest.digest,
     ETag: `"${manifest.digest}"`,
   };
+  // RFC 9111 §5.5 (obsoleted but what clients and caches still read), plus a header of our own.
+  if (cached?.stale) Object.assign(headers, { Warning: '110 - "Response is Stale"', "X-Minato-Cache": "stale" });
   if (head) return c.body(null, 200, headers);
   if (deps.notifications) {
     const target = { mediaType: manifest.mediaType, size: manifest.content.byteLength, digest: manifest.digest, repository: name };
